@@ -1,0 +1,19 @@
+"""Gemma 1/2/3 text models in Flax NNX: configs, presets, the forward pass."""
+
+from wcse_jax.model.config import (
+    PRESETS,
+    AttentionKind,
+    GemmaConfig,
+    UnknownModelError,
+    count_params,
+    get_preset,
+)
+from wcse_jax.model.modules import LayerCache
+from wcse_jax.model.transformer import (
+    KVCache,
+    Transformer,
+    cache_sizes,
+    causal_mask,
+    init_cache,
+    segment_mask,
+)

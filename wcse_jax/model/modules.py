@@ -1,0 +1,203 @@
+"""The building blocks of a Gemma layer, in Flax NNX.
+
+Dimension letters used in shapes and einsums:
+  B batch, T query tokens of this call, S cached key slots, U keys of this call,
+  D embed_dim, F hidden_dim (each GeGLU branch), N query heads, K key/value
+  heads, G query heads per key/value head (N = K * G), H head_dim, V vocab.
+"""
+
+from __future__ import annotations
+
+import flax.struct
+import jax
+import jax.numpy as jnp
+from flax import nnx
+from jaxtyping import Array, Bool, Float, Int
+
+from wcse_jax.model.config import AttentionKind, GemmaConfig
+
+_MASKED = -2.3819763e38  # the reference's fill value for masked logits
+
+
+def _normal(rngs: nnx.Rngs, shape, dtype, std=0.02):
+  return std * jax.random.normal(rngs.params(), shape, dtype)
+
+
+class RMSNorm(nnx.Module):
+  """RMS normalisation with a zero-centred scale: `x / rms(x) * (1 + scale)`."""
+
+  def __init__(self, dim: int, *, eps: float, param_dtype):
+    self.eps = eps
+    self.scale = nnx.Param(jnp.zeros((dim,), param_dtype))
+
+  def __call__(self, x: Float[Array, '*B D']) -> Float[Array, '*B D']:
+    x32 = x.astype(jnp.float32)
+    normed = x32 * jax.lax.rsqrt(jnp.mean(x32 * x32, -1, keepdims=True) + self.eps)
+    return (normed * (1.0 + self.scale[...].astype(jnp.float32))).astype(x.dtype)
+
+
+class Embedder(nnx.Module):
+  """Token embedding, shared with the output projection."""
+
+  def __init__(self, config: GemmaConfig, *, rngs: nnx.Rngs, param_dtype):
+    shape = (config.vocab_size, config.embed_dim)
+    self.input_embedding = nnx.Param(_normal(rngs, shape, param_dtype))
+
+  def encode(self, tokens: Int[Array, 'B T'], dtype) -> Float[Array, 'B T D']:
+    table = self.input_embedding[...]
+    x = jnp.take(table, tokens, axis=0).astype(dtype)
+    # The reference rounds sqrt(D) to the compute dtype before multiplying.
+    return x * jnp.asarray(table.shape[1] ** 0.5, dtype)
+
+  def decode(self, x: Float[Array, '*B D']) -> Float[Array, '*B V']:
+    return jnp.einsum('...D,VD->...V', x, self.input_embedding[...].astype(x.dtype))
+
+
+def apply_rope(
+    x: Float[Array, 'B T N H'],
+    positions: Int[Array, 'B T'],
+    *,
+    base: float,
+    scale: float = 1.0,
+) -> Float[Array, 'B T N H']:
+  """Rotary embedding on the two halves of the head dimension.
+
+  With `scale` > 1 positions are divided by it (linear scaling, as Gemma 3 does
+  on its global layers).
+  """
+  half = x.shape[-1] // 2
+  inv_freq = 1.0 / base ** (jnp.arange(half, dtype=jnp.float32) * 2 / x.shape[-1])
+  angles = (positions.astype(jnp.float32) / scale)[..., None] * inv_freq
+  sin, cos = jnp.sin(angles)[:, :, None, :], jnp.cos(angles)[:, :, None, :]
+  first, second = jnp.split(x.astype(jnp.float32), 2, axis=-1)
+  rotated = jnp.concatenate(
+      [first * cos - second * sin, second * cos + first * sin], axis=-1
+  )
+  return rotated.astype(x.dtype)
+
+
+@flax.struct.dataclass
+class LayerCache:
+  """Keys and values of one layer: a ring of `S` slots, slot = position % S.
+
+  Global layers get as many slots as the longest sequence, so they never wrap;
+  local (sliding-window) layers keep only their window. A stack of layers
+  carries a leading layer axis: `[R, B, S, K, H]`.
+  """
+
+  keys: Float[Array, '*R B S K H']
+  values: Float[Array, '*R B S K H']
+
+
+class Attention(nnx.Module):
+  """Grouped-query attention over this call's tokens and, optionally, a cache."""
+
+  def __init__(
+      self, config: GemmaConfig, kind: AttentionKind, *, rngs: nnx.Rngs, param_dtype
+  ):
+    d, n, k, h = config.embed_dim, config.num_heads, config.num_kv_heads, config.head_dim
+    self.kind = kind
+    self.num_kv_heads = k
+    self.query_scale = config.query_pre_attn_scalar**-0.5
+    self.softcap = config.attn_logit_softcap
+    self.window = config.sliding_window if kind == AttentionKind.LOCAL else None
+    if kind == AttentionKind.LOCAL:
+      self.rope_base, self.rope_scale = config.rope_base_local, 1.0
+    else:
+      self.rope_base, self.rope_scale = config.rope_base_global, config.rope_scale_global
+    self.q_proj = nnx.Param(_normal(rngs, (d, n, h), param_dtype))
+    self.k_proj = nnx.Param(_normal(rngs, (d, k, h), param_dtype))
+    self.v_proj = nnx.Param(_normal(rngs, (d, k, h), param_dtype))
+    self.o_proj = nnx.Param(_normal(rngs, (n, h, d), param_dtype))
+    if config.use_qk_norm:
+      self.query_norm = RMSNorm(h, eps=config.rms_norm_eps, param_dtype=param_dtype)
+      self.key_norm = RMSNorm(h, eps=config.rms_norm_eps, param_dtype=param_dtype)
+    else:
+      self.query_norm = self.key_norm = None
+
+  def __call__(
+      self,
+      x: Float[Array, 'B T D'],
+      positions: Int[Array, 'B T'],
+      mask: Bool[Array, 'B T U'],
+      *,
+      cache: LayerCache | None = None,
+      cache_mask: Bool[Array, 'B T S'] | None = None,
+  ) -> tuple[Float[Array, 'B T D'], Float[Array, 'B T K H'], Float[Array, 'B T K H']]:
+    """Returns the layer output and this call's keys and values (to cache)."""
+    dtype = x.dtype
+    q = jnp.einsum('BTD,DNH->BTNH', x, self.q_proj[...].astype(dtype))
+    k = jnp.einsum('BTD,DKH->BTKH', x, self.k_proj[...].astype(dtype))
+    v = jnp.einsum('BTD,DKH->BTKH', x, self.v_proj[...].astype(dtype))
+    if self.query_norm is not None:
+      q, k = self.query_norm(q), self.key_norm(k)
+    q = apply_rope(q, positions, base=self.rope_base, scale=self.rope_scale)
+    k = apply_rope(k, positions, base=self.rope_base, scale=self.rope_scale)
+    q = q * jnp.asarray(self.query_scale, dtype)
+
+    b, t, n, h = q.shape
+    q = q.reshape(b, t, self.num_kv_heads, n // self.num_kv_heads, h)
+    logits = jnp.einsum('BTKGH,BUKH->BKGTU', q, k)
+    masks = [mask]
+    if cache is not None:
+      cached_logits = jnp.einsum('BTKGH,BSKH->BKGTS', q, cache.keys.astype(dtype))
+      logits = jnp.concatenate([cached_logits, logits], axis=-1)
+      masks = [cache_mask, mask]
+    logits = logits.astype(jnp.float32)
+    if self.softcap is not None:
+      logits = jnp.tanh(logits / self.softcap) * self.softcap
+    full_mask = jnp.concatenate(masks, axis=-1)[:, None, None]
+    probs = jax.nn.softmax(jnp.where(full_mask, logits, _MASKED), axis=-1)
+    probs = probs.astype(dtype)
+
+    num_cached = 0 if cache is None else cache.keys.shape[1]
+    out = jnp.einsum('BKGTU,BUKH->BTKGH', probs[..., num_cached:], v)
+    if cache is not None:
+      out += jnp.einsum(
+          'BKGTS,BSKH->BTKGH', probs[..., :num_cached], cache.values.astype(dtype)
+      )
+    out = out.reshape(b, t, n, h)
+    return jnp.einsum('BTNH,NHD->BTD', out, self.o_proj[...].astype(dtype)), k, v
+
+
+class FeedForward(nnx.Module):
+  """GeGLU: `down(gelu_tanh(gate(x)) * up(x))`."""
+
+  def __init__(self, config: GemmaConfig, *, rngs: nnx.Rngs, param_dtype):
+    d, f = config.embed_dim, config.hidden_dim
+    self.gate_proj = nnx.Param(_normal(rngs, (d, f), param_dtype))
+    self.up_proj = nnx.Param(_normal(rngs, (d, f), param_dtype))
+    self.down_proj = nnx.Param(_normal(rngs, (f, d), param_dtype))
+
+  def __call__(self, x: Float[Array, 'B T D']) -> Float[Array, 'B T D']:
+    gate = jnp.einsum('BTD,DF->BTF', x, self.gate_proj[...].astype(x.dtype))
+    up = jnp.einsum('BTD,DF->BTF', x, self.up_proj[...].astype(x.dtype))
+    hidden = jax.nn.gelu(gate, approximate=True) * up
+    return jnp.einsum('BTF,FD->BTD', hidden, self.down_proj[...].astype(x.dtype))
+
+
+class Block(nnx.Module):
+  """One transformer layer: attention and GeGLU, each with pre- (and post-) norm."""
+
+  def __init__(
+      self, config: GemmaConfig, kind: AttentionKind, *, rngs: nnx.Rngs, param_dtype
+  ):
+    norm = lambda: RMSNorm(config.embed_dim, eps=config.rms_norm_eps, param_dtype=param_dtype)
+    self.pre_attention_norm = norm()
+    self.attn = Attention(config, kind, rngs=rngs, param_dtype=param_dtype)
+    self.post_attention_norm = norm() if config.use_post_attn_norm else None
+    self.pre_ffw_norm = norm()
+    self.mlp = FeedForward(config, rngs=rngs, param_dtype=param_dtype)
+    self.post_ffw_norm = norm() if config.use_post_ffw_norm else None
+
+  def __call__(self, x, positions, mask, *, cache=None, cache_mask=None):
+    attended, k, v = self.attn(
+        self.pre_attention_norm(x), positions, mask, cache=cache, cache_mask=cache_mask
+    )
+    if self.post_attention_norm is not None:
+      attended = self.post_attention_norm(attended)
+    x = x + attended
+    fed = self.mlp(self.pre_ffw_norm(x))
+    if self.post_ffw_norm is not None:
+      fed = self.post_ffw_norm(fed)
+    return x + fed, k, v

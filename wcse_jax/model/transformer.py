@@ -1,0 +1,288 @@
+"""`Transformer(config)`: the one Gemma forward pass, shared by sampler and trainer.
+
+Layers are stored as one stack per position in the attention pattern and run
+with `jax.lax.scan` over the whole periods, so a 62-layer model compiles one
+period (six layers for Gemma 3), not 62. Layers after the last whole period
+(26 = 4 * 6 + 2 for Gemma 3 1B) are kept unstacked in `tail`.
+
+Masks. Without a cache, `attention_mask[b, t, u]` says whether token t of row b
+may attend to token u of the same call. For two right-padded rows (`.` is
+padding) the default causal mask is:
+
+    tokens       input_mask    attention_mask[0]   attention_mask[1]
+    a b c d      1 1 1 1       1 . . .             1 . . .
+    e f . .      1 1 0 0       1 1 . .             1 1 . .
+                               1 1 1 .             1 1 . .
+                               1 1 1 1             1 1 . .
+
+Packed rows pass `attention_mask` from `segment_mask(segment_ids)` and
+per-segment positions. Local layers further restrict every mask to keys with
+`query_position - key_position < sliding_window`.
+
+With a cache, each token also attends to the cached keys whose recorded
+position is at most its own; this call's valid tokens are then written to
+slot `position % S` of every layer and recorded in `cache.positions`. Because
+the positions travel with the cache, ragged rows need no padding inside the
+cache and a row is reset by marking its positions -1.
+"""
+
+from __future__ import annotations
+
+import flax.struct
+import jax
+import jax.numpy as jnp
+from flax import nnx
+from jaxtyping import Array, Bool, Float, Int
+
+from wcse_jax.model.config import AttentionKind, GemmaConfig
+from wcse_jax.model.modules import Block, Embedder, LayerCache, RMSNorm
+
+
+@flax.struct.dataclass
+class KVCache:
+  """The cache of a whole model, laid out like its parameters.
+
+  `blocks[j]` holds the stacked layers at pattern position j (`[R, B, S, K, H]`),
+  `tail[i]` the i-th tail layer (`[B, S, K, H]`); `positions[kind]` (`[B, S]`)
+  records which position each slot of that kind of layer holds, -1 if none.
+  """
+
+  blocks: tuple[LayerCache, ...]
+  tail: tuple[LayerCache, ...]
+  positions: dict[str, Int[Array, 'B S']]
+
+  @property
+  def batch_size(self) -> int:
+    return next(iter(self.positions.values())).shape[0]
+
+
+def cache_sizes(config: GemmaConfig, max_len: int) -> dict[AttentionKind, int]:
+  """Slots per row for each kind of layer: local layers keep only their window."""
+  sizes = {AttentionKind.GLOBAL: max_len}
+  if AttentionKind.LOCAL in config.layer_pattern:
+    sizes[AttentionKind.LOCAL] = min(config.sliding_window, max_len)
+  return sizes
+
+
+def init_cache(
+    config: GemmaConfig, batch_size: int, max_len: int, dtype=jnp.float32
+) -> KVCache:
+  """An empty cache for `batch_size` rows of up to `max_len` positions."""
+  sizes = cache_sizes(config, max_len)
+  k, h = config.num_kv_heads, config.head_dim
+
+  def layer(kind, *lead):
+    shape = (*lead, batch_size, sizes[kind], k, h)
+    return LayerCache(keys=jnp.zeros(shape, dtype), values=jnp.zeros(shape, dtype))
+
+  pattern = config.layer_pattern
+  return KVCache(
+      blocks=tuple(layer(kind, config.num_repeats) for kind in stacked_kinds(config)),
+      tail=tuple(layer(pattern[i]) for i in range(config.num_tail_layers)),
+      positions={
+          kind.value: jnp.full((batch_size, size), -1, jnp.int32)
+          for kind, size in sizes.items()
+      },
+  )
+
+
+def stacked_kinds(config: GemmaConfig) -> tuple[AttentionKind, ...]:
+  """The kind of each stack in `Transformer.blocks` (none if no whole period)."""
+  return config.layer_pattern if config.num_repeats else ()
+
+
+def causal_mask(
+    positions: Int[Array, 'B T'], input_mask: Bool[Array, 'B T']
+) -> Bool[Array, 'B T T']:
+  """Token t attends to valid tokens at positions up to its own."""
+  return (positions[:, None, :] <= positions[:, :, None]) & input_mask[:, None, :]
+
+
+def segment_mask(
+    positions: Int[Array, 'B T'], segment_ids: Int[Array, 'B T']
+) -> Bool[Array, 'B T T']:
+  """Causal within each packed segment; segment id 0 marks padding."""
+  same = segment_ids[:, None, :] == segment_ids[:, :, None]
+  return causal_mask(positions, segment_ids != 0) & same
+
+
+def _window(mask, q_pos, k_pos, window):
+  return mask & (q_pos[:, :, None] - k_pos[:, None, :] < window)
+
+
+class Transformer(nnx.Module):
+  """A Gemma 1, 2 or 3 text model.
+
+  >>> model = Transformer(get_preset('gemma3-270m'), rngs=nnx.Rngs(0))
+  >>> logits, _ = model(tokens, positions)              # [B, T, V]
+  >>> logits, cache = model(tokens, positions, cache=cache, input_mask=valid)
+  """
+
+  def __init__(
+      self,
+      config: GemmaConfig,
+      *,
+      rngs: nnx.Rngs,
+      dtype=jnp.float32,
+      param_dtype=jnp.float32,
+  ):
+    self.config = config
+    self.dtype = dtype
+    self.embedder = Embedder(config, rngs=rngs, param_dtype=param_dtype)
+
+    def stacked_block(kind: AttentionKind) -> Block:
+      @nnx.split_rngs(splits=config.num_repeats)
+      @nnx.vmap(in_axes=(0,), out_axes=0)
+      def create(rngs):
+        return Block(config, kind, rngs=rngs, param_dtype=param_dtype)
+
+      return create(rngs)
+
+    pattern = config.layer_pattern
+    self.blocks = nnx.List([stacked_block(kind) for kind in stacked_kinds(config)])
+    self.tail = nnx.List([
+        Block(config, pattern[i], rngs=rngs, param_dtype=param_dtype)
+        for i in range(config.num_tail_layers)
+    ])
+    self.final_norm = RMSNorm(
+        config.embed_dim, eps=config.rms_norm_eps, param_dtype=param_dtype
+    )
+
+  def __call__(
+      self,
+      tokens: Int[Array, 'B T'],
+      positions: Int[Array, 'B T'],
+      *,
+      attention_mask: Bool[Array, 'B T T'] | None = None,
+      input_mask: Bool[Array, 'B T'] | None = None,
+      cache: KVCache | None = None,
+      remat: bool = False,
+      return_hidden: bool = False,
+  ) -> tuple[Float[Array, 'B T V'], KVCache | None]:
+    """Logits (float32) for every token, and the cache with this call's tokens.
+
+    Args:
+      tokens: token ids.
+      positions: position of each token in its sequence (or packed segment).
+      attention_mask: which of this call's tokens each token attends to;
+        defaults to `causal_mask(positions, input_mask)`.
+      input_mask: which tokens are real (False for padding): padding is neither
+        attended to by default nor written to the cache.
+      cache: keys and values of earlier calls, from `init_cache`.
+      remat: recompute each layer's activations in the backward pass.
+      return_hidden: return the final normed hidden states [B, T, D] instead
+        of logits; `logits(hidden)` turns any slice of them into logits, which
+        lets a trainer never hold [B, T, V] at once.
+    """
+    config = self.config
+    if input_mask is None:
+      input_mask = jnp.ones(tokens.shape, bool)
+    if attention_mask is None:
+      attention_mask = causal_mask(positions, input_mask)
+    masks = {AttentionKind.GLOBAL: attention_mask}
+    cache_masks, slots = {}, {}
+    if AttentionKind.LOCAL in config.layer_pattern:
+      masks[AttentionKind.LOCAL] = _window(
+          attention_mask, positions, positions, config.sliding_window
+      )
+    if cache is not None:
+      for kind in masks:
+        cached_pos = cache.positions[kind.value]
+        seen = (cached_pos[:, None, :] >= 0) & (
+            cached_pos[:, None, :] <= positions[:, :, None]
+        )
+        if kind == AttentionKind.LOCAL:
+          seen = _window(seen, positions, cached_pos, config.sliding_window)
+        cache_masks[kind] = seen
+        slots[kind] = _write_slots(positions, input_mask, cached_pos.shape[1])
+
+    def run_block(block_def, block_state, x, layer_cache, kind):
+      block = nnx.merge(block_def, block_state)
+      x, k, v = block(
+          x, positions, masks[kind], cache=layer_cache, cache_mask=cache_masks.get(kind)
+      )
+      return x, k, v
+
+    if remat:
+      run_block = jax.checkpoint(run_block, static_argnums=(0, 4))
+
+    split_blocks = [nnx.split(b) for b in self.blocks]
+    block_defs = [d for d, _ in split_blocks]
+    pattern = config.layer_pattern
+
+    # The stacked caches go in as scan inputs (one layer's slice per step) and
+    # this call's keys and values come out stacked; they are written after the
+    # scan, so XLA never copies a whole stack inside the loop.
+    def period(x, inputs):
+      states, caches = inputs
+      new_kv = []
+      for j, kind in enumerate(stacked_kinds(config)):
+        layer_cache = caches[j] if caches is not None else None
+        x, k, v = run_block(block_defs[j], states[j], x, layer_cache, kind)
+        new_kv.append((k, v))
+      return x, (tuple(new_kv) if caches is not None else None)
+
+    x = self.embedder.encode(tokens, self.dtype)
+    block_caches = cache.blocks if cache is not None else None
+    x, new_kv = jax.lax.scan(
+        period, x, (tuple(s for _, s in split_blocks), block_caches), length=config.num_repeats
+    )
+    if cache is not None:
+      block_caches = tuple(
+          _write(layer_cache, k, v, slots[kind], stacked=True)
+          for layer_cache, (k, v), kind in zip(cache.blocks, new_kv, stacked_kinds(config))
+      )
+    tail_caches = []
+    for i, block in enumerate(self.tail):
+      kind = pattern[i]
+      block_def, block_state = nnx.split(block)
+      layer_cache = cache.tail[i] if cache is not None else None
+      x, k, v = run_block(block_def, block_state, x, layer_cache, kind)
+      if cache is not None:
+        tail_caches.append(_write(layer_cache, k, v, slots[kind]))
+
+    out = self.final_norm(x) if return_hidden else self.logits(self.final_norm(x))
+    if cache is None:
+      return out, None
+    new_positions = {
+        kind.value: _scatter_rows(cache.positions[kind.value], slots[kind], positions, False)
+        for kind in slots
+    }
+    return out, KVCache(blocks=block_caches, tail=tuple(tail_caches), positions=new_positions)
+
+  def logits(self, hidden: Float[Array, '*B D']) -> Float[Array, '*B V']:
+    """Float32 logits (soft-capped where the model does) from final hidden states."""
+    logits = self.embedder.decode(hidden).astype(jnp.float32)
+    if self.config.final_logit_softcap is not None:
+      cap = self.config.final_logit_softcap
+      logits = jnp.tanh(logits / cap) * cap
+    return logits
+
+
+def _write_slots(
+    positions: Int[Array, 'B T'], input_mask: Bool[Array, 'B T'], size: int
+) -> Int[Array, 'B T']:
+  """Cache slot of each token, or `size` (out of range: dropped) if not written.
+
+  Only a row's last `size` positions are written, so a chunk longer than a
+  sliding window writes each slot once.
+  """
+  last = jnp.max(jnp.where(input_mask, positions, -1), axis=1, keepdims=True)
+  keep = input_mask & (positions > last - size)
+  return jnp.where(keep, positions % size, size)
+
+
+def _scatter_rows(buffer, slots, values, stacked: bool):
+  """Writes `values` ([B, T, ...], or [R, B, T, ...] if stacked) at each row's slots."""
+  rows = jnp.arange(slots.shape[0])[:, None]
+  if not stacked:
+    return buffer.at[rows, slots].set(values.astype(buffer.dtype), mode='drop')
+  layers = jnp.arange(buffer.shape[0])[:, None, None]
+  return buffer.at[layers, rows[None], slots[None]].set(values.astype(buffer.dtype), mode='drop')
+
+
+def _write(layer_cache: LayerCache, k, v, slots, *, stacked: bool = False) -> LayerCache:
+  return LayerCache(
+      keys=_scatter_rows(layer_cache.keys, slots, k, stacked),
+      values=_scatter_rows(layer_cache.values, slots, v, stacked),
+  )
