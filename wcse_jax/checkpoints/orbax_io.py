@@ -1,0 +1,84 @@
+"""Our own model checkpoints: Orbax-saved parameters, config and tokenizer.
+
+    CKPT/wcse_config.json     the GemmaConfig (and dtypes) the weights belong to
+    CKPT/params/              Orbax StandardCheckpointer tree of the nnx state
+    CKPT/tokenizer/           the tokenizer files
+
+Restoring reads every array straight into its shards on the target mesh.
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+
+import jax
+import orbax.checkpoint as ocp
+from flax import nnx
+from jax.sharding import Mesh
+
+from wcse_jax import parallel
+from wcse_jax.checkpoints.assemble import CheckpointError, abstract_model
+from wcse_jax.model import GemmaConfig
+
+CONFIG_FILE = 'wcse_config.json'
+
+
+def is_our_checkpoint(path: pathlib.Path) -> bool:
+  return path.is_dir() and (path / CONFIG_FILE).exists()
+
+
+def save_model(path: str | pathlib.Path, loaded) -> pathlib.Path:
+  """Saves a `LoadedModel` (or anything with config, params, tokenizer)."""
+  path = pathlib.Path(path).absolute()
+  path.mkdir(parents=True, exist_ok=True)
+  with ocp.StandardCheckpointer() as checkpointer:
+    checkpointer.save(path / 'params', nnx.to_pure_dict(loaded.params), force=True)
+  if loaded.tokenizer is not None:
+    loaded.tokenizer.save_pretrained(path / 'tokenizer')
+  (path / CONFIG_FILE).write_text(json.dumps({'config': loaded.config.to_dict()}, indent=2))
+  return path
+
+
+def read_config(path: pathlib.Path) -> GemmaConfig:
+  try:
+    return GemmaConfig.from_dict(json.loads((path / CONFIG_FILE).read_text())['config'])
+  except (OSError, ValueError, KeyError, TypeError) as e:
+    raise CheckpointError(f'{path / CONFIG_FILE}: unreadable model config ({e}).') from None
+
+
+def restore_model(
+    path: pathlib.Path, *, mesh: Mesh, dtype, param_dtype, fsdp: bool = False,
+    tokenizer=None, with_tokenizer: bool = True,
+):
+  """Restores a checkpoint written by `save_model` onto `mesh`."""
+  from wcse_jax.checkpoints.load import LoadedModel, load_tokenizer  # pylint: disable=g-import-not-at-top
+
+  path = pathlib.Path(path).absolute()
+  config = read_config(path)
+  if not (path / 'params').exists():
+    raise CheckpointError(f'{path}: the params/ directory is missing; the checkpoint is partial.')
+  graphdef, abstract = abstract_model(config, dtype=dtype, param_dtype=param_dtype)
+  shardings = parallel.param_shardings(abstract, mesh, fsdp=fsdp)
+  target = jax.tree.map(
+      lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
+      nnx.to_pure_dict(abstract),
+      nnx.to_pure_dict(shardings),
+  )
+  try:
+    with ocp.StandardCheckpointer() as checkpointer:
+      restored = checkpointer.restore(path / 'params', target)
+  except (ValueError, KeyError) as e:
+    raise CheckpointError(
+        f'{path}: the saved parameters do not fit {config.name} ({e}).'
+    ) from None
+  nnx.replace_by_pure_dict(abstract, restored)
+  return LoadedModel(
+      config=config,
+      graphdef=graphdef,
+      params=abstract,
+      tokenizer=load_tokenizer(tokenizer or path / 'tokenizer', kind='hf')
+      if with_tokenizer else None,
+      source=str(path),
+      mesh=mesh,
+  )
