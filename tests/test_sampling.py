@@ -1,0 +1,152 @@
+"""The sampler on a tiny random Gemma 3 (sliding window 8): cache, fan-out, batching, devices."""
+
+import dataclasses
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import sampling_helpers as helpers  # tests/ is on sys.path under pytest
+from wcse_jax.sampling import PromptTooLongError, SamplingParams, Sampler
+
+
+@pytest.fixture(scope='module')
+def model():
+  return helpers.tiny_model()
+
+
+@pytest.fixture(scope='module')
+def sampler(model):
+  return Sampler(model, max_len=128, num_slots=4, prefill_rows=2, chunk_steps=5)
+
+
+@pytest.fixture(scope='module')
+def outputs(sampler):
+  return helpers.run(sampler)
+
+
+def same(a, b):
+  """Completions agree: tokens, text and ending exactly, log-probabilities to float error."""
+  assert a.keys() == b.keys()
+  for key in a:
+    x, y = a[key], b[key]
+    assert (x.token_ids, x.text, x.finish_reason) == (y.token_ids, y.text, y.finish_reason), key
+    assert x.logprob == pytest.approx(y.logprob, rel=1e-4, abs=1e-4), key
+
+
+def recompute_logprobs(model, sequences, length=128):
+  """log_softmax of the model's logits for every next token, without any cache.
+
+  Sequences are right-padded to one length: padding after a token does not
+  change what it sees.
+  """
+  tokens = np.zeros((len(sequences), length), np.int32)
+  for row, ids in zip(tokens, sequences):
+    row[: len(ids)] = ids
+  positions = jnp.broadcast_to(jnp.arange(length), tokens.shape)
+  logits, _ = jax.jit(lambda t: model.model(t, positions))(tokens)
+  return np.asarray(jax.nn.log_softmax(logits))
+
+
+@pytest.mark.parametrize('params', [
+    SamplingParams(temperature=1.0, max_new_tokens=24),
+    SamplingParams(temperature=0, max_new_tokens=24),
+], ids=['sampled', 'greedy'])
+def test_decoding_far_past_the_sliding_window_matches_a_full_recompute(model, sampler, params):
+  outputs = helpers.run(sampler, num_samples=2, params=params)
+  prompts = [model.tokenizer.encode(helpers.PREFIX + helpers.QUESTIONS[j]) for j, _ in outputs]
+  recomputed = recompute_logprobs(model, [p + list(c.token_ids) for p, c in zip(prompts, outputs.values())])
+  for prompt, logprobs, c in zip(prompts, recomputed, outputs.values()):
+    assert len(prompt) == c.prompt_tokens
+    steps = np.arange(len(prompt) - 1, len(prompt) - 1 + c.num_tokens)
+    assert c.logprob == pytest.approx(logprobs[steps, c.token_ids].sum(), rel=1e-4)
+    if params.temperature == 0:
+      np.testing.assert_array_equal(logprobs[steps].argmax(-1), c.token_ids)
+  # Prompts of 39 to 101 tokens: the window's ring has wrapped many times.
+  assert min(c.prompt_tokens + c.num_tokens for c in outputs.values()) > 5 * model.config.sliding_window
+
+
+def test_shared_prefix_fan_out_and_refills_give_the_plain_paths_outputs(model, outputs):
+  # Plain: every sample's whole prompt prefilled from scratch, other batch shapes.
+  plain_sampler = Sampler(
+      model, max_len=128, num_slots=3, prefill_rows=4, chunk_steps=7, share_prompts=False
+  )
+  plain = helpers.run(plain_sampler)
+  same(outputs, plain)
+  assert len(outputs) == len(helpers.QUESTIONS) * 3
+  for c in outputs.values():
+    assert (c.finish_reason == 'eos') == (c.token_ids[-1] == model.tokenizer.eos_token_id)
+    assert c.finish_reason in ('eos', 'length')
+  # Shared: the prefix once, each problem once (the one tokenized whole, in full).
+  prefix_len = len(model.tokenizer.encode(helpers.PREFIX))
+  own = [c.prompt_tokens - prefix_len for c in outputs.values() if c.sample == 0]
+  own[2] += prefix_len
+  assert sum(c.prompt_tokens_computed for c in outputs.values()) == prefix_len + sum(own)
+  assert sum(c.prompt_tokens_computed for c in plain.values()) == sum(
+      c.prompt_tokens for c in plain.values()
+  )
+
+
+def test_stop_strings_end_samples_where_their_text_first_holds_one(sampler, outputs):
+  stop = outputs[1, 0].text[6:8]
+  stopped = helpers.run(
+      sampler, params=dataclasses.replace(helpers.PARAMS, stop_strings=('never', stop))
+  )
+  decode = sampler.tokenizer.decode
+  num_stopped = 0
+  for key, full in outputs.items():
+    c = stopped[key]
+    cut = full.text.find(stop)
+    if cut < 0:
+      assert c == full
+      continue
+    num_stopped += 1
+    assert (c.finish_reason, c.text) == ('stop', full.text[:cut])
+    assert c.token_ids == full.token_ids[: c.num_tokens]
+    assert stop in decode(c.token_ids) and stop not in decode(c.token_ids[:-1])
+  assert num_stopped >= 1
+
+
+def test_skipped_samples_are_not_drawn_and_the_rest_do_not_change(sampler, outputs):
+  skip = {key for key in outputs if (key[0] + key[1]) % 2}
+  resumed = helpers.run(sampler, skip=skip)
+  same(resumed, {k: v for k, v in outputs.items() if k not in skip})
+
+
+def test_nothing_compiles_again_after_warm_up(sampler, outputs):
+  del outputs  # warmed up with the standard workload
+  jitted = [sampler._decode, sampler._refill, sampler._extend, sampler._extend_last, sampler._begin_rows]
+  before = [f._cache_size() for f in jitted]
+  params = dataclasses.replace(helpers.PARAMS, max_new_tokens=9)
+  helpers.run(sampler, num_samples=5, params=params, seed=123)
+  assert [f._cache_size() for f in jitted] == before
+
+
+def test_a_prompt_longer_than_the_context_is_one_clear_line(model):
+  short = Sampler(model, max_len=64, num_slots=2, prefill_rows=2)
+  with pytest.raises(PromptTooLongError) as error:
+    short.sample(helpers.PREFIX, helpers.QUESTIONS, num_samples=1, params=helpers.PARAMS, seed=0)
+  message = str(error.value)
+  assert '\n' not in message and 'Problem 1 ' in message and 'max_len=64' in message
+
+
+def test_outputs_are_identical_on_one_device_and_on_a_2x2_mesh_of_four(outputs):
+  env = dict(os.environ, XLA_FLAGS='--xla_force_host_platform_device_count=4', JAX_PLATFORMS='cpu')
+  script = pathlib.Path(__file__).parent / 'sampling_helpers.py'
+  result = subprocess.run(
+      [sys.executable, str(script)], env=env, capture_output=True, text=True, check=True
+  )
+  report = json.loads(result.stdout.strip().splitlines()[-1])
+  assert report['devices'] == 4 and report['mesh'] == {'data': 2, 'model': 2}
+  four = {(c['problem'], c['sample']): c for c in report['completions']}
+  assert four.keys() == outputs.keys()
+  for key, c in outputs.items():
+    assert tuple(four[key]['token_ids']) == c.token_ids, key
+    assert four[key]['text'] == c.text
+    assert four[key]['logprob'] == pytest.approx(c.logprob, rel=1e-4, abs=1e-4)

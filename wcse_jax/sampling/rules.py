@@ -1,0 +1,194 @@
+"""How one token is drawn from the model's logits: greedy, temperature, top-k, top-p, min-p.
+
+The rules compose in the order transformers applies them: the logits are
+divided by the temperature, cut to the `top_k` largest, then to the smallest
+set of most probable tokens whose (renormalised) mass reaches `top_p`, then to
+the tokens with at least `min_p` times the probability of the most probable
+one. The token is drawn exactly from what is left, renormalised. With
+probabilities (.50, .30, .15, .05) after the temperature:
+
+    top_k=3     keeps .50 .30 .15     mass .95, renormalised (.526, .316, .158)
+    top_p=0.8   keeps .50 .30         .50 < .8 <= .50 + .30
+    min_p=0.2   keeps .50 .30 .15     each >= 0.2 * .50
+
+Tokens tied with the last one kept by top-p are kept too. Nothing is sorted
+over the whole vocabulary (262k entries for Gemma 3): top-k takes
+`jax.lax.top_k`, top-p finds its probability threshold by bisection, and the
+draw inverts the cumulative distribution block by block with one uniform
+number per row.
+
+Every draw takes its own key, `token_key(seed, problem, sample, step)`, so a
+sample's tokens do not depend on which slot, batch or device computed them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Bool, Float, Int, Key
+
+_BLOCK = 512  # the cumulative distribution is inverted over blocks of this many tokens
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class TokenRules:
+  """How each token is drawn; temperature 0 is greedy (the other rules then do nothing)."""
+
+  temperature: float = 1.0
+  top_k: int | None = None
+  top_p: float = 1.0
+  min_p: float = 0.0
+
+  def __post_init__(self):
+    if self.temperature < 0:
+      raise ValueError(f'temperature must be >= 0 (0 is greedy), not {self.temperature}.')
+    if self.top_k is not None and self.top_k < 1:
+      raise ValueError(f'top_k must be >= 1 or None (no limit), not {self.top_k}.')
+    if not 0 < self.top_p <= 1:
+      raise ValueError(f'top_p must be in (0, 1] (1 keeps everything), not {self.top_p}.')
+    if not 0 <= self.min_p <= 1:
+      raise ValueError(f'min_p must be in [0, 1] (0 keeps everything), not {self.min_p}.')
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class SamplingParams(TokenRules):
+  """Token rules plus when a sample ends: `max_new_tokens`, EOS, or a stop string.
+
+  >>> SamplingParams(temperature=0.7, top_k=40, max_new_tokens=256,
+  ...                stop_strings=('\\n\\nQ:',))
+  """
+
+  max_new_tokens: int = 256
+  stop_strings: tuple[str, ...] = ()
+
+  def __post_init__(self):
+    super().__post_init__()
+    if self.max_new_tokens < 1:
+      raise ValueError(f'max_new_tokens must be >= 1, not {self.max_new_tokens}.')
+    if isinstance(self.stop_strings, str) or not all(self.stop_strings):
+      raise ValueError(
+          f'stop_strings must be a tuple of non-empty strings, not {self.stop_strings!r}.'
+      )
+
+  @property
+  def token_rules(self) -> TokenRules:
+    """The part compiled into the decode loop (limits and stop strings are not)."""
+    return TokenRules(
+        temperature=self.temperature, top_k=self.top_k, top_p=self.top_p, min_p=self.min_p
+    )
+
+
+def token_keys(
+    seed: Key[Array, ''], problems: Int[Array, 'B'], samples: Int[Array, 'B'], steps: Int[Array, 'B']
+) -> Key[Array, 'B']:
+  """The key of token `step` of sample `sample` of problem `problem`."""
+
+  def one(problem, sample, step):
+    fold = jax.random.fold_in
+    return fold(fold(fold(seed, problem), sample), step)
+
+  return jax.vmap(one)(problems, samples, steps)
+
+
+def sample_next(
+    logits: Float[Array, 'B V'],
+    keys: Key[Array, 'B'],
+    rules: TokenRules,
+    *,
+    rows: Bool[Array, 'B'] | None = None,
+) -> tuple[Int[Array, 'B'], Float[Array, 'B']]:
+  """Draws one token per row; returns it and its log-probability under the model.
+
+  The log-probability is that of the raw model distribution, `log_softmax(logits)`,
+  whatever the rules: it measures the sample, not how it was drawn. `rows`
+  marks the rows whose draw is used (the others may hold stale logits); it only
+  lets top-p skip work they would need.
+  """
+  log_z = jax.nn.logsumexp(logits, axis=-1)
+  if rules.temperature == 0:
+    # top_k(1) breaks ties like argmax (lowest index) and is faster on CPU.
+    tokens = jax.lax.top_k(logits, 1)[1][:, 0]
+  else:
+    scaled = logits / rules.temperature
+    candidates = None
+    if rules.top_k is not None and rules.top_k < logits.shape[-1]:
+      scaled, candidates = jax.lax.top_k(scaled, rules.top_k)
+    # Unnormalised probabilities whose maximum is exactly 1.
+    weights = jnp.exp(scaled - jnp.max(scaled, axis=-1, keepdims=True))
+    if rules.top_p < 1:
+      rows = jnp.ones(logits.shape[:1], bool) if rows is None else rows
+      weights = jnp.where(weights >= nucleus_threshold(weights, rules.top_p, rows), weights, 0)
+    if rules.min_p > 0:
+      weights = jnp.where(weights >= rules.min_p, weights, 0)
+    uniform = 1 - jax.vmap(jax.random.uniform)(keys)  # in (0, 1]
+    tokens = inverse_cdf(weights, uniform)
+    if candidates is not None:
+      tokens = jnp.take_along_axis(candidates, tokens[:, None], axis=-1)[:, 0]
+  logprobs = jnp.take_along_axis(logits, tokens[:, None], axis=-1)[:, 0] - log_z
+  return tokens, logprobs
+
+
+def nucleus_threshold(
+    weights: Float[Array, 'B C'], top_p: float, rows: Bool[Array, 'B']
+) -> Float[Array, 'B 1']:
+  """The weight of the least probable token that top-p keeps (weights are at most 1).
+
+  That is the largest `t` with `sum(weights[weights >= t]) >= top_p * sum(weights)`.
+  The 256 largest weights usually hold the mass; when they do not for some row
+  in `rows`, the threshold is found by bisection on the bits of `t` instead
+  (positive floats order like their bit patterns): 32 passes, still exact.
+  """
+  target = top_p * jnp.sum(weights, axis=-1, keepdims=True)
+  k = min(256, weights.shape[-1])
+  top, _ = jax.lax.top_k(weights, k)
+  before = jnp.cumsum(top, axis=-1) - top  # mass of the more probable candidates
+  num_kept = jnp.sum(before < target, axis=-1, keepdims=True)
+  covered = jnp.sum(top, axis=-1, keepdims=True) >= target
+
+  def from_top(_):
+    return jnp.take_along_axis(top, num_kept - 1, axis=-1)
+
+  def by_bisection(_):
+    def mass_from(bits):
+      t = jax.lax.bitcast_convert_type(bits, jnp.float32)
+      return jnp.sum(jnp.where(weights >= t, weights, 0), axis=-1, keepdims=True)
+
+    def step(_, bounds):
+      lo, hi = bounds  # mass_from(lo) >= target > mass_from(hi)
+      mid = lo + (hi - lo) // 2
+      enough = mass_from(mid) >= target
+      return jnp.where(enough, mid, lo), jnp.where(enough, hi, mid)
+
+    one = jax.lax.bitcast_convert_type(jnp.float32(1), jnp.int32)
+    lo = jnp.zeros_like(num_kept)
+    lo, _ = jax.lax.fori_loop(0, 32, step, (lo, lo + one + 1))
+    return jax.lax.bitcast_convert_type(lo, jnp.float32)
+
+  return jax.lax.cond(
+      jnp.all(covered | ~rows[:, None]), from_top, by_bisection, None
+  ).astype(weights.dtype)
+
+
+def inverse_cdf(weights: Float[Array, 'B C'], uniform: Float[Array, 'B']) -> Int[Array, 'B']:
+  """The index where the cumulative weight first reaches `uniform * total`.
+
+  `uniform` is in (0, 1], so a token of zero weight is never chosen. The
+  cumulative sum runs over blocks of `_BLOCK` entries, then within the chosen
+  block: two short scans instead of one over the whole vocabulary.
+  """
+  b, c = weights.shape
+  block = min(_BLOCK, c)
+  padded = jnp.pad(weights, ((0, 0), (0, -c % block))).reshape(b, -1, block)
+  block_mass = jnp.sum(padded, axis=-1)
+  block_cdf = jnp.cumsum(block_mass, axis=-1)
+  x = uniform * block_cdf[:, -1]
+  chosen = jnp.minimum(jnp.sum(block_cdf < x[:, None], axis=-1), block_cdf.shape[1] - 1)
+  # Mass before the chosen block, read from the scan itself so that x - before > 0.
+  before = jnp.pad(block_cdf, ((0, 0), (1, 0)))[jnp.arange(b), chosen]
+  within = jnp.take_along_axis(padded, chosen[:, None, None], axis=1)[:, 0]
+  index = jnp.sum(jnp.cumsum(within, axis=-1) < (x - before)[:, None], axis=-1)
+  # Rounding can carry past the block's last token of nonzero weight: stop there.
+  last = block - 1 - jnp.argmax((within > 0)[:, ::-1], axis=-1)
+  return (chosen * block + jnp.minimum(index, last)).astype(jnp.int32)

@@ -1,0 +1,194 @@
+"""The device side of the sampler: prefill, refill, and chunks of decode steps.
+
+These are pure functions of the parameters, the KV caches and the slot state;
+the sampler jits them and donates what they replace.
+
+Slots. The decode batch is a fixed number of slots. Each holds one sample in
+progress: its problem and sample index, the position of its next token, how
+many tokens it has drawn, and the logits to draw the next one from. One
+decode step, for every active slot:
+
+    token = draw(logits, key(seed, problem, sample, generated))    emitted
+    the sample ends if token is EOS or the max_new_tokens-th token
+    otherwise feed token at `position`: new logits, position + 1
+
+Pool. Each problem's prompt is prefilled once into a row of a small pool
+cache, which also keeps the logits of its last prompt token. A slot starts a
+sample by copying a pool row and its logits (fan-out: N samples of a problem
+cost one prefill). Pool rows start as a copy of the shared prefix's row, so
+only each problem's own text is computed.
+"""
+
+from __future__ import annotations
+
+import flax.struct
+import jax
+import jax.numpy as jnp
+from flax import nnx
+from jaxtyping import Array, Bool, Float, Int, Key
+
+from wcse_jax.model import KVCache
+from wcse_jax.sampling import cache_rows
+from wcse_jax.sampling.rules import TokenRules, sample_next, token_keys
+
+
+@flax.struct.dataclass
+class Slots:
+  """The decode batch: one sample in progress per active slot."""
+
+  logits: Float[Array, 'B V']  # to draw the next token from
+  problem: Int[Array, 'B']
+  sample: Int[Array, 'B']
+  position: Int[Array, 'B']  # where the next token goes
+  generated: Int[Array, 'B']  # tokens drawn so far
+  active: Bool[Array, 'B']
+
+
+def empty_slots(num_slots: int, vocab_size: int) -> Slots:
+  zeros = jnp.zeros((num_slots,), jnp.int32)
+  return Slots(
+      logits=jnp.zeros((num_slots, vocab_size), jnp.float32),
+      problem=zeros,
+      sample=zeros,
+      position=zeros,
+      generated=zeros,
+      active=jnp.zeros((num_slots,), bool),
+  )
+
+
+@flax.struct.dataclass
+class Refill:
+  """The host's orders for the slots between two chunks of decode steps."""
+
+  start: Bool[Array, 'B']  # begin sample (problem, sample) from pool row `row`
+  row: Int[Array, 'B']
+  problem: Int[Array, 'B']
+  sample: Int[Array, 'B']
+  position: Int[Array, 'B']  # the prompt's length
+  stop: Bool[Array, 'B']  # the host ended this slot's sample (a stop string)
+
+
+def extend(
+    graphdef: nnx.GraphDef,
+    params: nnx.State,
+    cache: KVCache,
+    tokens: Int[Array, 'B T'],
+    positions: Int[Array, 'B T'],
+    input_mask: Bool[Array, 'B T'],
+) -> KVCache:
+  """Writes a chunk of prompt tokens into the cache; no logits are computed."""
+  _, cache = nnx.merge(graphdef, params)(
+      tokens, positions, input_mask=input_mask, cache=cache
+  )
+  return cache
+
+
+def extend_last(
+    graphdef: nnx.GraphDef,
+    params: nnx.State,
+    cache: KVCache,
+    logits: Float[Array, 'B V'],
+    tokens: Int[Array, 'B'],
+    positions: Int[Array, 'B'],
+    input_mask: Bool[Array, 'B'],
+) -> tuple[KVCache, Float[Array, 'B V']]:
+  """Writes each row's last prompt token and keeps its logits (unmasked rows keep theirs).
+
+  Kept apart from `extend` because the model computes logits for every token
+  it is given, and a prompt needs them for its last token only.
+  """
+  new_logits, cache = nnx.merge(graphdef, params)(
+      tokens[:, None], positions[:, None], input_mask=input_mask[:, None], cache=cache
+  )
+  return cache, jnp.where(input_mask[:, None], new_logits[:, 0], logits)
+
+
+def begin_rows(
+    pool: KVCache,
+    prefix: KVCache | None,
+    from_prefix: Bool[Array, 'P'],
+    clear: Bool[Array, 'P'],
+) -> KVCache:
+  """Starts pool rows for new prompts: a copy of the one-row prefix, or empty."""
+  if prefix is not None:
+    pool = cache_rows.where_rows(from_prefix, prefix, pool)
+  return cache_rows.clear_rows(pool, clear)
+
+
+def refill(
+    cache: KVCache,
+    slots: Slots,
+    pool: KVCache,
+    pool_logits: Float[Array, 'P V'],
+    orders: Refill,
+) -> tuple[KVCache, Slots]:
+  """Starts new samples in slots from pool rows, and stops the slots the host ended."""
+  start = orders.start
+  cache = cache_rows.where_rows(start, cache_rows.take_rows(pool, orders.row), cache)
+  pick = lambda new, old: jnp.where(start, new, old)
+  slots = Slots(
+      logits=jnp.where(start[:, None], jnp.take(pool_logits, orders.row, axis=0), slots.logits),
+      problem=pick(orders.problem, slots.problem),
+      sample=pick(orders.sample, slots.sample),
+      position=pick(orders.position, slots.position),
+      generated=pick(0, slots.generated),
+      active=start | (slots.active & ~orders.stop),
+  )
+  return cache, slots
+
+
+def decode_chunk(
+    graphdef: nnx.GraphDef,
+    params: nnx.State,
+    cache: KVCache,
+    slots: Slots,
+    seed: Key[Array, ''],
+    max_new_tokens: Int[Array, ''],
+    *,
+    rules: TokenRules,
+    steps: int,
+    eos_ids: tuple[int, ...],
+) -> tuple[KVCache, Slots, Int[Array, 'B steps'], Float[Array, 'B steps']]:
+  """Up to `steps` decode steps on device; stops early once no slot is active.
+
+  Returns the new cache and slots, and each slot's tokens and their
+  log-probabilities by step (-1 and 0 where it drew none).
+  """
+  model = nnx.merge(graphdef, params)
+  num_slots = slots.active.shape[0]
+  eos = jnp.asarray(eos_ids, jnp.int32)
+
+  def step(carry):
+    s, cache, slots, out_tokens, out_logprobs = carry
+    active = slots.active
+    keys = token_keys(seed, slots.problem, slots.sample, slots.generated)
+    tokens, logprobs = sample_next(slots.logits, keys, rules, rows=active)
+    out_tokens = out_tokens.at[:, s].set(jnp.where(active, tokens, -1))
+    out_logprobs = out_logprobs.at[:, s].set(jnp.where(active, logprobs, 0.0))
+    generated = slots.generated + active
+    ended = jnp.isin(tokens, eos) | (generated >= max_new_tokens)
+    feed = active & ~ended
+    logits, cache = model(
+        jnp.where(feed, tokens, 0)[:, None],
+        slots.position[:, None],
+        input_mask=feed[:, None],
+        cache=cache,
+    )
+    slots = slots.replace(
+        logits=logits[:, 0], position=slots.position + feed, generated=generated, active=feed
+    )
+    return s + 1, cache, slots, out_tokens, out_logprobs
+
+  def running(carry):
+    s, _, slots, _, _ = carry
+    return (s < steps) & jnp.any(slots.active)
+
+  init = (
+      jnp.int32(0),
+      cache,
+      slots,
+      jnp.full((num_slots, steps), -1, jnp.int32),
+      jnp.zeros((num_slots, steps), jnp.float32),
+  )
+  _, cache, slots, out_tokens, out_logprobs = jax.lax.while_loop(running, step, init)
+  return cache, slots, out_tokens, out_logprobs
