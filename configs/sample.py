@@ -1,0 +1,73 @@
+r"""Configs for the compute-matched sampling run, `python -m wcse_jax.sample`.
+
+    python -m wcse_jax.sample --budget=high
+        `auto`: `local` on a machine without an accelerator, else `paper_math`.
+    python -m wcse_jax.sample --config=configs/sample.py:local --budget=high
+        The bundled Gemma 3 270M (WC) at the count compute-matched to Gemma 3 1B
+        (SE, 37 vs 10 samples), 6 GSM8K test problems, graded: about 10 minutes on
+        2 CPU cores, works offline.
+    python -m wcse_jax.sample --config=configs/sample.py:paper_math --budget=high
+        Gemma2-9B (WC, 30 samples) vs Gemma2-27B (SE, 10 samples) on the 7,500
+        MATH train problems, as in Bansal et al. (2024). Needs the hub weights (or
+        --wc / --se paths); about 2.9M WC and 1M SE completions of up to 512 tokens.
+    python -m wcse_jax.sample --config=configs/sample.py:paper_gsm8k --budget=low
+        The same models on the 7,473 GSM8K train problems.
+
+Every value can be overridden by the flag of the same name (--limit=100, ...).
+"""
+
+import ml_collections
+
+
+def get_config(arg: str = 'auto') -> ml_collections.ConfigDict:
+  if arg == 'auto':
+    import jax  # pylint: disable=g-import-not-at-top
+
+    arg = 'local' if jax.default_backend() == 'cpu' else 'paper_math'
+  c = ml_collections.ConfigDict()
+  c.name = arg
+  c.wc = 'gemma2-9b'  # preset, path or hub id
+  c.se = 'gemma2-27b'
+  c.sample_se = 'auto'  # 'auto': when the SE weights can be loaded; 'yes' or 'no'
+  c.budget = 'high'  # low (S_SE = 1), high (S_SE = 10), or an integer S_SE
+  c.match = 'compute'  # compute | price | number
+  c.params_from = 'label'  # P for compute matching: size labels (27B/9B = 3) or exact counts
+  c.wc_price = 0.3  # price per token (any unit) for --match=price; the paper's 0.3 vs 10.5
+  c.se_price = 10.5
+  c.dataset = 'math'  # math | gsm8k | math500
+  c.split = 'train'  # the paper samples SFT data for the train problems
+  c.data_source = 'bundled'  # bundled | hf | tfds | path to a JSONL file
+  c.limit = 0  # first N problems (0: all)
+  c.output_dir = ''  # default: runs/<config name>-<dataset>-<budget>
+  c.seed = 0
+  # Sampling, as in the paper: temperature 0.7.
+  c.temperature = 0.7
+  c.top_k = 40
+  c.top_p = 1.0
+  c.min_p = 0.0
+  c.max_new_tokens = 512
+  # Throughput; these may change when a run resumes without changing its results.
+  c.num_slots = 256  # samples decoded together per host
+  c.prefill_rows = 16
+  c.chunk_steps = 32
+  c.mesh_model = 0  # tensor-parallel degree; 0 picks the smallest that fits the weights
+  c.grader_workers = 0  # 0: one per core, at most 8
+  c.flush_every = 64  # samples graded and written together (and at least every 5 s)
+
+  if arg == 'local':
+    c.wc = 'gemma3-270m'  # bundled: no download
+    c.se = 'gemma3-1b'  # only its size is needed: the WC count is matched to it
+    c.sample_se = 'no'
+    c.dataset = 'gsm8k'
+    c.split = 'test'
+    c.limit = 6  # 6 problems x 37 samples: about 10 minutes on 2 CPU cores
+    c.max_new_tokens = 192  # GSM8K solutions take about 100 tokens
+    c.num_slots = 64
+    c.prefill_rows = 4
+    c.chunk_steps = 16
+    c.mesh_model = 1
+  elif arg == 'paper_gsm8k':
+    c.dataset = 'gsm8k'
+  elif arg != 'paper_math':
+    raise ValueError(f'Unknown config {arg!r}: auto, local, paper_math or paper_gsm8k.')
+  return c

@@ -1,0 +1,100 @@
+"""`python -m wcse_jax.sample` end to end on a tiny model: files, FLOPs, and
+resuming after SIGKILL to exactly the files of an uninterrupted run."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import REPO
+from wcse_jax import rundir
+from wcse_jax.model import count_params
+from wcse_jax.checkpoints import config_of
+
+
+def _command(model_dir, output_dir, *extra):
+  return [
+      sys.executable, '-m', 'wcse_jax.sample', f'--config={REPO}/configs/sample.py:local',
+      f'--wc={model_dir}', f'--se={model_dir}', '--dataset=gsm8k', '--split=test',
+      '--limit=6', '--max_new_tokens=40', '--num_slots=2', f'--output_dir={output_dir}',
+      *extra,
+  ]
+
+
+def _env():
+  return dict(os.environ, HF_HUB_OFFLINE='1', TQDM_DISABLE='1')
+
+
+def _run(command):
+  result = subprocess.run(command, cwd=REPO, env=_env(), capture_output=True, text=True, timeout=600)
+  assert result.returncode == 0, result.stderr[-3000:]
+  return result
+
+
+def _files(run_dir):
+  return {
+      str(p.relative_to(run_dir)): p.read_bytes()
+      for p in sorted(run_dir.rglob('*')) if p.is_file()
+  }
+
+
+def test_both_models_files_and_flops(tiny_model_dir, tmp_path):
+  run_dir = tmp_path / 'run'
+  result = _run(_command(tiny_model_dir, run_dir, '--sample_se=yes', '--match=compute', '--budget=2'))
+  assert 'SE sampled' in result.stdout
+  metrics = json.loads((run_dir / 'metrics.json').read_text())
+  params = count_params(config_of(str(tiny_model_dir)))
+  for role in ('wc', 'se'):
+    model = metrics['models'][role]
+    samples = list(rundir.samples_of(run_dir, f'{role}-{tiny_model_dir.name}'))
+    assert len(samples) == 6 * 2 == model['samples']
+    assert {(s['problem_index'], s['sample']) for s in samples} == {(j, i) for j in range(6) for i in range(2)}
+    generated = sum(s['num_tokens'] for s in samples)
+    assert model['tokens']['generated'] == generated
+    assert model['flops']['generated'] == 2.0 * params * generated
+    assert model['flops']['prompt_computed'] == 2.0 * params * model['tokens']['prompt_computed']
+    # The prefix once and each problem's own text once: less than every prompt in full.
+    assert model['tokens']['prompt_computed'] < model['tokens']['prompt']
+    assert set(s['finish_reason'] for s in samples) <= {'eos', 'stop', 'length'}
+  assert [row['se_k'] for row in metrics['matched']] == [1, 2]
+  assert (run_dir / 'sft' / f'wc-{tiny_model_dir.name}.jsonl').exists()
+
+
+def test_sigkill_and_restart_end_with_the_uninterrupted_files(tiny_model_dir, tmp_path):
+  args = ('--match=number', '--budget=12', '--flush_every=1')
+  reference = tmp_path / 'reference'
+  _run(_command(tiny_model_dir, reference, *args))
+  total = 6 * 12
+
+  resumed = tmp_path / 'resumed'
+  shard = rundir.shard_path(resumed, f'wc-{tiny_model_dir.name}')
+  process = subprocess.Popen(
+      _command(tiny_model_dir, resumed, *args), cwd=REPO, env=_env(),
+      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+  )
+  deadline = time.monotonic() + 300
+  while time.monotonic() < deadline and process.poll() is None:
+    if shard.exists() and shard.read_bytes().count(b'\n') >= 3:
+      break
+    time.sleep(0.005)
+  process.send_signal(signal.SIGKILL)
+  process.wait()
+  written = shard.read_bytes().count(b'\n')
+  assert 3 <= written < total, f'killed after {written} of {total} samples: not mid-way'
+  with open(shard, 'ab') as f:  # as if killed in the middle of writing a line
+    f.write(b'{"problem_index": 0, "sam')
+
+  _run(_command(tiny_model_dir, resumed, *args))
+  assert _files(resumed) == _files(reference)
+
+
+def test_a_resumed_run_refuses_other_settings(tiny_model_dir, tmp_path):
+  run_dir = tmp_path / 'run'
+  rundir.check_or_write_config(run_dir, {'budget': 'low', 'num_slots': 2})
+  rundir.check_or_write_config(run_dir, {'budget': 'low', 'num_slots': 8})  # throughput only
+  with pytest.raises(rundir.RunError, match='other settings \\(budget\\)'):
+    rundir.check_or_write_config(run_dir, {'budget': 'high', 'num_slots': 8})

@@ -1,0 +1,105 @@
+"""python -m wcse_jax.false_positives: how often a correct final answer hides wrong reasoning.
+
+    python -m wcse_jax.false_positives judge RUN_DIR --judge=gemma2-27b --num=200
+        an LLM judge (any loadable model, run with our sampler, greedy) reads each
+        sampled solution whose answer graded correct, with the problem and its gold
+        solution, and says whether the reasoning is valid
+    python -m wcse_jax.false_positives export RUN_DIR labels.csv --num=200
+        a seeded random sample to CSV, for people to fill the `label` column
+    python -m wcse_jax.false_positives labels RUN_DIR labels.csv
+        reads the filled CSV back
+
+Each writes its estimate (rate, Wilson interval, counts) into
+RUN_DIR/false_positives.json under the model's role and the method.
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import random
+
+from absl import app, flags
+
+from wcse_jax import cli, metrics, rundir
+from wcse_jax.data import load_problems
+
+_ROLE = flags.DEFINE_enum('role', 'wc', ['wc', 'se'], 'Whose samples to check.')
+_JUDGE = flags.DEFINE_string('judge', 'gemma3-270m', 'Judge model: preset, path or hub id.')
+_NUM = flags.DEFINE_integer('num', 200, 'Correct-answer solutions to check (a seeded sample).')
+_SEED = flags.DEFINE_integer('seed', 0, 'Seed of the random sample.')
+_MAX_NEW_TOKENS = flags.DEFINE_integer('max_new_tokens', 512, 'Longest judge reply.')
+
+
+def candidates(run_dir: pathlib.Path, role: str) -> list[metrics.Candidate]:
+  """Every sample of `role` whose final answer graded correct, with its gold solution."""
+  config = json.loads((run_dir / 'config.json').read_text())
+  model_dir = rundir.model_dir_name(role, config[role])
+  problems = {
+      p.id: p for p in load_problems(config['dataset'], config['split'], source=config['data_source'])
+  }
+  found = [
+      metrics.Candidate(s['problem_id'], problems[s['problem_id']].question,
+                        problems[s['problem_id']].solution, s['text'])
+      for s in rundir.samples_of(run_dir, model_dir) if s['correct']
+  ]
+  if not found:
+    raise rundir.RunError(f'{run_dir} has no correct {role} samples to check.')
+  return found
+
+
+def greedy_generate(model_name: str, max_new_tokens: int):
+  """`generate(prompts) -> replies` with our sampler, greedy, one reply per prompt."""
+  from wcse_jax.checkpoints import load_model  # pylint: disable=g-import-not-at-top
+  from wcse_jax.sampling import Sampler, SamplingParams, tokenize_prompts  # pylint: disable=g-import-not-at-top
+
+  loaded = load_model(model_name)
+
+  def generate(prompts: list[str]) -> list[str]:
+    _, tokenized = tokenize_prompts(loaded.tokenizer, '', prompts, share_prefix=True)
+    longest = max(len(p.ids) for p in tokenized) + 1
+    sampler = Sampler(loaded, max_len=min(loaded.config.max_seq_len, longest + max_new_tokens))
+    params = SamplingParams(temperature=0.0, max_new_tokens=max_new_tokens)
+    replies = [''] * len(prompts)
+    for c in sampler.sample('', prompts, num_samples=1, params=params, seed=0):
+      replies[c.problem] = c.text
+    return replies
+
+  return generate
+
+
+def record(run_dir: pathlib.Path, role: str, method: str, estimate: metrics.FalsePositiveRate, **extra) -> None:
+  path = run_dir / 'false_positives.json'
+  results = json.loads(path.read_text()) if path.exists() else {}
+  results.setdefault(role, {})[method] = {**vars(estimate), **extra}
+  rundir.write_json_atomic(path, results)
+  print(f'{role} {method}: false-positive rate {estimate.rate:.3f} '
+        f'[{estimate.low:.3f}, {estimate.high:.3f}] ({estimate.invalid}/{estimate.judged} invalid)')
+
+
+def main(argv: list[str]) -> None:
+  if len(argv) < 3 or argv[1] not in ('judge', 'export', 'labels'):
+    raise app.UsageError('usage: false_positives judge RUN_DIR | export RUN_DIR OUT.csv | labels RUN_DIR IN.csv')
+  verb, run_dir = argv[1], pathlib.Path(argv[2])
+  if verb == 'labels':
+    record(run_dir, _ROLE.value, 'human', metrics.false_positive_rate_from_labels(argv[3]), labels=argv[3])
+    return
+  found = candidates(run_dir, _ROLE.value)
+  if verb == 'export':
+    sample = metrics.export_for_labelling(found, argv[3], sample_size=_NUM.value, seed=_SEED.value)
+    print(f'Wrote {len(sample)} solutions to {argv[3]}: fill `label` with valid or invalid.')
+    return
+  chosen = random.Random(_SEED.value).sample(found, min(_NUM.value, len(found)))
+  generate = greedy_generate(_JUDGE.value, _MAX_NEW_TOKENS.value)
+  try:
+    report = metrics.judge_false_positive_rate(chosen, generate)
+  except ValueError:  # no reply held a clean verdict
+    raise rundir.RunError(
+        f'{_JUDGE.value} gave no "Verdict: valid/invalid" line for any of {len(chosen)} '
+        'solutions: use a stronger (instruction-following) judge.'
+    ) from None
+  record(run_dir, _ROLE.value, 'judge', report.estimate, judge=_JUDGE.value)
+
+
+if __name__ == '__main__':
+  cli.run(main)

@@ -1,0 +1,132 @@
+"""A run is a directory; every stage appends whole lines and can resume.
+
+    runs/<name>/config.json                  the resolved config
+    runs/<name>/samples/<model>/shard-00000-of-00001.jsonl
+                                             one graded sample a line (one shard per host)
+    runs/<name>/metrics.json                 coverage@k, diversity@k, FLOPs, tokens
+    runs/<name>/sft/<model>.jsonl            the filtered training set
+
+Sample shards are appended and flushed a whole line at a time while a run
+goes; a line cut short by a crash is dropped on restart, and the pairs
+(problem, sample) already on disk are not drawn again. When a model's shard
+is complete it is rewritten sorted by (problem, sample) through a temporary
+file and an atomic rename, so a run killed any number of times ends with
+exactly the files of an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+from collections.abc import Iterable, Iterator
+
+# Config keys that do not change results: they may differ when a run resumes.
+RESUMABLE_KEYS = (
+    'num_slots', 'prefill_rows', 'chunk_steps', 'grader_workers', 'mesh_model', 'flush_every',
+)
+
+
+class RunError(ValueError):
+  """A run directory that cannot be used as asked."""
+
+
+def write_json_atomic(path: pathlib.Path, data) -> None:
+  path.parent.mkdir(parents=True, exist_ok=True)
+  tmp = path.with_suffix(path.suffix + '.tmp')
+  tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + '\n')
+  os.replace(tmp, path)
+
+
+def check_or_write_config(run_dir: pathlib.Path, config: dict) -> None:
+  """Writes config.json, or checks that a resumed run asks for the same work."""
+  path = run_dir / 'config.json'
+  config = json.loads(json.dumps(config))  # compare as stored: tuples are lists there
+  if path.exists():
+    before = json.loads(path.read_text())
+    changed = sorted(
+        key for key in set(before) | set(config)
+        if key not in RESUMABLE_KEYS and before.get(key) != config.get(key)
+    )
+    if changed:
+      raise RunError(
+          f'{run_dir} holds a run with other settings ({", ".join(changed)}); '
+          'resume it with the same settings or choose another --output_dir.'
+      )
+  write_json_atomic(path, config)
+
+
+def model_dir_name(role: str, model: str) -> str:
+  """'wc', 'gemma3-270m' -> 'wc-gemma3-270m' (paths by their last component)."""
+  name = pathlib.Path(model.rstrip('/')).name or model
+  return f'{role}-{name.removesuffix(".gguf")}'
+
+
+def shard_path(run_dir: pathlib.Path, model_dir: str, index: int = 0, count: int = 1) -> pathlib.Path:
+  return run_dir / 'samples' / model_dir / f'shard-{index:05d}-of-{count:05d}.jsonl'
+
+
+def read_lines(path: pathlib.Path, *, repair: bool = False) -> list[dict]:
+  """The whole JSON lines of a shard; with `repair`, cuts off a torn last line."""
+  if not path.exists():
+    return []
+  data = path.read_bytes()
+  end = data.rfind(b'\n') + 1
+  if end < len(data) and repair:
+    with open(path, 'r+b') as f:
+      f.truncate(end)
+  records = []
+  for number, line in enumerate(data[:end].splitlines(), start=1):
+    try:
+      records.append(json.loads(line))
+    except ValueError:
+      raise RunError(f'{path}:{number}: not a JSON line; the file was edited or damaged.') from None
+  return records
+
+
+def json_line(record: dict) -> str:
+  return json.dumps(record, sort_keys=True, ensure_ascii=False) + '\n'
+
+
+def write_lines_atomic(path: pathlib.Path, records: Iterable[dict]) -> None:
+  """Replaces `path` with these records, through a temporary file and a rename."""
+  path.parent.mkdir(parents=True, exist_ok=True)
+  tmp = path.with_suffix(path.suffix + '.tmp')
+  with open(tmp, 'w', encoding='utf-8') as f:
+    f.writelines(json_line(r) for r in records)
+  os.replace(tmp, path)
+
+
+class ShardWriter:
+  """Appends records as whole, flushed lines."""
+
+  def __init__(self, path: pathlib.Path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    self.path = path
+    self._file = open(path, 'a', encoding='utf-8')
+
+  def write(self, records: Iterable[dict]) -> None:
+    self._file.write(''.join(json_line(r) for r in records))
+    self._file.flush()
+    os.fsync(self._file.fileno())
+
+  def close(self) -> None:
+    self._file.close()
+
+  def __enter__(self) -> ShardWriter:
+    return self
+
+  def __exit__(self, *exc_info) -> None:
+    self.close()
+
+
+def finalize_shard(path: pathlib.Path) -> None:
+  """Rewrites a complete shard sorted by (problem, sample), atomically."""
+  records = sorted(read_lines(path), key=lambda r: (r['problem_index'], r['sample']))
+  write_lines_atomic(path, records)
+
+
+def samples_of(run_dir: pathlib.Path, model_dir: str) -> Iterator[dict]:
+  """Every sample of one model, over all host shards."""
+  for path in sorted((run_dir / 'samples' / model_dir).glob('shard-*.jsonl')):
+    yield from read_lines(path)

@@ -1,0 +1,288 @@
+r"""python -m wcse_jax.sample --budget=high: the compute-matched sampling run.
+
+Samples few-shot chain-of-thought solutions from a weaker-but-cheaper (WC) and
+a stronger-but-expensive (SE) model at the counts one budget buys, grades each
+as it is written, and ends with metrics.json and the filtered SFT sets (layout
+in `wcse_jax.rundir`). Started again with the same command, a killed run goes
+on where it stopped and ends with the same files. On a multi-host TPU slice
+every host samples its share of the problems on its own devices and writes its
+own shard; the first host writes the summary.
+
+    python -m wcse_jax.sample --budget=high                 # configs/sample.py:auto
+    python -m wcse_jax.sample --config=configs/sample.py:paper_math --budget=low
+    python -m wcse_jax.sample --wc=gemma2-2b --se=gemma2-9b --dataset=math500 --limit=50
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import pathlib
+import sys
+import time
+
+import jax
+from absl import flags
+from ml_collections import config_flags
+from tqdm import tqdm
+
+from wcse_jax import cli, parallel, rundir, summary
+from wcse_jax.checkpoints import CheckpointError, config_of, load_model, resolve
+from wcse_jax.data import Grader, few_shot_prompt, load_problems
+from wcse_jax.model import count_params
+from wcse_jax.sampling import SamplingParams, Sampler, budget, context_length, tokenize_prompts
+
+_CONFIGS = pathlib.Path(__file__).resolve().parents[1] / 'configs' / 'sample.py'
+_CONFIG = config_flags.DEFINE_config_file(
+    'config', f'{_CONFIGS}:auto', 'Run config (configs/sample.py:NAME).', lock_config=False
+)
+_ENUMS = {
+    'match': budget.MATCH_MODES,
+    'sample_se': ('auto', 'yes', 'no'),
+    'dataset': ('math', 'gsm8k', 'math500'),
+}
+_OVERRIDES = {
+    'budget': (flags.DEFINE_string, 'low, high, or the SE samples per problem.'),
+    'match': (flags.DEFINE_enum, 'compute, price or number matching.'),
+    'wc': (flags.DEFINE_string, 'Weaker-but-cheaper model: preset, path or hub id.'),
+    'se': (flags.DEFINE_string, 'Stronger-but-expensive model: preset, path or hub id.'),
+    'sample_se': (flags.DEFINE_enum, 'Sample the SE model too: auto, yes or no.'),
+    'dataset': (flags.DEFINE_enum, 'Problems to sample.'),
+    'split': (flags.DEFINE_string, 'train or test.'),
+    'data_source': (flags.DEFINE_string, 'bundled, hf, tfds or a JSONL path.'),
+    'limit': (flags.DEFINE_integer, 'Sample only the first N problems (0: all).'),
+    'output_dir': (flags.DEFINE_string, 'Run directory.'),
+    'seed': (flags.DEFINE_integer, 'Sampling seed.'),
+    'temperature': (flags.DEFINE_float, 'Sampling temperature (0: greedy).'),
+    'top_k': (flags.DEFINE_integer, 'Top-k (0: off).'),
+    'top_p': (flags.DEFINE_float, 'Top-p (1: off).'),
+    'min_p': (flags.DEFINE_float, 'Min-p (0: off).'),
+    'max_new_tokens': (flags.DEFINE_integer, 'Most tokens per solution.'),
+    'num_slots': (flags.DEFINE_integer, 'Samples decoded together per host.'),
+    'flush_every': (flags.DEFINE_integer, 'Write graded samples to disk at least every N.'),
+}
+_FLAGS = {
+    name: define(name, None, _ENUMS[name], help_text) if name in _ENUMS
+    else define(name, None, help_text)
+    for name, (define, help_text) in _OVERRIDES.items()
+}
+
+
+def settings() -> dict:
+  """The config file's values with every flag given on the command line applied."""
+  config = _CONFIG.value.to_dict()
+  for name, flag in _FLAGS.items():
+    if flag.present:
+      config[name] = flag.value
+  if not config['output_dir']:
+    config['output_dir'] = f"runs/{config['name']}-{config['dataset']}-{config['budget']}"
+  budget.budget_samples(config['budget'])  # fail early on a bad budget
+  return config
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelRun:
+  role: str  # 'wc' or 'se'
+  name: str
+  samples: int
+  params: int  # exact count, for FLOPs
+
+  @property
+  def directory(self) -> str:
+    return rundir.model_dir_name(self.role, self.name)
+
+
+def plan_runs(config: dict) -> tuple[budget.Plan, list[ModelRun], str]:
+  """The budget plan, the models to sample, and why the SE is or is not sampled."""
+  wc, se = config_of(config['wc']), config_of(config['se'])
+  plan = budget.plan(
+      budget=config['budget'], match=config['match'],
+      wc_params=budget.model_params(wc, config['params_from']),
+      se_params=budget.model_params(se, config['params_from']),
+      wc_price=config['wc_price'], se_price=config['se_price'],
+  )
+  runs = [ModelRun('wc', config['wc'], plan.wc_samples, count_params(wc))]
+  note = 'SE not sampled (sample_se=no): its size sets the WC count.'
+  if config['sample_se'] != 'no':
+    try:
+      resolve(config['se'])
+      runs.append(ModelRun('se', config['se'], plan.se_samples, count_params(se)))
+      note = 'SE sampled.'
+    except CheckpointError as e:
+      if config['sample_se'] == 'yes':
+        raise
+      note = f'SE not sampled: its weights are not available ({e})'
+  return plan, runs, note
+
+
+def sample_model(run: ModelRun, config: dict, problems, run_dir: pathlib.Path) -> None:
+  """Samples, grades and appends this host's share of one model's samples."""
+  host, hosts = jax.process_index(), jax.process_count()
+  shard = rundir.shard_path(run_dir, run.directory, host, hosts)
+  done = {(r['problem_index'], r['sample']) for r in rundir.read_lines(shard, repair=True)}
+  mine = [j for j in range(len(problems)) if j % hosts == host]
+  todo = len(mine) * run.samples - len(done)
+  if todo > 0:
+    skip = done | {(j, i) for j in range(len(problems)) if j % hosts != host for i in range(run.samples)}
+    _draw(run, config, problems, shard, skip, todo)
+  rundir.finalize_shard(shard)
+
+
+def _draw(run: ModelRun, config: dict, problems, shard: pathlib.Path, skip: set, todo: int) -> None:
+  devices = jax.local_devices()
+  model_axis = config['mesh_model'] or parallel.fitting_model_axis(2 * run.params, devices)
+  loaded = load_model(run.name, mesh=parallel.make_mesh(model=model_axis, devices=devices))
+  prompt = few_shot_prompt(config['dataset'])
+  questions = [p.question for p in problems]
+  sampler = Sampler(
+      loaded,
+      max_len=context_length(
+          loaded.tokenizer, loaded.config, prompt.prefix, questions, config['max_new_tokens']
+      ),
+      num_slots=config['num_slots'],
+      prefill_rows=config['prefill_rows'],
+      chunk_steps=config['chunk_steps'],
+  )
+  params = SamplingParams(
+      temperature=config['temperature'], top_k=config['top_k'], top_p=config['top_p'],
+      min_p=config['min_p'], max_new_tokens=config['max_new_tokens'], stop_strings=prompt.stop,
+  )
+  completions = sampler.sample(
+      prompt.prefix, questions, num_samples=run.samples, params=params, seed=config['seed'],
+      skip=skip,
+  )
+  start, tokens = time.monotonic(), 0
+  left = collections.Counter(j for j in range(len(problems)) for i in range(run.samples) if (j, i) not in skip)
+  problems_todo, problems_done = len(left), 0
+  bar = tqdm(total=todo, desc=f'{run.role} {run.name}', unit='sample', dynamic_ncols=True)
+  with Grader(config['dataset'], workers=config['grader_workers'] or None) as grader, \
+       rundir.ShardWriter(shard) as writer, bar:
+    pending, last_write = [], time.monotonic()
+    for completion in completions:
+      pending.append(completion)
+      tokens += completion.num_tokens
+      left[completion.problem] -= 1
+      problems_done += left[completion.problem] == 0
+      if len(pending) >= config['flush_every'] or time.monotonic() - last_write > 5:
+        writer.write(_graded(pending, problems, run, grader))
+        bar.update(len(pending))
+        elapsed = time.monotonic() - start
+        bar.set_postfix(
+            problems=f'{problems_done}/{problems_todo}',
+            samples_s=f'{bar.n / elapsed:.2f}', tok_s=f'{tokens / elapsed:.0f}',
+        )
+        pending, last_write = [], time.monotonic()
+    writer.write(_graded(pending, problems, run, grader))
+    bar.update(len(pending))
+
+
+def _graded(completions, problems, run: ModelRun, grader: Grader) -> list[dict]:
+  results = grader.grade_many([(problems[c.problem].answer, c.text) for c in completions])
+  return [
+      {
+          'problem_index': c.problem,
+          'problem_id': problems[c.problem].id,
+          'sample': c.sample,
+          'model': run.name,
+          'text': c.text,
+          'num_tokens': c.num_tokens,
+          'prompt_tokens': c.prompt_tokens,
+          'finish_reason': c.finish_reason,
+          'logprob': round(c.logprob, 4),
+          'gold': problems[c.problem].answer,
+          'extracted': r.extracted,
+          'correct': r.correct,
+          'grade_reason': r.reason,
+      }
+      for c, r in zip(completions, results)
+  ]
+
+
+def summarize(config: dict, plan: budget.Plan, runs: list[ModelRun], problems, run_dir: pathlib.Path) -> dict:
+  """metrics.json and the SFT sets from the finished sample shards."""
+  questions = {p.id: p.question for p in problems}
+  models = {}
+  for run in runs:
+    samples = list(rundir.samples_of(run_dir, run.directory))
+    models[run.role] = {
+        'name': run.name,
+        'params': run.params,
+        **summary.model_metrics(
+            samples, params=run.params, prefix_tokens=_prefix_tokens(run.name, config['dataset'])
+        ),
+    }
+    records = summary.sft_records(samples, questions, run.name)
+    summary.write_sft(run_dir, run.directory, records)
+    models[run.role]['sft_examples'] = len(records)
+  result = {
+      'plan': dataclasses.asdict(plan),
+      'dataset': config['dataset'],
+      'split': config['split'],
+      'problems': len(problems),
+      'models': models,
+  }
+  if 'se' in models:
+    result['matched'] = summary.compare_at_matched_budget(models['wc'], models['se'], plan.ratio)
+  rundir.write_json_atomic(run_dir / 'metrics.json', result)
+  return result
+
+
+def print_summary(config: dict, result: dict, note: str, run_dir: pathlib.Path, seconds: float) -> None:
+  plan = result['plan']
+  print(f"\nRan {result['problems']} {config['dataset']} {config['split']} problems "
+        f"({plan['match']}-matched, budget {config['budget']}): {note}")
+  print(f"{'model':28s} {'samples/pb':>10s} {'cov@1':>7s} {'cov@max':>8s} {'div@max':>8s} "
+        f"{'gen tokens':>11s} {'TFLOPs':>8s}")
+  for role, m in result['models'].items():
+    if not m.get('samples'):
+      continue
+    n = m['samples_per_problem']
+    tflops = (m['flops']['generated'] + m['flops']['prompt_computed']) / 1e12
+    print(f"{role + ' ' + m['name']:28s} {n:>10d} {m['coverage_at_k'][1]:>7.3f} "
+          f"{m['coverage_at_k'][n]:>8.3f} {m['diversity_at_k'][n]:>8.3f} "
+          f"{m['tokens']['generated']:>11d} {tflops:>8.2f}")
+  for row in result.get('matched', []):
+    print(f"  matched: WC@{row['wc_k']} coverage {row['wc_coverage']:.3f} vs SE@{row['se_k']} "
+          f"{row['se_coverage']:.3f}")
+  print(f'Files in {run_dir} ({seconds / 60:.1f} min). Report: python -m wcse_jax.report {run_dir}')
+  if config['name'] == 'local':
+    print('This was the small local run. The full experiment samples Gemma2-9B vs Gemma2-27B on '
+          'all MATH train problems: python -m wcse_jax.sample '
+          '--config=configs/sample.py:paper_math --budget=high (on TPU or GPU; see README).')
+
+
+def main(argv: list[str]) -> None:
+  del argv
+  start = time.monotonic()
+  parallel.initialize_multihost()
+  config = settings()
+  plan, runs, note = plan_runs(config)
+  problems = load_problems(config['dataset'], config['split'], source=config['data_source'])
+  problems = problems.problems[: config['limit'] or None]
+  run_dir = pathlib.Path(config['output_dir'])
+  stored = {k: v for k, v in config.items() if k != 'output_dir'}  # a run may be moved
+  rundir.check_or_write_config(run_dir, {**stored, 'plan': dataclasses.asdict(plan)})
+  print(f"{plan.describe()}; {len(problems)} problems -> {run_dir}", file=sys.stderr)
+  for run in runs:
+    sample_model(run, config, problems, run_dir)
+  if jax.process_count() > 1:
+    from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+
+    multihost_utils.sync_global_devices('wcse_jax.sample: all shards written')
+  if jax.process_index() == 0:
+    result = summarize(config, plan, runs, problems, run_dir)
+    print_summary(config, result, note, run_dir, time.monotonic() - start)
+
+
+def _prefix_tokens(model: str, dataset: str) -> int:
+  """Tokens of the shared few-shot prefix (BOS included) in this model's tokenizer."""
+  from wcse_jax.checkpoints import load_tokenizer  # pylint: disable=g-import-not-at-top
+
+  kind, location, _ = resolve(model)
+  tokenizer = load_tokenizer(location, kind=kind)
+  prefix_ids, _ = tokenize_prompts(tokenizer, few_shot_prompt(dataset).prefix, [], share_prefix=True)
+  return len(prefix_ids)
+
+
+if __name__ == '__main__':
+  cli.run(main)
