@@ -1,0 +1,1 @@
+"""Supervised finetuning: SFT data, the sharded train step, training checkpoints."""
