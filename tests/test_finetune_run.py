@@ -88,3 +88,16 @@ def test_preempted_and_killed_run_ends_like_an_uninterrupted_one(tiny_model_dir,
   worst = max(jax.tree.leaves(jax.tree.map(lambda a, b: jnp.abs(a - b).max(), ours, theirs)))
   assert worst < 1e-5
   assert json.loads((resumed / 'summary.json').read_text())['best_step'] == STEPS
+
+
+def test_preemption_on_a_step_just_saved_on_schedule_exits_cleanly(tiny_model_dir, tmp_path):
+  data = tmp_path / 'sft.jsonl'
+  _sft_file(data)
+  out = tmp_path / 'run'
+  # Every step is saved on schedule, so the SIGTERM always lands on a saved step.
+  command = [*_command(tiny_model_dir, data, out), '--config.save_every=1']
+  code, stderr = _start_and_stop(command, out, after_steps=2, sig=signal.SIGTERM)
+  assert code == 143, stderr[-3000:]
+  stopped_at = TrainCheckpoints(out / 'checkpoints').latest_step()
+  assert f'Preempted: saved step {stopped_at};' in stderr
+  assert 2 <= stopped_at < STEPS
