@@ -2,6 +2,8 @@
 
     python benchmarks/decode.py                        # 4 problems x 32 samples x 128 tokens
     python benchmarks/decode.py --problems=1 --samples=4 --new_tokens=16   # a quick check
+    python benchmarks/decode.py --random=gemma2-2b --num_slots=64,256 --problems=8 \
+        --skip_transformers                            # on a GPU: against the roofline
 
 Both sample the bundled Gemma 3 270M (float32 on CPU) on GSM8K 8-shot prompts
 (the shots of /work/shared/data/prompts/gsm8k_8shot.json, then the first test
@@ -15,6 +17,18 @@ FLOP/s that our sampler's model FLOPs reach (2 x parameters per generated
 token, 2 x non-embedding parameters per prompt token computed; attention not
 counted). On the shared 2-core CPU the default run takes about 25 minutes,
 most of it in transformers.
+
+Decoding is bound by memory, so each run also reports its roofline: a decode
+step reads every weight and the whole KV cache of every slot (our attention
+reads each layer's full buffer: the window's ring for local layers, max_len for
+global ones), and no step can be faster than those bytes over the memory
+bandwidth, measured in the same process (`perf.memory_bandwidth`). The timed
+run includes prefill, so the fraction of the roofline reached is a lower bound
+for the decode loop alone. With
+--random=PRESET the sampler runs a model of that preset's size with random
+weights (in the accelerator's dtype) and the bundled tokenizer, for sizes whose
+weights are not at hand; random weights rarely draw EOS, so every sample runs
+to --new_tokens. --num_slots takes a list; each count is a separate timed run.
 """
 
 from __future__ import annotations
@@ -27,14 +41,17 @@ import pathlib
 import time
 
 import jax
-
+import jax.numpy as jnp
 import numpy as np
+from flax import nnx
 
-from wcse_jax import perf
-from wcse_jax.checkpoints import load_model
+from wcse_jax import parallel, perf
+from wcse_jax.checkpoints import LoadedModel, load_model, load_tokenizer
+from wcse_jax.checkpoints.load import bundled_gguf_path, default_dtype
 from wcse_jax.data import few_shot_prompt, load_problems
-from wcse_jax.model import count_params
+from wcse_jax.model import Transformer, count_params, get_preset, init_cache
 from wcse_jax.sampling import SamplingParams, Sampler
+
 
 def gsm8k_prompt(num_questions: int) -> tuple[str, list[str]]:
   """The 8-shot GSM8K prefix and the first test questions in its format."""
@@ -43,12 +60,31 @@ def gsm8k_prompt(num_questions: int) -> tuple[str, list[str]]:
   return prompt.prefix, [prompt.format_question(p.question) for p in problems]
 
 
-def run_ours(args, prefix, questions) -> dict:
-  loaded = load_model('gemma3-270m')
+def random_model(preset: str) -> LoadedModel:
+  """A model of `preset`'s size with random weights, sharded like a loaded one."""
+  config = get_preset(preset)
+  mesh = parallel.make_mesh()
+  dtype = default_dtype()
+  graphdef, params = nnx.split(Transformer(config, rngs=nnx.Rngs(0), dtype=dtype, param_dtype=dtype))
+  params = jax.device_put(params, parallel.param_shardings(params, mesh))
+  return LoadedModel(
+      config=config, graphdef=graphdef, params=params, tokenizer=load_tokenizer(bundled_gguf_path()),
+      source=f'{preset} (random weights)', mesh=mesh,
+  )
+
+
+def bytes_read_per_step(loaded: LoadedModel, num_slots: int, max_len: int) -> dict:
+  """Weights and KV cache (keys, values and their positions) read by one decode step."""
+  weights = sum(x.nbytes for x in jax.tree.leaves(loaded.params))
+  cache = jax.eval_shape(lambda: init_cache(loaded.config, num_slots, max_len, default_dtype()))
+  return {'weights': weights, 'kv_cache': sum(x.size * x.dtype.itemsize for x in jax.tree.leaves(cache))}
+
+
+def run_ours(args, loaded: LoadedModel, prefix, questions, num_slots: int, bandwidth: float) -> dict:
   tokenizer = loaded.tokenizer
   longest = max(len(tokenizer.encode(prefix + q)) for q in questions)
   max_len = -(-(longest + args.new_tokens) // 128) * 128
-  sampler = Sampler(loaded, max_len=max_len, num_slots=args.num_slots, chunk_steps=args.chunk_steps)
+  sampler = Sampler(loaded, max_len=max_len, num_slots=num_slots, chunk_steps=args.chunk_steps)
   params = SamplingParams(
       temperature=args.temperature, top_k=args.top_k, max_new_tokens=args.new_tokens
   )
@@ -64,15 +100,22 @@ def run_ours(args, prefix, questions) -> dict:
   config = loaded.config
   params_total = count_params(config)
   flops = 2 * params_total * generated + 2 * (params_total - config.vocab_size * config.embed_dim) * computed
+  read = bytes_read_per_step(loaded, num_slots, max_len)
+  # The fastest a step can be; a full batch of slots makes one token each per step.
+  step_floor = (read['weights'] + read['kv_cache']) / bandwidth
+  roofline = num_slots / step_floor
   return {
       'seconds': round(seconds, 2),
       'warmup_seconds': round(warmup, 2),
       'generated_tokens': generated,
       'tokens_per_s': round(generated / seconds, 2),
       'prompt_tokens_computed_per_sample': round(computed / len(completions), 2),
-      'num_slots': args.num_slots,
+      'num_slots': num_slots,
       'max_len': max_len,
       'model_gflop_per_s': round(flops / seconds / 1e9, 2),
+      'bytes_per_step': read,
+      'roofline_tokens_per_s': round(roofline, 2),
+      'fraction_of_roofline': round(generated / seconds / roofline, 4),
   }
 
 
@@ -125,16 +168,22 @@ def main():
   parser.add_argument('--new_tokens', type=int, default=128)
   parser.add_argument('--temperature', type=float, default=0.7)
   parser.add_argument('--top_k', type=int, default=40)
-  parser.add_argument('--num_slots', type=int, default=64)
+  parser.add_argument('--num_slots', default='64', help='decode slots; a comma-separated list runs each')
+  parser.add_argument('--random', default='', help='a preset to sample with random weights instead')
   parser.add_argument('--chunk_steps', type=int, default=16)
   parser.add_argument('--hf_attention', default='eager', choices=['eager', 'sdpa'])
   parser.add_argument('--skip_transformers', action='store_true')
   args = parser.parse_args()
+  if args.random and not args.skip_transformers:
+    parser.error('--random samples random weights, which transformers does not have: add --skip_transformers.')
 
   prefix, questions = gsm8k_prompt(args.problems)
+  loaded = random_model(args.random) if args.random else load_model('gemma3-270m')
   report = {
-      'model': 'gemma3-270m (bundled GGUF, float32)',
+      'model': loaded.source if args.random else 'gemma3-270m (bundled GGUF, float32)',
+      'dtype': jnp.dtype(default_dtype()).name,
       'backend': jax.default_backend(),
+      'device': jax.devices()[0].device_kind,
       'cpu_cores': os.cpu_count(),
       'load_average_before': [round(x, 2) for x in os.getloadavg()],
       'problems': args.problems,
@@ -143,15 +192,17 @@ def main():
       'temperature': args.temperature,
       'top_k': args.top_k,
   }
-  report['ours'] = run_ours(args, prefix, questions)
-  peak = perf.matmul_peak_flops() / 1e9
+  bandwidth = perf.memory_bandwidth()
+  report['memory_bandwidth_gb_per_s'] = round(bandwidth / 1e9, 2)
+  runs = [run_ours(args, loaded, prefix, questions, int(n), bandwidth) for n in args.num_slots.split(',')]
+  report['ours'] = runs[0] if len(runs) == 1 else runs
+  peak = perf.matmul_peak_flops(dtype=default_dtype()) / 1e9
   report['matmul_peak_gflop_per_s'] = round(peak, 2)
-  report['fraction_of_matmul_peak'] = round(report['ours']['model_gflop_per_s'] / peak, 4)
+  for run in runs:
+    run['fraction_of_matmul_peak'] = round(run['model_gflop_per_s'] / peak, 4)
   if not args.skip_transformers:
     report['transformers'] = run_transformers(args, prefix, questions)
-    report['speedup'] = round(
-        report['ours']['tokens_per_s'] / report['transformers']['tokens_per_s'], 2
-    )
+    report['speedup'] = round(runs[0]['tokens_per_s'] / report['transformers']['tokens_per_s'], 2)
   report['load_average_after'] = [round(x, 2) for x in os.getloadavg()]
   print(json.dumps(report, indent=1))
 
