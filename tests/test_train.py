@@ -108,6 +108,7 @@ from flax import nnx
 sys.path.insert(0, 'tests')
 from test_train import TINY, _examples
 from wcse_jax import parallel
+from wcse_jax.finetune import device_batch
 from wcse_jax.model import Transformer
 from wcse_jax.train.data import PackedBatches
 from wcse_jax.train.step import OptimizerConfig, init_state, make_optimizer, make_train_step
@@ -124,10 +125,7 @@ batches = PackedBatches(_examples(24), seq_len=32, batch_rows=4, seed=0)
 losses = []
 for _ in range(8):
   b = next(batches)
-  arrays = {{n: jax.device_put(getattr(b, n).reshape(1, 4, 32),
-              parallel.logical_sharding(('accumulation', 'batch', 'length'), (1, 4, 32), mesh))
-            for n in ('tokens', 'positions', 'segment_ids', 'loss_mask')}}
-  state, metrics = step_fn(state, arrays)
+  state, metrics = step_fn(state, device_batch(b, 1, mesh))
   losses.append(float(metrics['loss']))
 sharded = sum('data' in str(a.sharding.spec) for a in jax.tree.leaves(state.params))
 print(json.dumps({{'losses': losses, 'fsdp_sharded': sharded}}))

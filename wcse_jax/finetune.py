@@ -3,13 +3,15 @@ r"""python -m wcse_jax.finetune: supervised finetuning on sampled solutions.
 Reads an SFT set (a sampling run's `sft/<model>.jsonl`, or any JSONL of
 question/solution pairs), trains with the sharded train step of
 `wcse_jax.train.step`, scores `num_evals` evenly spaced checkpoints by greedy
-pass@1 on held-out problems, and exports the best as one of our checkpoints:
+pass@1 on held-out problems, and exports the best as one of our checkpoints.
+By default it writes inside the sampling run whose SFT set it reads
+(runs/<run>/finetune/<name>/; runs/finetune/<name>/ for other data):
 
-    runs/finetune/<name>/checkpoints/<step>/   Orbax train state + data position
-    runs/finetune/<name>/best/                 the best model (load_model / evaluate / export)
-    runs/finetune/<name>/metrics.jsonl         one line per logged step and per validation
-    runs/finetune/<name>/tensorboard/          the same, for TensorBoard
-    runs/finetune/<name>/summary.json          best step, validation scores, throughput
+    <out>/checkpoints/<step>/   Orbax train state + data position
+    <out>/best/                 the best model (load_model / evaluate / export)
+    <out>/metrics.jsonl         one line per logged step and per validation
+    <out>/tensorboard/          the same, for TensorBoard
+    <out>/summary.json          best step, validation scores, throughput
 
 Killed at any step (kill -9 included) and started again with the same
 command, it resumes from the last checkpoint with the same data order and
@@ -62,7 +64,7 @@ def settings() -> dict:
                      ('learning_rate', _LEARNING_RATE), ('steps', _STEPS), ('seed', _SEED)):
     if flag.value is not None:
       config[name] = flag.value
-  config['output_dir'] = config['output_dir'] or f"runs/finetune/{config['name']}"
+  config['output_dir'] = config['output_dir'] or str(rundir.finetune_dir(config['data'], config['name']))
   if config['batch_rows'] % config['accumulation']:
     raise rundir.RunError(
         f"batch_rows={config['batch_rows']} is not a multiple of accumulation={config['accumulation']}."
@@ -98,13 +100,17 @@ def training_examples(config: dict, tokenizer, excluded_ids: set[str]):
 
 
 def device_batch(batch: sft_data.Batch, accumulation: int, mesh) -> dict:
-  """Host rows to `[accumulation, rows, seq_len]` arrays, rows sharded over `data`."""
+  """Host rows to `[accumulation, rows, seq_len]` arrays, rows sharded over `data`.
+
+  Every host builds the same global batch (same data, same seed) and each device
+  takes its own slice of it, so this holds when the mesh spans several hosts.
+  """
   out = {}
   for name in ('tokens', 'positions', 'segment_ids', 'loss_mask'):
     array = getattr(batch, name)
     array = array.reshape(accumulation, -1, *array.shape[1:])
-    axes = ('accumulation', 'batch', 'length')
-    out[name] = jax.device_put(array, parallel.logical_sharding(axes, array.shape, mesh))
+    sharding = parallel.logical_sharding(('accumulation', 'batch', 'length'), array.shape, mesh)
+    out[name] = jax.make_array_from_callback(array.shape, sharding, lambda index, a=array: a[index])
   return out
 
 
