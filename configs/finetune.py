@@ -33,7 +33,7 @@ def get_config(arg: str = 'local') -> ml_collections.ConfigDict:
   c.model = 'gemma3-270m'  # preset, path or hub id of the model to finetune
   c.data = 'runs/local-gsm8k-high/sft/wc-gemma3-270m.jsonl'  # SFT JSONL (question/solution)
   c.dataset = 'gsm8k'  # answer format of the data and of validation
-  c.output_dir = ''  # default: runs/finetune/<config name>
+  c.output_dir = ''  # default: <sampling run of data>/finetune/<config name>
   c.seed = 0
   # Validation: greedy pass@1 on held-out problems, excluded from the training data.
   c.val_split = 'train'

@@ -3,12 +3,14 @@ CLI's files on the tiny model, and one short few-shot run of the bundled Gemma 3
 
 import json
 import os
+import pathlib
 import subprocess
 import sys
 
 import pytest
 
 from conftest import REPO
+from wcse_jax import rundir
 from wcse_jax.checkpoints import load_model
 from wcse_jax.data import Grader, Problem, few_shot_prompt, load_problems
 from wcse_jax.evaluate import (
@@ -87,6 +89,15 @@ def test_prompt_kind_and_model_tag():
   assert model_tag('/models/gemma-2b.gguf') == 'gemma-2b'
   assert model_tag('google/gemma-2-9b') == 'gemma-2-9b'
   assert model_tag('runs/finetune/wc-high/best/') == 'wc-high-best'
+
+
+def test_finetuning_and_evaluation_write_inside_the_sampling_run():
+  P = pathlib.Path
+  assert rundir.finetune_dir('runs/r1/sft/wc-gemma2-9b.jsonl', 'wc-wc-high') == P('runs/r1/finetune/wc-wc-high')
+  assert rundir.finetune_dir('/data/pairs.jsonl', 'local') == P('runs/finetune/local')
+  assert rundir.eval_path('runs/r1/finetune/local/best/', 'local-best', 'gsm8k') == P('runs/r1/eval/local-best-gsm8k.json')
+  assert rundir.eval_path('/abs/r/finetune/x/best', 'x-best', 'math') == P('/abs/r/eval/x-best-math.json')
+  assert rundir.eval_path('gemma3-270m', 'gemma3-270m', 'math500') == P('runs/eval/gemma3-270m-math500.json')
 
 
 def _run_cli(*args, cwd=REPO):

@@ -1,7 +1,8 @@
 r"""python -m wcse_jax.evaluate: greedy pass@1, and maj@k, of a model on MATH-500, MATH or GSM8K.
 
     python -m wcse_jax.evaluate --model=gemma3-270m --dataset=gsm8k --limit=20
-    python -m wcse_jax.evaluate --checkpoint=runs/finetune/wc-wc-high/best --dataset=math500
+    python -m wcse_jax.evaluate --checkpoint=runs/paper_math-math-high/finetune/wc-wc-high/best \\
+        --dataset=math500
     python -m wcse_jax.evaluate --model=google/gemma-2-9b --dataset=math500 --maj_k=8 \
         --output=runs/paper/eval/gemma2-9b.json
 
@@ -15,7 +16,8 @@ directories, hub ids) get the few-shot prefix of the sampling run (Minerva
 were finetuned on zero-shot pairs (`data.training_pair`), so they get that
 format. --prompt=few_shot or zero_shot forces one.
 
-Writes (default OUTPUT: runs/eval/<model>-<dataset>.json)
+Writes (default OUTPUT: runs/<run>/eval/<tag>-<dataset>.json for a model finetuned
+on a sampling run's data, runs/eval/<model>-<dataset>.json otherwise)
 
     OUTPUT.json    pass_at_1, maj_at_k, counts, model, dataset, split, prompt, settings
     OUTPUT.jsonl   one line per problem: id, gold, greedy text, extracted answer,
@@ -287,7 +289,7 @@ def prompt_format(kind: str, dataset: str) -> PromptFormat:
 
 def model_tag(model: str) -> str:
   """A model's name in file names: 'gemma3-270m' -> 'gemma3-270m', '/m/x.gguf' -> 'x',
-  'google/gemma-2-9b' -> 'gemma-2-9b', 'runs/finetune/wc-high/best' -> 'wc-high-best'."""
+  'google/gemma-2-9b' -> 'gemma-2-9b', 'runs/r/finetune/wc-high/best' -> 'wc-high-best'."""
   path = pathlib.Path(model.rstrip('/'))
   name = path.name.removesuffix('.gguf')
   return f'{path.parent.name}-{name}' if name == 'best' and path.parent.name else name
@@ -303,7 +305,7 @@ def define_flags() -> None:
       'model', None, 'Preset, GGUF file, transformers directory, one of our checkpoints, or hub id.'
   )
   flags.DEFINE_string(
-      'checkpoint', None, 'One of our finetuned checkpoints (runs/finetune/NAME/best), instead of --model.'
+      'checkpoint', None, 'One of our finetuned checkpoints (runs/RUN/finetune/NAME/best), instead of --model.'
   )
   flags.DEFINE_enum('dataset', None, ['math500', 'gsm8k', 'math'], 'Problems to evaluate on.')
   flags.DEFINE_string('split', 'test', 'train or test.')
@@ -321,7 +323,8 @@ def define_flags() -> None:
   )
   flags.DEFINE_integer('num_slots', 64, 'Samples decoded together.', lower_bound=1)
   flags.DEFINE_integer('seed', 0, 'Seed of the maj@k samples.')
-  flags.DEFINE_string('output', None, 'Metrics JSON (default: runs/eval/<model>-<dataset>.json).')
+  flags.DEFINE_string('output', None, 'Metrics JSON (default: runs/RUN/eval/<tag>-<dataset>.json beside a finetuned '
+      'model, else runs/eval/<model>-<dataset>.json).')
   flags.mark_flags_as_mutual_exclusive(['model', 'checkpoint'], required=True)
   flags.mark_flag_as_required('dataset')
   flags.register_multi_flags_validator(
@@ -337,7 +340,7 @@ def main(argv: list[str]) -> None:
   model = args.model or args.checkpoint
   dataset = args.dataset
   max_new_tokens = args.max_new_tokens or DEFAULT_MAX_NEW_TOKENS[answer_family(dataset)]
-  output = pathlib.Path(args.output or f'runs/eval/{model_tag(model)}-{dataset}.json')
+  output = pathlib.Path(args.output or rundir.eval_path(model, model_tag(model), dataset))
 
   # Load.
   problems = load_problems(dataset, args.split, source=args.data_source).problems

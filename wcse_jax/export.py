@@ -1,6 +1,6 @@
 r"""python -m wcse_jax.export MODEL OUT_DIR: a model as a Hugging Face transformers directory.
 
-    python -m wcse_jax.export runs/paper/finetune/wc-wc-high/best exports/gemma2-9b-sft
+    python -m wcse_jax.export runs/paper_math-math-high/finetune/wc-wc-high/best exports/gemma2-9b-sft
     python -m wcse_jax.export gemma3-270m exports/gemma3-270m --dtype=float32 --overwrite
     python -m wcse_jax.export gemma2-9b exports/gemma2-9b --weights=/data/kaggle/gemma2-9b
 

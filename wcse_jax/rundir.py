@@ -5,6 +5,8 @@
                                              one graded sample a line (one shard per host)
     runs/<name>/metrics.json                 coverage@k, diversity@k, FLOPs, tokens
     runs/<name>/sft/<model>.jsonl            the filtered training set
+    runs/<name>/finetune/<tag>/              a finetuning run on one of those sets
+    runs/<name>/eval/<tag>-<dataset>.json    pass@1 (and maj@k) of its best checkpoint
 
 Sample shards are appended and flushed a whole line at a time while a run
 goes; a line cut short by a crash is dropped on restart, and the pairs
@@ -60,6 +62,23 @@ def model_dir_name(role: str, model: str) -> str:
   """'wc', 'gemma3-270m' -> 'wc-gemma3-270m' (paths by their last component)."""
   name = pathlib.Path(model.rstrip('/')).name or model
   return f'{role}-{name.removesuffix(".gguf")}'
+
+
+def finetune_dir(data: str, tag: str) -> pathlib.Path:
+  """Where finetuning on `data` writes by default: inside the sampling run that made
+  the SFT set ('runs/R/sft/wc-m.jsonl', 'x' -> 'runs/R/finetune/x'), else 'runs/finetune/x'."""
+  sft = pathlib.Path(data).parent
+  return (sft.parent if sft.name == 'sft' else pathlib.Path('runs')) / 'finetune' / tag
+
+
+def eval_path(model: str, tag: str, dataset: str) -> pathlib.Path:
+  """Where evaluating `model` (named `tag` in file names) writes by default: beside the
+  sampling run of a finetuned model ('runs/R/finetune/x/best' -> 'runs/R/eval/<tag>-<dataset>.json'),
+  else 'runs/eval/<tag>-<dataset>.json'."""
+  parts = pathlib.Path(model.rstrip('/')).parts
+  in_run = len(parts) >= 3 and parts[-3] == 'finetune'
+  root = pathlib.Path(*parts[:-3]) if in_run else pathlib.Path('runs')
+  return root / 'eval' / f'{tag}-{dataset}.json'
 
 
 def shard_path(run_dir: pathlib.Path, model_dir: str, index: int = 0, count: int = 1) -> pathlib.Path:

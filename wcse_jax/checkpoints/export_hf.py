@@ -1,6 +1,6 @@
 """Exporting a model as a Hugging Face transformers directory, to serve it elsewhere.
 
-    export_hf(load_model('runs/paper/finetune/wc-wc-high/best'), 'exports/gemma2-9b-sft')
+    export_hf(load_model('runs/paper_math-math-high/finetune/wc-wc-high/best'), 'exports/gemma2-9b-sft')
     # exports/gemma2-9b-sft/config.json         Gemma2ForCausalLM, tied embeddings
     # exports/gemma2-9b-sft/model.safetensors   or model-00001-of-00004.safetensors, ...
     #                                           plus model.safetensors.index.json
