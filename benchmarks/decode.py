@@ -6,7 +6,7 @@
         --skip_transformers                            # on a GPU: against the roofline
 
 Both sample the bundled Gemma 3 270M (float32 on CPU) on GSM8K 8-shot prompts
-(the shots of /work/shared/data/prompts/gsm8k_8shot.json, then the first test
+(the shots of wcse_jax/data/bundled/prompts/gsm8k_8shot.json, then the first test
 questions) with temperature 0.7 and top-k 40, ending at EOS or the token
 limit (no stop strings). Each side is warmed up first. transformers gets
 `num_return_sequences` samples per problem, one problem per call; eager

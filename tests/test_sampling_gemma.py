@@ -1,6 +1,6 @@
 """Greedy decoding of the bundled Gemma 3 270M matches transformers' `generate`.
 
-Prompts are GSM8K 8-shot: the shots of /work/shared/data/prompts/gsm8k_8shot.json
+Prompts are GSM8K 8-shot: the shots of wcse_jax/data/bundled/prompts/gsm8k_8shot.json
 as "Q: {question}\\nA: {solution}" joined by "\\n\\n", then "\\n\\nQ: {test question}\\nA:".
 Ours decodes them batched together (ragged, after a shared prefix); the
 reference runs each alone, in float32, with eager attention (as exact as

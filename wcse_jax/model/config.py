@@ -119,6 +119,9 @@ _GEMMA3 = dict(
     use_qk_norm=True,
     max_seq_len=131_072,
 )
+# The text-only 270M and 1B: smaller vocabulary and window, 32k context, no RoPE scaling.
+_GEMMA3_SMALL = {**_GEMMA3, 'vocab_size': 262_144, 'sliding_window': 512,
+                 'rope_scale_global': 1.0, 'max_seq_len': 32_768}
 
 PRESETS: dict[str, GemmaConfig] = {
     c.name: c
@@ -152,16 +155,12 @@ PRESETS: dict[str, GemmaConfig] = {
         GemmaConfig(
             name='gemma3-270m', embed_dim=640, hidden_dim=2048, num_layers=18,
             num_heads=4, num_kv_heads=1, head_dim=256, query_pre_attn_scalar=256,
-            hub_id='google/gemma-3-270m',
-            **{**_GEMMA3, 'vocab_size': 262_144, 'sliding_window': 512,
-               'rope_scale_global': 1.0, 'max_seq_len': 32_768},
+            hub_id='google/gemma-3-270m', **_GEMMA3_SMALL,
         ),
         GemmaConfig(
             name='gemma3-1b', embed_dim=1152, hidden_dim=6912, num_layers=26,
             num_heads=4, num_kv_heads=1, head_dim=256, query_pre_attn_scalar=256,
-            hub_id='google/gemma-3-1b-pt',
-            **{**_GEMMA3, 'vocab_size': 262_144, 'sliding_window': 512,
-               'rope_scale_global': 1.0, 'max_seq_len': 32_768},
+            hub_id='google/gemma-3-1b-pt', **_GEMMA3_SMALL,
         ),
         GemmaConfig(
             name='gemma3-4b', embed_dim=2560, hidden_dim=10_240, num_layers=34,
