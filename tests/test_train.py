@@ -142,7 +142,7 @@ def test_four_devices_give_the_loss_curve_of_one():
   assert one['losses'][-1] < one['losses'][0]
 
 
-def test_checkpoints_keep_the_last_ones_and_the_best(tmp_path):
+def test_checkpoints_keep_the_last_ones_and_the_best(tmp_path, caplog):
   from wcse_jax.train.checkpoints import TrainCheckpoints  # pylint: disable=g-import-not-at-top
 
   checkpoints = TrainCheckpoints(tmp_path, keep_last=2)
@@ -157,3 +157,4 @@ def test_checkpoints_keep_the_last_ones_and_the_best(tmp_path):
   restored, position = checkpoints.restore(3, state)
   np.testing.assert_array_equal(restored['w'], state['w'])
   assert position == {'epoch': 0, 'batch': 3}
+  assert not [r for r in caplog.records if 'metrics' in r.getMessage()]  # unscored saves are normal

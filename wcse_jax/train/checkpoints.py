@@ -12,6 +12,7 @@ stored as the checkpoint's metric; the best one is kept whatever its age.
 
 from __future__ import annotations
 
+import logging
 import pathlib
 
 import jax
@@ -19,6 +20,17 @@ import orbax.checkpoint as ocp
 from orbax.checkpoint.checkpoint_managers import preservation_policy
 
 BEST_METRIC = 'val_pass_at_1'
+
+
+class _UnscoredSaveNotice(logging.Filter):
+  """Drops Orbax's warning at every save without metrics: it tracks the best
+  checkpoint, and most saves are periodic ones that are not validated, by design."""
+
+  def filter(self, record: logging.LogRecord) -> bool:
+    return 'did not provide metrics' not in record.getMessage()
+
+
+logging.getLogger('absl').addFilter(_UnscoredSaveNotice())
 
 
 class TrainCheckpoints:
