@@ -44,6 +44,27 @@ def test_majority_vote_ties_go_to_the_answer_given_first():
   assert majority_vote([None, None], 'gsm8k') is None
 
 
+def test_math_votes_count_equivalent_answers_together():
+  def boxed(problem, sample, answer):
+    return _completion(problem, sample, f'So it is $\\boxed{{{answer}}}$.')
+
+  problems = [Problem(f'm{j}', 'math', 'q', r'\frac{1}{2}', 's') for j in range(3)]
+  greedy = [boxed(j, 0, '0.5') for j in range(3)]
+  voting = [
+      # Right answers written two ways outvote a wrong one given twice.
+      [boxed(0, i, a) for i, a in enumerate(['7', '0.5', '7', r'\frac{1}{2}', r'\dfrac{1}{2}'])],
+      # Wrong answers written three ways outvote the right one given twice.
+      [boxed(1, i, a) for i, a in enumerate(['0.5', '3', r'\frac{6}{2}', '0.5', '3.0'])],
+      # Distinct wrong answers stay apart: the tie goes to the first.
+      [boxed(2, i, a) for i, a in enumerate(['2', '5', '0.5'])],
+  ]
+  with Grader('math') as grader:
+    votes = [p.vote for p in score(problems, greedy, voting, grader).problems]
+  assert [(v.answer, v.count, v.correct) for v in votes] == [
+      ('0.5', 3, True), ('3', 3, False), ('2', 1, False),
+  ]
+
+
 def test_score_of_known_completions():
   problems = [_problem(0, '18'), _problem(1, '1080'), _problem(2, '7'), _problem(3, '42')]
   greedy = [

@@ -8,7 +8,8 @@ r"""python -m wcse_jax.evaluate: greedy pass@1, and maj@k, of a model on MATH-50
 
 pass@1 decodes one greedy solution per problem and grades its final answer.
 With --maj_k=K it also draws K solutions per problem at --temperature and
-grades the answer most of them give (`majority_vote`).
+grades the answer most of them give (`majority_vote`); MATH answers that are
+mathematically equal vote together (`equivalence_classes`).
 
 Prompts (--prompt=auto): base models (presets, GGUF files, transformers
 directories, hub ids) get the few-shot prefix of the sampling run (Minerva
@@ -211,9 +212,9 @@ def score(
   if voting is not None:
     pairs = [(p.answer, c.text) for p, samples in zip(problems, voting) for c in samples]
     results = iter(grader.grade_many(pairs))
-    for j, samples in enumerate(voting):
-      sample_grades = [next(results) for _ in samples]
-      votes[j] = vote(sample_grades, grader.dataset)
+    voting_grades = [[next(results) for _ in samples] for samples in voting]
+    classes = equivalence_classes(voting_grades, grader)
+    votes = [vote(g, grader.dataset, classes=c) for g, c in zip(voting_grades, classes)]
   return EvalResult(
       problems=tuple(
           ProblemResult(
@@ -227,35 +228,39 @@ def score(
   )
 
 
-def vote(grades: Sequence[GradeResult], dataset: str) -> Vote:
+def vote(grades: Sequence[GradeResult], dataset: str, *, classes: dict | None = None) -> Vote:
   """The majority answer of one problem's graded samples; correct if its first sample is.
 
-  Samples in one group give equivalent answers (`vote_key`), which grade alike,
-  so the first sample's grade is the group's.
+  Samples in one group give equivalent answers (`vote_key`, merged by `classes`),
+  which grade alike, so the first sample's grade is the group's.
   """
   answers = tuple(g.extracted for g in grades)
-  winner = majority_vote(answers, dataset)
+  winner = majority_vote(answers, dataset, classes=classes)
   if winner is None:
     return Vote(None, 0, False, answers)
   first, count = winner
   return Vote(answers[first], count, grades[first].correct, answers)
 
 
-def majority_vote(answers: Sequence[str | None], dataset: str) -> tuple[int, int] | None:
+def majority_vote(
+    answers: Sequence[str | None], dataset: str, *, classes: dict | None = None
+) -> tuple[int, int] | None:
   """(first sample of the most common answer, how many gave it); None if no sample has one.
 
-  Ties go to the answer given first. For GSM8K:
+  Answers count as one when their `vote_key`s are equal or `classes` maps the
+  keys to one class. Ties go to the answer given first. For GSM8K:
 
       answers   '18'   '17'   '18.0'   None   '17'   '$18'
       key       18     17     18       -      17     18
       -> (0, 3): 18, first given by sample 0 (with one '$18' fewer, 18 and 17
          tie 2-2 and 18 still wins: sample 0 came before sample 1)
   """
+  classes = classes or {}
   groups: dict[object, list[int]] = {}
   for i, answer in enumerate(answers):
     key = None if answer is None else vote_key(answer, dataset)
     if key is not None:
-      groups.setdefault(key, []).append(i)
+      groups.setdefault(classes.get(key, key), []).append(i)
   if not groups:
     return None
   members = max(groups.values(), key=lambda m: (len(m), -m[0]))
@@ -263,16 +268,60 @@ def majority_vote(answers: Sequence[str | None], dataset: str) -> tuple[int, int
 
 
 def vote_key(answer: str, dataset: str):
-  r"""What makes two answers the same vote: GSM8K, the exact number ('18', '18.0', '$18'
-  -> Decimal 18); MATH, the grader's normalised answer (' $5,\!525$. ' -> '5525').
-
-  MATH answers written differently (\frac{1}{2}, 0.5) count apart, as in
-  lm-evaluation-harness's majority vote over extracted strings; merging them
-  would need math-verify on every pair of distinct answers.
+  r"""Answers with equal keys are the same vote: GSM8K, the exact number ('18', '18.0',
+  '$18' -> Decimal 18); MATH, the grader's normalised answer (' $5,\!525$. ' -> '5525'),
+  which `equivalence_classes` then merges by mathematical equivalence.
   """
   if answer_family(dataset) == 'gsm8k':
     return equivalence.gsm8k_number(answer)  # Decimals: 18 == 18.0, and they hash alike
   return equivalence.normalise_math_answer(answer) or None
+
+
+# Distinct wrong answers of one problem compared pairwise, most given first:
+# 12 -> at most 66 comparisons a problem.
+MAX_COMPARED_ANSWERS = 12
+
+
+def equivalence_classes(voting_grades: Sequence[Sequence[GradeResult]], grader: Grader) -> list[dict]:
+  r"""Per problem, a map from MATH vote keys to classes of equivalent answers
+  ('\frac{1}{2}' and '0.5' vote together); empty maps for GSM8K, whose keys are exact.
+
+  Answers graded correct all equal the gold, so they form one class without
+  further checks. Among the wrong ones, the MAX_COMPARED_ANSWERS most given
+  are compared pairwise with the grader (math-verify, under its time limit),
+  all problems' pairs in one batch, and merged where equivalent.
+  """
+  if grader.dataset == 'gsm8k':
+    return [{} for _ in voting_grades]
+  candidates, pairs = [], []
+  for grades in voting_grades:
+    right, wrong = set(), collections.Counter()
+    for g in grades:
+      key = None if g.extracted is None else vote_key(g.extracted, grader.dataset)
+      if key is not None and g.correct:
+        right.add(key)
+      elif key is not None:
+        wrong[key] += 1
+    compared = [key for key, _ in wrong.most_common(MAX_COMPARED_ANSWERS)]
+    candidates.append((right, compared))
+    pairs += [(a, b) for i, a in enumerate(compared) for b in compared[i + 1:]]
+  same = iter(r.correct for r in grader.grade_many(pairs, extract=False))
+  classes = []
+  for right, compared in candidates:
+    parent = {key: key for key in compared}  # union-find over the compared answers
+    for i, a in enumerate(compared):
+      for b in compared[i + 1:]:
+        if next(same):
+          parent[_root(parent, b)] = _root(parent, a)
+    wrong_classes = {key: ('wrong', _root(parent, key)) for key in compared}
+    classes.append({**wrong_classes, **{key: ('right',) for key in right}})
+  return classes
+
+
+def _root(parent: dict, key):
+  while parent[key] != key:
+    key = parent[key]
+  return key
 
 
 def auto_prompt_kind(model_format: str) -> str:
