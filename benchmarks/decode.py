@@ -24,8 +24,9 @@ reads each layer's full buffer: the window's ring for local layers, max_len for
 global ones), and no step can be faster than those bytes over the memory
 bandwidth, measured in the same process (`perf.memory_bandwidth`). The timed
 run includes prefill, so the fraction of the roofline reached is a lower bound
-for the decode loop alone. With
---random=PRESET the sampler runs a model of that preset's size with random
+for the decode loop alone.
+
+With --random=PRESET the sampler runs a model of that preset's size with random
 weights (in the accelerator's dtype) and the bundled tokenizer, for sizes whose
 weights are not at hand; random weights rarely draw EOS, so every sample runs
 to --new_tokens. --num_slots takes a list; each count is a separate timed run.

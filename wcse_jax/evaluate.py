@@ -1,7 +1,7 @@
 r"""python -m wcse_jax.evaluate: greedy pass@1, and maj@k, of a model on MATH-500, MATH or GSM8K.
 
     python -m wcse_jax.evaluate --model=gemma3-270m --dataset=gsm8k --limit=20
-    python -m wcse_jax.evaluate --checkpoint=runs/paper_math-math-high/finetune/wc-wc-high/best \\
+    python -m wcse_jax.evaluate --checkpoint=runs/paper_math-math-high/finetune/wc-wc-high/best \
         --dataset=math500
     python -m wcse_jax.evaluate --model=google/gemma-2-9b --dataset=math500 --maj_k=8 \
         --output=runs/paper/eval/gemma2-9b.json
@@ -372,8 +372,10 @@ def define_flags() -> None:
   )
   flags.DEFINE_integer('num_slots', 64, 'Samples decoded together.', lower_bound=1)
   flags.DEFINE_integer('seed', 0, 'Seed of the maj@k samples.')
-  flags.DEFINE_string('output', None, 'Metrics JSON (default: runs/RUN/eval/<tag>-<dataset>.json beside a finetuned '
-      'model, else runs/eval/<model>-<dataset>.json).')
+  flags.DEFINE_string(
+      'output', None, 'Metrics JSON (default: runs/RUN/eval/<tag>-<dataset>.json for a model '
+      'finetuned in runs/RUN, else runs/eval/<model>-<dataset>.json).'
+  )
   flags.mark_flags_as_mutual_exclusive(['model', 'checkpoint'], required=True)
   flags.mark_flag_as_required('dataset')
   flags.register_multi_flags_validator(
