@@ -101,3 +101,21 @@ def test_preemption_on_a_step_just_saved_on_schedule_exits_cleanly(tiny_model_di
   stopped_at = TrainCheckpoints(out / 'checkpoints').latest_step()
   assert f'Preempted: saved step {stopped_at};' in stderr
   assert 2 <= stopped_at < STEPS
+
+
+def test_a_run_that_saved_nothing_restarts_with_new_settings(tiny_model_dir, tmp_path):
+  data = tmp_path / 'sft.jsonl'
+  _sft_file(data)
+  out = tmp_path / 'run'
+  command = [*_command(tiny_model_dir, data, out), '--steps=2']
+  failed = subprocess.run([*command, '--config.batch_rows=64'], cwd=REPO, env=_env(),
+                          capture_output=True, text=True, timeout=600)
+  assert failed.returncode == 1 and 'fewer than batch_rows=64 rows' in failed.stderr
+  assert not TrainCheckpoints.any_saved(out / 'checkpoints')
+  result = subprocess.run(command, cwd=REPO, env=_env(), capture_output=True, text=True, timeout=600)
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert json.loads((out / 'config.json').read_text())['batch_rows'] == 2
+  # Once a step is saved, the settings bind the run.
+  refused = subprocess.run([*command, '--config.batch_rows=4'], cwd=REPO, env=_env(),
+                           capture_output=True, text=True, timeout=600)
+  assert refused.returncode == 1 and 'other settings (batch_rows)' in refused.stderr

@@ -119,7 +119,9 @@ def main(argv: list[str]) -> None:
   parallel.initialize_multihost()
   config = settings()
   out = pathlib.Path(config['output_dir'])
-  rundir.check_or_write_config(out, config)
+  # Settings bind a run once it has saved a step; one that stopped before that (too
+  # little data, a typo) starts again with the new settings.
+  rundir.check_or_write_config(out, config, has_work=TrainCheckpoints.any_saved(out / 'checkpoints'))
 
   # Load: float32 master weights, compute in `compute_dtype`, FSDP over data.
   mesh = parallel.make_mesh(model=config['mesh_model'])

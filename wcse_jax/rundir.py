@@ -40,11 +40,15 @@ def write_json_atomic(path: pathlib.Path, data) -> None:
   os.replace(tmp, path)
 
 
-def check_or_write_config(run_dir: pathlib.Path, config: dict) -> None:
-  """Writes config.json, or checks that a resumed run asks for the same work."""
+def check_or_write_config(run_dir: pathlib.Path, config: dict, *, has_work: bool = True) -> None:
+  """Writes config.json, or checks that a resumed run asks for the same work.
+
+  `has_work=False` says the directory holds nothing the settings must match yet
+  (a run that stopped before saving anything), so its config is replaced.
+  """
   path = run_dir / 'config.json'
   config = json.loads(json.dumps(config))  # compare as stored: tuples are lists there
-  if path.exists():
+  if path.exists() and has_work:
     before = json.loads(path.read_text())
     changed = sorted(
         key for key in set(before) | set(config)

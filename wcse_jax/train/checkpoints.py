@@ -76,6 +76,11 @@ class TrainCheckpoints:
     )
     return restored.state, dict(restored.data)
 
+  @staticmethod
+  def any_saved(directory: pathlib.Path) -> bool:
+    """Whether `directory` holds a saved step (without opening a manager on it)."""
+    return directory.is_dir() and any(p.name.isdigit() for p in directory.iterdir())
+
   def latest_step(self) -> int | None:
     return self.manager.latest_step()
 
