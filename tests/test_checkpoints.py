@@ -110,6 +110,18 @@ def test_unknown_model_name():
     load_model('gemma9-xl')
 
 
+def test_config_of_a_hub_id_reads_no_weights(monkeypatch):
+  from wcse_jax.checkpoints import config_of  # pylint: disable=g-import-not-at-top
+  from wcse_jax.model import get_preset  # pylint: disable=g-import-not-at-top
+
+  monkeypatch.setenv('HF_HUB_OFFLINE', '1')
+  assert config_of('google/gemma-2-9b') == get_preset('gemma2-9b')  # a preset's hub id: no download
+  with pytest.raises(CheckpointError, match="Could not get the config of 'someorg/some-model' from the"):
+    config_of('someorg/some-model')
+  with pytest.raises(UnknownModelError, match="Unknown model 'gemma9-xl': not a preset"):
+    config_of('gemma9-xl')
+
+
 def test_missing_weight_files(tiny_hf, tmp_path):
   target = _copy(tiny_hf, tmp_path)
   (target / 'model.safetensors').unlink()
@@ -174,7 +186,7 @@ def test_cli_prints_one_line_errors():
   )
   assert result.returncode == 1
   assert result.stderr.strip().count('\n') == 0
-  assert result.stderr.startswith('error: Unknown model preset')
+  assert result.stderr.startswith("error: Unknown model 'gemma9-xl': not a preset")
 
 
 def test_kaggle_sentencepiece_tokenizer(tmp_path):

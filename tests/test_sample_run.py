@@ -98,3 +98,11 @@ def test_a_resumed_run_refuses_other_settings(tiny_model_dir, tmp_path):
   rundir.check_or_write_config(run_dir, {'budget': 'low', 'num_slots': 8})  # throughput only
   with pytest.raises(rundir.RunError, match='other settings \\(budget\\)'):
     rundir.check_or_write_config(run_dir, {'budget': 'high', 'num_slots': 8})
+  # Until a sample is written the settings bind nothing: a failed start is simply redone.
+  assert not rundir.has_samples(run_dir)
+  rundir.check_or_write_config(run_dir, {'budget': 'high'}, has_work=rundir.has_samples(run_dir))
+  with rundir.ShardWriter(rundir.shard_path(run_dir, 'wc-m')) as writer:
+    writer.write([{'problem_index': 0, 'sample_index': 0}])
+  assert rundir.has_samples(run_dir)
+  with pytest.raises(rundir.RunError, match='other settings \\(budget\\)'):
+    rundir.check_or_write_config(run_dir, {'budget': 'low'}, has_work=rundir.has_samples(run_dir))

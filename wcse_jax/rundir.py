@@ -149,6 +149,11 @@ def finalize_shard(path: pathlib.Path) -> None:
   write_lines_atomic(path, records)
 
 
+def has_samples(run_dir: pathlib.Path) -> bool:
+  """Whether any sample shard of the run holds a sample (its settings then bind it)."""
+  return any(path.stat().st_size for path in (run_dir / 'samples').glob('*/shard-*.jsonl'))
+
+
 def samples_of(run_dir: pathlib.Path, model_dir: str) -> Iterator[dict]:
   """Every sample of one model, over all host shards."""
   for path in sorted((run_dir / 'samples' / model_dir).glob('shard-*.jsonl')):

@@ -261,7 +261,9 @@ def main(argv: list[str]) -> None:
   problems = problems.problems[: config['limit'] or None]
   run_dir = pathlib.Path(config['output_dir'])
   stored = {k: v for k, v in config.items() if k != 'output_dir'}  # a run may be moved
-  rundir.check_or_write_config(run_dir, {**stored, 'plan': dataclasses.asdict(plan)})
+  rundir.check_or_write_config(
+      run_dir, {**stored, 'plan': dataclasses.asdict(plan)}, has_work=rundir.has_samples(run_dir)
+  )
   print(f"{plan.describe()}; {len(problems)} problems -> {run_dir}", file=sys.stderr)
   for run in runs:
     sample_model(run, config, problems, run_dir)

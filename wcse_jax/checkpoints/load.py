@@ -125,21 +125,27 @@ def resolve(name: str, weights: str | None = None) -> tuple[str, pathlib.Path, G
     return detect_format(path), path, None
   if preset is not None:
     return 'hf', _download(preset.hub_id, f'weights for preset {name!r}'), preset
-  if name.count('/') == 1 and not name.startswith(('.', '/')):
+  if _is_hub_id(name):
     return 'hf', _download(name, f'model {name!r}'), None
-  raise UnknownModelError(
-      f'Unknown model {name!r}: not a preset ({", ".join(PRESETS)}), an existing '
-      'path, or a hub id like google/gemma-2-9b.'
-  )
+  raise _unknown(name)
 
 
 def config_of(name: str) -> GemmaConfig:
-  """The config of a preset or of the weights at a path, reading metadata only."""
+  """The config of a preset, of the weights at a path or of a hub model, reading
+  metadata only (a hub model's config.json, or none for a preset's hub id)."""
   path = pathlib.Path(name).expanduser()
   if name == BUNDLED_MODEL:
     path = bundled_gguf_path()
-  elif name in PRESETS or not path.exists():
+  elif name in PRESETS:
     return get_preset(name)
+  elif not path.exists():
+    if not _is_hub_id(name):
+      raise _unknown(name)
+    known = next((c for c in PRESETS.values() if c.hub_id == name), None)
+    if known is not None:
+      return known
+    snapshot = _download(name, f'the config of {name!r}', patterns=['config.json'])
+    return hf.config_from_hf(_read_json(snapshot / 'config.json'), name=name)
   kind = detect_format(path)
   if kind == 'gguf':
     return gguf_file.config_from_gguf(gguf_file.open_gguf(path), name=name)
@@ -165,18 +171,31 @@ def detect_format(path: pathlib.Path) -> str:
   )
 
 
-def _download(hub_id: str, what: str) -> pathlib.Path:
-  """A hub snapshot: from the local cache first, then the hub if reachable."""
+def _is_hub_id(name: str) -> bool:
+  return name.count('/') == 1 and not name.startswith(('.', '/', '~'))
+
+
+def _unknown(name: str) -> UnknownModelError:
+  return UnknownModelError(
+      f'Unknown model {name!r}: not a preset ({", ".join(PRESETS)}), an existing '
+      'path, or a hub id like google/gemma-2-9b.'
+  )
+
+
+def _download(
+    hub_id: str, what: str, patterns: tuple[str, ...] = ('*.json', '*.safetensors', 'tokenizer*')
+) -> pathlib.Path:
+  """A hub snapshot of the files matching `patterns`: from the local cache first,
+  then the hub if reachable."""
   import huggingface_hub  # pylint: disable=g-import-not-at-top
 
-  patterns = ['*.json', '*.safetensors', 'tokenizer*']
   for local_only in (True, False):
     if not local_only and os.environ.get('HF_HUB_OFFLINE', '0') not in ('0', ''):
       break
     try:
       return pathlib.Path(
           huggingface_hub.snapshot_download(
-              hub_id, allow_patterns=patterns, local_files_only=local_only
+              hub_id, allow_patterns=list(patterns), local_files_only=local_only
           )
       )
     except Exception as e:  # offline, gated, missing: all end the same way

@@ -1,8 +1,9 @@
 """python -m wcse_jax.model describe NAME | list
 
 `describe` prints a model's config and parameter count without loading its
-weights: NAME is a preset, a GGUF file, a transformers directory or one of our
-checkpoints. `list` prints every preset with its size.
+weights: NAME is a preset, a GGUF file, a transformers directory, one of our
+checkpoints or a hub id (its config.json only). `list` prints every preset with
+its size.
 """
 
 from __future__ import annotations
