@@ -13,7 +13,9 @@ import pytest
 from conftest import REPO
 from wcse_jax import rundir
 from wcse_jax.model import count_params
-from wcse_jax.checkpoints import config_of
+from wcse_jax.checkpoints import config_of, load_tokenizer
+from wcse_jax.data import few_shot_prompt, load_problems
+from wcse_jax.sampling import tokenize_prompts
 
 
 def _command(model_dir, output_dir, *extra):
@@ -48,6 +50,11 @@ def test_both_models_files_and_flops(tiny_model_dir, tmp_path):
   assert 'SE sampled' in result.stdout
   metrics = json.loads((run_dir / 'metrics.json').read_text())
   params = count_params(config_of(str(tiny_model_dir)))
+  prompt = few_shot_prompt('gsm8k')
+  questions = [prompt.format_question(p.question) for p in load_problems('gsm8k', 'test').problems[:6]]
+  _, prompts = tokenize_prompts(
+      load_tokenizer(tiny_model_dir), prompt.prefix, questions, share_prefix=False
+  )
   for role in ('wc', 'se'):
     model = metrics['models'][role]
     samples = list(rundir.samples_of(run_dir, f'{role}-{tiny_model_dir.name}'))
@@ -55,6 +62,8 @@ def test_both_models_files_and_flops(tiny_model_dir, tmp_path):
     assert {(s['problem_index'], s['sample']) for s in samples} == {(j, i) for j in range(6) for i in range(2)}
     generated = sum(s['num_tokens'] for s in samples)
     assert model['tokens']['generated'] == generated
+    # Each prompt is the few-shot prefix and the question in the prefix's format.
+    assert [s['prompt_tokens'] for s in samples if s['sample'] == 0] == [len(p.ids) for p in prompts]
     assert model['flops']['generated'] == 2.0 * params * generated
     assert model['flops']['prompt_computed'] == 2.0 * params * model['tokens']['prompt_computed']
     # The prefix once and each problem's own text once: less than every prompt in full.

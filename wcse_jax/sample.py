@@ -120,20 +120,24 @@ def sample_model(run: ModelRun, config: dict, problems, run_dir: pathlib.Path) -
   host, hosts = jax.process_index(), jax.process_count()
   shard = rundir.shard_path(run_dir, run.directory, host, hosts)
   done = {(r['problem_index'], r['sample']) for r in rundir.read_lines(shard, repair=True)}
-  mine = [j for j in range(len(problems)) if j % hosts == host]
-  todo = len(mine) * run.samples - len(done)
-  if todo > 0:
+  # Samples this host still owes, per problem (problem j is host j % hosts's).
+  left = collections.Counter(
+      j for j in range(host, len(problems), hosts) for i in range(run.samples) if (j, i) not in done
+  )
+  if left:
     skip = done | {(j, i) for j in range(len(problems)) if j % hosts != host for i in range(run.samples)}
-    _draw(run, config, problems, shard, skip, todo)
+    _draw(run, config, problems, shard, skip, left)
   rundir.finalize_shard(shard)
 
 
-def _draw(run: ModelRun, config: dict, problems, shard: pathlib.Path, skip: set, todo: int) -> None:
+def _draw(
+    run: ModelRun, config: dict, problems, shard: pathlib.Path, skip: set, left: collections.Counter
+) -> None:
   devices = jax.local_devices()
   model_axis = config['mesh_model'] or parallel.fitting_model_axis(2 * run.params, devices)
   loaded = load_model(run.name, mesh=parallel.make_mesh(model=model_axis, devices=devices))
   prompt = few_shot_prompt(config['dataset'])
-  questions = [p.question for p in problems]
+  questions = [prompt.format_question(p.question) for p in problems]  # 'Q: ...\nA:'
   sampler = Sampler(
       loaded,
       max_len=context_length(
@@ -152,9 +156,8 @@ def _draw(run: ModelRun, config: dict, problems, shard: pathlib.Path, skip: set,
       skip=skip,
   )
   start, tokens = time.monotonic(), 0
-  left = collections.Counter(j for j in range(len(problems)) for i in range(run.samples) if (j, i) not in skip)
   problems_todo, problems_done = len(left), 0
-  bar = tqdm(total=todo, desc=f'{run.role} {run.name}', unit='sample', dynamic_ncols=True)
+  bar = tqdm(total=sum(left.values()), desc=f'{run.role} {run.name}', unit='sample', dynamic_ncols=True)
   with Grader(config['dataset'], workers=config['grader_workers'] or None) as grader, \
        rundir.ShardWriter(shard) as writer, bar:
     pending, last_write = [], time.monotonic()
