@@ -74,3 +74,12 @@ def test_greedy_generate_answers_every_prompt(tiny_model_dir):
   prompts = ['Q: 1+1?\nA:', 'Q: What is 3 times 4?\nA:', 'Q: 1+1?\nA:']
   replies = generate(prompts)
   assert len(replies) == 3 and replies[0] == replies[2]  # greedy: same prompt, same reply
+
+
+def test_a_missing_csv_argument_is_a_usage_error(tmp_path):
+  run_dir = tmp_path / 'run'
+  _fake_run(run_dir)
+  for verb in ('export', 'labels'):
+    result = _cli(verb, run_dir)
+    assert result.returncode == 1 and 'usage: false_positives' in result.stderr
+    assert 'Traceback' not in result.stderr

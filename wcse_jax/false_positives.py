@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import pathlib
-import random
 
 from absl import app, flags
 
@@ -51,14 +50,13 @@ def candidates(run_dir: pathlib.Path, role: str) -> list[metrics.Candidate]:
 def greedy_generate(model_name: str, max_new_tokens: int):
   """`generate(prompts) -> replies` with our sampler, greedy, one reply per prompt."""
   from wcse_jax.checkpoints import load_model  # pylint: disable=g-import-not-at-top
-  from wcse_jax.sampling import Sampler, SamplingParams, tokenize_prompts  # pylint: disable=g-import-not-at-top
+  from wcse_jax.sampling import Sampler, SamplingParams, context_length  # pylint: disable=g-import-not-at-top
 
   loaded = load_model(model_name)
 
   def generate(prompts: list[str]) -> list[str]:
-    _, tokenized = tokenize_prompts(loaded.tokenizer, '', prompts, share_prefix=True)
-    longest = max(len(p.ids) for p in tokenized) + 1
-    sampler = Sampler(loaded, max_len=min(loaded.config.max_seq_len, longest + max_new_tokens))
+    max_len = context_length(loaded.tokenizer, loaded.config, '', prompts, max_new_tokens)
+    sampler = Sampler(loaded, max_len=max_len)
     params = SamplingParams(temperature=0.0, max_new_tokens=max_new_tokens)
     replies = [''] * len(prompts)
     for c in sampler.sample('', prompts, num_samples=1, params=params, seed=0):
@@ -78,7 +76,8 @@ def record(run_dir: pathlib.Path, role: str, method: str, estimate: metrics.Fals
 
 
 def main(argv: list[str]) -> None:
-  if len(argv) < 3 or argv[1] not in ('judge', 'export', 'labels'):
+  needed = {'judge': 3, 'export': 4, 'labels': 4}  # the program, the verb and its arguments
+  if len(argv) < 2 or argv[1] not in needed or len(argv) != needed[argv[1]]:
     raise app.UsageError('usage: false_positives judge RUN_DIR | export RUN_DIR OUT.csv | labels RUN_DIR IN.csv')
   verb, run_dir = argv[1], pathlib.Path(argv[2])
   if verb == 'labels':
@@ -89,7 +88,7 @@ def main(argv: list[str]) -> None:
     sample = metrics.export_for_labelling(found, argv[3], sample_size=_NUM.value, seed=_SEED.value)
     print(f'Wrote {len(sample)} solutions to {argv[3]}: fill `label` with valid or invalid.')
     return
-  chosen = random.Random(_SEED.value).sample(found, min(_NUM.value, len(found)))
+  chosen = metrics.seeded_sample(found, _NUM.value, _SEED.value)  # the solutions `export` writes
   generate = greedy_generate(_JUDGE.value, _MAX_NEW_TOKENS.value)
   try:
     report = metrics.judge_false_positive_rate(chosen, generate)

@@ -232,13 +232,19 @@ LABEL_COLUMNS = ('problem_id', 'question', 'gold_solution', 'solution', 'label')
 LABELS = {'valid': True, 'invalid': False}
 
 
+def seeded_sample(candidates: Sequence[Candidate], size: int, seed: int) -> list[Candidate]:
+  """`size` candidates (all if fewer) drawn by `seed`: the judge and the labelling
+  export draw the same ones, so their rates describe the same solutions."""
+  chosen = random.Random(seed).sample(range(len(candidates)), min(size, len(candidates)))
+  return [candidates[i] for i in chosen]
+
+
 def export_for_labelling(
     candidates: Sequence[Candidate], path: str | os.PathLike, *, sample_size: int, seed: int = 0
 ) -> list[Candidate]:
   """Writes a seeded random sample of `sample_size` candidates to a CSV with an empty `label`
   column, for people to fill with 'valid' or 'invalid'; returns the sample in file order."""
-  chosen = random.Random(seed).sample(range(len(candidates)), min(sample_size, len(candidates)))
-  sample = [candidates[i] for i in chosen]
+  sample = seeded_sample(candidates, sample_size, seed)
   with open(path, 'w', encoding='utf-8', newline='') as f:
     writer = csv.writer(f)
     writer.writerow(LABEL_COLUMNS)
