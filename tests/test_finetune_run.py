@@ -108,6 +108,7 @@ def test_a_run_that_saved_nothing_restarts_with_new_settings(tiny_model_dir, tmp
   _sft_file(data)
   out = tmp_path / 'run'
   command = [*_command(tiny_model_dir, data, out), '--steps=2']
+  command = [a if a != '--config.num_evals=0' else '--config.num_evals=2' for a in command]
   failed = subprocess.run([*command, '--config.batch_rows=64'], cwd=REPO, env=_env(),
                           capture_output=True, text=True, timeout=600)
   assert failed.returncode == 1 and 'fewer than batch_rows=64 rows' in failed.stderr
@@ -115,6 +116,9 @@ def test_a_run_that_saved_nothing_restarts_with_new_settings(tiny_model_dir, tmp
   result = subprocess.run(command, cwd=REPO, env=_env(), capture_output=True, text=True, timeout=600)
   assert result.returncode == 0, result.stderr[-3000:]
   assert json.loads((out / 'config.json').read_text())['batch_rows'] == 2
+  # No held-out problems (val_count=0): nothing is scored and the last step is exported.
+  summary = json.loads((out / 'summary.json').read_text())
+  assert (summary['best_step'], summary['validation']) == (2, [])
   # Once a step is saved, the settings bind the run.
   refused = subprocess.run([*command, '--config.batch_rows=4'], cwd=REPO, env=_env(),
                            capture_output=True, text=True, timeout=600)

@@ -23,6 +23,7 @@ loss curve. On SIGTERM (a TPU preemption notice) it saves and exits.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import pathlib
 import signal
@@ -154,7 +155,9 @@ def main(argv: list[str]) -> None:
   if checkpoints.latest_step() is not None:
     state, batches.position = checkpoints.restore(checkpoints.latest_step(), state)
   start = int(state.step)
+  # Scored checkpoints; none without held-out problems, and the last step is exported.
   eval_steps = set(np.linspace(0, total_steps, config['num_evals'] + 1).round().astype(int)[1:])
+  eval_steps = eval_steps if validation else set()
   log = MetricsLog(out, resume_step=start)
   preemption = Preemption()
   flops_per_token = 6 * count_params(loaded.config)
@@ -203,8 +206,9 @@ def main(argv: list[str]) -> None:
 
   # Write: the best checkpoint as a loadable model, and the summary.
   best = checkpoints.best_step() or checkpoints.latest_step()
-  best_state, _ = checkpoints.restore(best, state)
-  nnx.replace_by_pure_dict(loaded.params, best_state.params)
+  # The last step is the state in hand; an earlier best is read back.
+  best_params = state.params if best == int(state.step) else checkpoints.restore(best, state)[0].params
+  nnx.replace_by_pure_dict(loaded.params, best_params)
   save_model(out / 'best', loaded)
   checkpoints.close()
   summary = {'best_step': best, 'total_steps': total_steps, 'examples': len(examples), **counts,
@@ -215,14 +219,8 @@ def main(argv: list[str]) -> None:
 
 def validate(loaded: LoadedModel, params, problems, config: dict) -> float:
   """Greedy pass@1 of the current parameters on the held-out problems."""
-  if not problems:
-    return 0.0
-  current = LoadedModel(
-      config=loaded.config, graphdef=loaded.graphdef, params=params,
-      tokenizer=loaded.tokenizer, source=loaded.source, mesh=loaded.mesh,
-  )
   result = evaluate(
-      current, problems, prompt=zero_shot_prompt(config['dataset']),
+      dataclasses.replace(loaded, params=params), problems, prompt=zero_shot_prompt(config['dataset']),
       max_new_tokens=config['val_max_new_tokens'],
   )
   return result.pass_at_1
