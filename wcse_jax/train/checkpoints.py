@@ -36,7 +36,7 @@ logging.getLogger('absl').addFilter(_UnscoredSaveNotice())
 class TrainCheckpoints:
   """Saves and restores (train state, data position) pairs by step."""
 
-  def __init__(self, directory: pathlib.Path, *, keep_last: int = 2, asynchronous: bool = True):
+  def __init__(self, directory: pathlib.Path, *, keep_last: int = 2):
     policy = preservation_policy.AnyPreservationPolicy([
         preservation_policy.LatestN(n=keep_last),
         preservation_policy.BestN(
@@ -52,7 +52,7 @@ class TrainCheckpoints:
             best_fn=lambda metrics: metrics[BEST_METRIC],
             best_mode='max',
             keep_checkpoints_without_metrics=True,
-            enable_async_checkpointing=asynchronous,
+            enable_async_checkpointing=True,
         ),
         item_names=('state', 'data'),
     )

@@ -29,12 +29,12 @@ from wcse_jax.data import DataError, JsonlReader, TrainingPair, training_pair
 
 
 def read_pairs(
-    path: str | os.PathLike, dataset: str, *, exclude_ids: Collection[str] = (), on_error='raise'
+    path: str | os.PathLike, dataset: str, *, exclude_ids: Collection[str] = ()
 ) -> tuple[list[TrainingPair], int]:
   """Training pairs from JSONL lines with question + solution (an `sft/*.jsonl` of a
   sampling run) or prompt + completion (already formatted), and how many lines were
   left out because their `problem_id` is in `exclude_ids` (held-out problems)."""
-  reader = JsonlReader(path, on_error=on_error)
+  reader = JsonlReader(path)
   pairs, excluded = [], 0
   for line_number, record in reader:
     if record.get('problem_id') in exclude_ids:
@@ -85,15 +85,23 @@ def pack(examples: Sequence[Example], seq_len: int) -> Batch:
   """First-fit packing of examples, in order, into as few rows as it takes."""
   rows: list[list[Example]] = []
   room: list[int] = []
+  # Rows that can still take the shortest example, in row order: a full row is never
+  # searched again, so packing stays linear in practice while picking the same rows.
+  shortest = min((len(e.tokens) for e in examples), default=0)
+  open_rows: list[int] = []
   for example in examples:
     n = len(example.tokens)
-    slot = next((i for i, free in enumerate(room) if free >= n), None)
-    if slot is None:
+    at = next((k for k, i in enumerate(open_rows) if room[i] >= n), None)
+    if at is None:
       rows.append([])
       room.append(seq_len)
-      slot = len(rows) - 1
+      open_rows.append(len(rows) - 1)
+      at = len(open_rows) - 1
+    slot = open_rows[at]
     rows[slot].append(example)
     room[slot] -= n
+    if room[slot] < shortest:
+      del open_rows[at]
   shape = (len(rows), seq_len)
   batch = Batch(
       np.zeros(shape, np.int32), np.zeros(shape, np.int32), np.zeros(shape, np.int32),
