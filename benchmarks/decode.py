@@ -51,7 +51,7 @@ from wcse_jax.checkpoints import LoadedModel, load_model, load_tokenizer
 from wcse_jax.checkpoints.load import bundled_gguf_path, default_dtype
 from wcse_jax.data import few_shot_prompt, load_problems
 from wcse_jax.model import Transformer, count_params, get_preset, init_cache
-from wcse_jax.sampling import SamplingParams, Sampler
+from wcse_jax.sampling import SamplingParams, Sampler, context_length
 
 
 def gsm8k_prompt(num_questions: int) -> tuple[str, list[str]]:
@@ -82,9 +82,7 @@ def bytes_read_per_step(loaded: LoadedModel, num_slots: int, max_len: int) -> di
 
 
 def run_ours(args, loaded: LoadedModel, prefix, questions, num_slots: int, bandwidth: float) -> dict:
-  tokenizer = loaded.tokenizer
-  longest = max(len(tokenizer.encode(prefix + q)) for q in questions)
-  max_len = -(-(longest + args.new_tokens) // 128) * 128
+  max_len = context_length(loaded.tokenizer, loaded.config, prefix, questions, args.new_tokens)
   sampler = Sampler(loaded, max_len=max_len, num_slots=num_slots, chunk_steps=args.chunk_steps)
   params = SamplingParams(
       temperature=args.temperature, top_k=args.top_k, max_new_tokens=args.new_tokens

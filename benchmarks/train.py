@@ -22,7 +22,9 @@ from flax import nnx
 
 from wcse_jax import parallel, perf
 from wcse_jax.checkpoints import load_model
+from wcse_jax.finetune import device_batch
 from wcse_jax.model import Transformer, count_params, get_preset
+from wcse_jax.train.data import Batch
 from wcse_jax.train.step import OptimizerConfig, init_state, make_optimizer, make_train_step
 
 
@@ -42,7 +44,8 @@ def main():
   if args.random:
     config = get_preset(args.random)
     graphdef, params = nnx.split(Transformer(config, rngs=nnx.Rngs(0), dtype=dtype))
-    params = jax.device_put(nnx.to_pure_dict(params), parallel.param_shardings(params, mesh, fsdp=True))
+    params = nnx.to_pure_dict(params)
+    params = jax.device_put(params, parallel.param_shardings(params, mesh, fsdp=True))
   else:
     loaded = load_model(args.model, mesh=mesh, dtype=dtype, param_dtype=jnp.float32, fsdp=True,
                         with_tokenizer=False)
@@ -52,13 +55,14 @@ def main():
   step = jax.jit(make_train_step(graphdef, optimizer, remat=True, loss_chunk=256), donate_argnums=0)
 
   rng = np.random.default_rng(0)
-  shape = (1, args.rows, args.seq_len)
-  batch = {
-      'tokens': jnp.asarray(rng.integers(3, config.vocab_size, shape), jnp.int32),
-      'positions': jnp.broadcast_to(jnp.arange(args.seq_len, dtype=jnp.int32), shape),
-      'segment_ids': jnp.ones(shape, jnp.int32),
-      'loss_mask': jnp.ones(shape, bool),
-  }
+  shape = (args.rows, args.seq_len)
+  rows = Batch(  # one example a row; sharded over the mesh as the trainer does
+      tokens=rng.integers(3, config.vocab_size, shape).astype(np.int32),
+      segment_ids=np.ones(shape, np.int32),
+      positions=np.broadcast_to(np.arange(args.seq_len, dtype=np.int32), shape),
+      loss_mask=np.ones(shape, bool),
+  )
+  batch = device_batch(rows, 1, mesh)
   for _ in range(args.warmup):
     state, metrics = step(state, batch)
   jax.block_until_ready(metrics)
