@@ -11,7 +11,6 @@ it), none per sample; generated FLOPs count every sampled token.
 from __future__ import annotations
 
 import collections
-import math
 import pathlib
 
 from wcse_jax import metrics, rundir
@@ -59,7 +58,7 @@ def compare_at_matched_budget(wc: dict, se: dict, ratio: float) -> list[dict]:
   """WC@floor(ratio*k) vs SE@k for every SE budget k both runs can show."""
   rows = []
   for k in range(1, se.get('samples_per_problem', 0) + 1):
-    wc_k = math.floor(ratio * k + 1e-9)
+    wc_k = budget.matched_count(k, ratio)
     if wc_k < 1 or wc_k > wc.get('samples_per_problem', 0):
       continue
     rows.append({

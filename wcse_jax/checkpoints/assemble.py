@@ -61,15 +61,11 @@ def build_state(
 ) -> tuple[nnx.GraphDef, nnx.State]:
   """Reads every parameter through `read` into arrays sharded over `mesh`."""
   graphdef, abstract = abstract_model(config, dtype=dtype, param_dtype=param_dtype)
-  shardings = parallel.param_shardings(abstract, mesh, fsdp=fsdp)
   flat = nnx.to_flat_state(abstract)
-  flat_shardings = dict(nnx.to_flat_state(shardings))
   for path, variable in flat:
     name, layers = leaf_layers(config, path)
     shape, dtype = variable.get_value().shape, variable.get_value().dtype
-    sharding = flat_shardings[path]
-    if isinstance(sharding, nnx.Variable):
-      sharding = sharding.get_value()
+    sharding = parallel.logical_sharding(parallel.param_logical_axes(path), shape, mesh, fsdp=fsdp)
     tail = path[0] == 'tail'
 
     def fetch(layer, expected):

@@ -245,7 +245,6 @@ def check_export_dir(directory: str | os.PathLike, *, overwrite: bool = False) -
     raise CheckpointError(f'{directory} is a file; pass a directory to export into.')
   if directory.exists() and any(directory.iterdir()) and not overwrite:
     raise CheckpointError(f'{directory} is not empty; pass overwrite=True (--overwrite) to replace it.')
-  return directory
 
 
 def _shards(tensors: list[ExportTensor], itemsize: int, max_bytes: int) -> dict[str, list[ExportTensor]]:

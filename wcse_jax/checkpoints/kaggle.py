@@ -18,9 +18,9 @@ from wcse_jax.model import GemmaConfig
 
 
 def is_kaggle_checkpoint(path: pathlib.Path) -> bool:
-  return path.is_dir() and (
-      (path / '_METADATA').exists() or (path / 'checkpoint').exists()
-  ) and not (path / 'wcse_config.json').exists()
+  """An Orbax/Flax tree; `load.detect_format` asks only after ruling out our own
+  checkpoints, which are Orbax trees too."""
+  return path.is_dir() and ((path / '_METADATA').exists() or (path / 'checkpoint').exists())
 
 
 def flatten(tree, prefix: str = '') -> dict[str, np.ndarray]:

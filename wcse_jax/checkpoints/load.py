@@ -82,7 +82,7 @@ def load_model(
     config = gguf_file.config_from_gguf(reader, name=name)
     read = gguf_file.gguf_reader(reader, config, location)
   elif kind == 'hf':
-    config = hf.config_from_hf(_read_json(location / 'config.json'), name=name)
+    config = _hf_config(location, name)
     read = hf.hf_reader(location, config)
   elif kind == 'orbax':
     return orbax_io.restore_model(
@@ -144,13 +144,12 @@ def config_of(name: str) -> GemmaConfig:
     known = next((c for c in PRESETS.values() if c.hub_id == name), None)
     if known is not None:
       return known
-    snapshot = _download(name, f'the config of {name!r}', patterns=['config.json'])
-    return hf.config_from_hf(_read_json(snapshot / 'config.json'), name=name)
+    return _hf_config(_download(name, f'the config of {name!r}', patterns=['config.json']), name)
   kind = detect_format(path)
   if kind == 'gguf':
     return gguf_file.config_from_gguf(gguf_file.open_gguf(path), name=name)
   if kind == 'hf':
-    return hf.config_from_hf(_read_json(path / 'config.json'), name=name)
+    return _hf_config(path, name)
   if kind == 'orbax':
     return orbax_io.read_config(path)
   raise CheckpointError(f'{path} is a Kaggle checkpoint, which has no config: name its preset.')
@@ -206,6 +205,11 @@ def _download(
       f'(`huggingface-cli download {hub_id}`) and pass the directory, or use '
       f'the bundled {BUNDLED_MODEL}.'
   )
+
+
+def _hf_config(directory: pathlib.Path, name: str) -> GemmaConfig:
+  """The config of a transformers directory (or hub snapshot) holding config.json."""
+  return hf.config_from_hf(_read_json(directory / 'config.json'), name=name)
 
 
 def _read_json(path: pathlib.Path) -> dict:

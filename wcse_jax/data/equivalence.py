@@ -88,12 +88,11 @@ def rejection(answer: str) -> str | None:
 
 _WHITESPACE = re.compile(r'\s+')
 _LATEX_THOUSANDS = re.compile(r'(?<=\d),\\!(?=\d{3})')  # MATH writes 5,\!525 for 5525
-_UNESCAPED_DOLLAR = re.compile(r'(?<!\\)\$')
 
 
 def normalise_math_answer(answer: str) -> str:
   r"""What math-verify is given, and the cache key: ' $5,\!525$. ' -> '5525'."""
-  answer = _UNESCAPED_DOLLAR.sub('', answer)
+  answer = extraction.UNESCAPED_DOLLAR.sub('', answer)
   answer = _LATEX_THOUSANDS.sub('', answer)
   return _WHITESPACE.sub(' ', answer).strip().rstrip('.').rstrip()
 

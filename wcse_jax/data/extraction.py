@@ -56,7 +56,7 @@ def truncate_at_stop(text: str, stop: Sequence[str]) -> str:
 
 _MINERVA_LINE = 'Final Answer: The final answer is'
 _HOPE = 'I hope it is correct'
-_UNESCAPED_DOLLAR = re.compile(r'(?<!\\)\$')
+UNESCAPED_DOLLAR = re.compile(r'(?<!\\)\$')
 
 
 def _stated_final_answer(text: str) -> str | None:
@@ -84,7 +84,7 @@ def _strip_math_delimiters(answer: str) -> str:
   for left, right in (('\\(', '\\)'), ('\\[', '\\]')):
     if answer.startswith(left) and answer.endswith(right):
       answer = answer[len(left):-len(right)]
-  return _UNESCAPED_DOLLAR.sub('', answer).strip().rstrip('.').strip()
+  return UNESCAPED_DOLLAR.sub('', answer).strip().rstrip('.').strip()
 
 
 _BRACE_OR_ESCAPE = re.compile(r'\\.|[{}]', re.DOTALL)  # \{ and \} are escaped, not groups

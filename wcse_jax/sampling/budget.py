@@ -99,9 +99,14 @@ def plan(
     ratio = 1.0
   else:
     raise ValueError(f'--match must be one of {", ".join(MATCH_MODES)}, got {match!r}.')
-  # Round down, forgiving float noise (10.5 / 0.3 is 34.99999...).
-  wc_samples = max(1, math.floor(se_samples * ratio + 1e-9))
+  wc_samples = max(1, matched_count(se_samples, ratio))
   return Plan(match=match, ratio=ratio, se_samples=se_samples, wc_samples=wc_samples)
+
+
+def matched_count(se_samples: int, ratio: float) -> int:
+  """The WC samples that cost what `se_samples` SE samples do: rounded down,
+  forgiving float noise (10.5 / 0.3 is 34.99999...)."""
+  return math.floor(se_samples * ratio + 1e-9)
 
 
 def flops(params: float, tokens: int) -> float:

@@ -27,6 +27,10 @@ class Prompt:
   ids: tuple[int, ...]
   after_prefix: bool
 
+  def start(self, prefix_ids: tuple[int, ...]) -> int:
+    """The position of this prompt's first token."""
+    return len(prefix_ids) if self.after_prefix else 0
+
 
 def encode(tokenizer, text: str) -> tuple[int, ...]:
   return tuple(tokenizer.encode(text, add_special_tokens=False))
@@ -56,7 +60,7 @@ def context_length(tokenizer, config, prefix: str, questions: list[str], max_new
   """Positions for the longest prompt plus `max_new_tokens`, rounded up to a multiple
   of 128 (few shapes to compile) within the model's; PromptTooLongError if it has too few."""
   prefix_ids, prompts = tokenize_prompts(tokenizer, prefix, questions, share_prefix=True)
-  longest = max(len(p.ids) + (len(prefix_ids) if p.after_prefix else 0) for p in prompts)
+  longest = max(p.start(prefix_ids) + len(p.ids) for p in prompts)
   needed, supported = longest + max_new_tokens, config.max_seq_len
   if needed > supported:
     raise PromptTooLongError(

@@ -207,7 +207,7 @@ class Sampler:
         self.tokenizer, prefix, questions, share_prefix=self.share_prompts
     )
     for j, prompt in enumerate(prompts):
-      length = _start(prefix_ids, prompt) + len(prompt.ids)
+      length = prompt.start(prefix_ids) + len(prompt.ids)
       if length + params.max_new_tokens > self.max_len:
         raise PromptTooLongError(
             f'Problem {j} has a prompt of {length} tokens, which with max_new_tokens='
@@ -221,12 +221,8 @@ class Sampler:
       # Shared: one prefill per problem, fanned out. Plain: one per sample.
       for samples in [todo] if self.share_prompts else [[i] for i in todo]:
         if samples:
-          groups.append(_Group(j, prompt, _start(prefix_ids, prompt), collections.deque(samples)))
+          groups.append(_Group(j, prompt, prompt.start(prefix_ids), collections.deque(samples)))
     return _Run(self, prefix_ids, groups, params, seed).completions()
-
-
-def _start(prefix_ids: tuple[int, ...], prompt: Prompt) -> int:
-  return len(prefix_ids) if prompt.after_prefix else 0
 
 
 @dataclasses.dataclass
