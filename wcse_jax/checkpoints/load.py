@@ -22,7 +22,7 @@ from flax import nnx
 from jax.sharding import Mesh
 
 from wcse_jax import parallel
-from wcse_jax.checkpoints import gguf_file, hf, kaggle, orbax_io
+from wcse_jax.checkpoints import gguf_file, gguf_tokenizer, hf, kaggle, orbax_io
 from wcse_jax.checkpoints.assemble import CheckpointError, build_state
 from wcse_jax.model import PRESETS, GemmaConfig, Transformer, UnknownModelError, get_preset
 
@@ -77,6 +77,7 @@ def load_model(
   dtype = dtype or default_dtype()
   param_dtype = param_dtype or dtype
   kind, location, preset = resolve(name, weights)
+  reader = None
   if kind == 'gguf':
     reader = gguf_file.open_gguf(location)
     config = gguf_file.config_from_gguf(reader, name=name)
@@ -105,8 +106,8 @@ def load_model(
       config=config,
       graphdef=graphdef,
       params=params,
-      tokenizer=load_tokenizer(tokenizer or location, kind=None if tokenizer else kind)
-      if with_tokenizer else None,
+      tokenizer=(load_tokenizer(tokenizer) if tokenizer else
+                 load_tokenizer(location, kind=kind, reader=reader)) if with_tokenizer else None,
       source=str(location),
       mesh=mesh,
   )
@@ -221,10 +222,11 @@ def _read_json(path: pathlib.Path) -> dict:
     raise CheckpointError(f'{path}: cannot read JSON ({e}).') from None
 
 
-def load_tokenizer(source: str | pathlib.Path, kind: str | None = None):
+def load_tokenizer(source: str | pathlib.Path, kind: str | None = None, reader=None):
   """The tokenizer of a model directory, GGUF file, hub id or tokenizer file.
 
-  A GGUF vocabulary is converted once and cached (conversion takes seconds).
+  A GGUF vocabulary is converted once (`reader`: the file, already open) and
+  cached.
   """
   import transformers  # pylint: disable=g-import-not-at-top
 
@@ -232,14 +234,7 @@ def load_tokenizer(source: str | pathlib.Path, kind: str | None = None):
   if kind is None:
     kind = 'gguf' if path.suffix == '.gguf' else 'hf'
   if kind == 'gguf':
-    stat = path.stat()
-    key = hashlib.sha256(f'{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}'.encode())
-    cache = _cache_dir() / 'tokenizers' / key.hexdigest()[:16]
-    if not (cache / 'tokenizer_config.json').exists():
-      tok = transformers.AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
-      tok.save_pretrained(cache)
-      return tok
-    return transformers.AutoTokenizer.from_pretrained(cache)
+    return _gguf_tokenizer(path, reader)
   if kind in ('kaggle', 'orbax'):
     for candidate in (path / 'tokenizer', path / 'tokenizer.model', path.parent / 'tokenizer.model'):
       if candidate.exists():
@@ -255,6 +250,22 @@ def load_tokenizer(source: str | pathlib.Path, kind: str | None = None):
         f'No tokenizer found for {source} ({type(e).__name__}); pass --tokenizer '
         'with a tokenizer directory, tokenizer.model or hub id.'
     ) from None
+
+
+def _gguf_tokenizer(path: pathlib.Path, reader=None):
+  """A GGUF file's tokenizer, built from its metadata (no torch) and cached by
+  the file's identity and the builder's version."""
+  import transformers  # pylint: disable=g-import-not-at-top
+
+  stat = path.stat()
+  key = f'{gguf_tokenizer.VERSION}:{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}'
+  cache = _cache_dir() / 'tokenizers' / hashlib.sha256(key.encode()).hexdigest()[:16]
+  if (cache / 'tokenizer_config.json').exists():
+    return transformers.PreTrainedTokenizerFast.from_pretrained(cache)
+  backend, special = gguf_tokenizer.build_backend(reader or gguf_file.open_gguf(path), path)
+  tokenizer = gguf_tokenizer.wrap(backend, special)
+  tokenizer.save_pretrained(cache)
+  return tokenizer
 
 
 def _cache_dir() -> pathlib.Path:
