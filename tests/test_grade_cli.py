@@ -75,5 +75,5 @@ def test_skip_bad_lines_counts_and_skips(tmp_path):
   assert result.returncode == 0, result.stderr
   assert [g['id'] for g in graded] == ['c', 'd']
   assert '4 skipped' in result.stdout
-  assert f"skipped {tmp_path / 'in.jsonl'}:3: needs a 'completion' or an 'answer' field" in result.stderr
+  assert f"skipped {tmp_path / 'in.jsonl'}:3: needs a 'completion' (or 'text') or an 'answer' field" in result.stderr
   assert "unknown dataset 'aime'" in result.stderr and "'gold' must be a string or a number" in result.stderr

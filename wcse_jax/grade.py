@@ -5,7 +5,8 @@ r"""Grade any JSONL of samples by this project's rules: python -m wcse_jax.grade
 
 Each input line is a JSON object with
     gold         the gold final answer: "2", "\\frac{1}{2}", 1080
-    completion   a whole model output, whose final answer is extracted first (extraction.py), or
+    completion   a whole model output, whose final answer is extracted first (extraction.py);
+                 `text` (as in our own sample shards) is read the same way; or
     answer       an already-extracted final answer (used when `completion` is absent or null)
     dataset      optional, 'math', 'math500' or 'gsm8k': overrides --dataset for this line
 Every input field is kept, and four are added: `extracted` (the graded answer),
@@ -43,16 +44,17 @@ def _grading_input(record: dict, default_dataset: str) -> tuple[str, str, bool, 
   gold = record['gold']
   if isinstance(gold, bool) or not isinstance(gold, (str, int, float)):
     raise ValueError(f"'gold' must be a string or a number, not {type(gold).__name__}")
-  if record.get('completion') is not None:
-    text, extract = record['completion'], True
+  field = next((f for f in ('completion', 'text') if record.get(f) is not None), None)
+  if field is not None:
+    text, extract = record[field], True
     if not isinstance(text, str):
-      raise ValueError(f"'completion' must be a string, not {type(text).__name__}")
+      raise ValueError(f"{field!r} must be a string, not {type(text).__name__}")
   elif record.get('answer') is not None:
     text, extract = record['answer'], False
     if isinstance(text, bool) or not isinstance(text, (str, int, float)):
       raise ValueError(f"'answer' must be a string or a number, not {type(text).__name__}")
   else:
-    raise ValueError("needs a 'completion' or an 'answer' field")
+    raise ValueError("needs a 'completion' (or 'text') or an 'answer' field")
   return str(gold), str(text), extract, prompts.answer_family(str(record.get('dataset', default_dataset)))
 
 

@@ -27,6 +27,8 @@ from wcse_jax.checkpoints.assemble import CheckpointError, build_state
 from wcse_jax.model import PRESETS, GemmaConfig, Transformer, UnknownModelError, get_preset
 
 BUNDLED_MODEL = 'gemma3-270m'
+# transformers serves only tokenizers here; without torch it would advise installing it.
+os.environ.setdefault('TRANSFORMERS_NO_ADVISORY_WARNINGS', '1')
 
 
 @dataclasses.dataclass(frozen=True)
