@@ -14,7 +14,7 @@ from wcse_jax import rundir
 from wcse_jax.checkpoints import load_model
 from wcse_jax.data import Grader, Problem, few_shot_prompt, load_problems
 from wcse_jax.evaluate import (
-    auto_prompt_kind, evaluate, majority_vote, model_tag, score, vote_key,
+    auto_prompt_kind, evaluate, majority_vote, model_tag, score, trained_dataset, vote_key,
 )
 from wcse_jax.sampling import Completion
 
@@ -174,6 +174,21 @@ def test_cli_refuses_a_checkpoint_that_is_not_ours(tiny_model_dir):
   assert result.returncode == 1
   assert result.stderr.strip().splitlines()[-1].startswith('error: ')
   assert 'not one of our checkpoints' in result.stderr
+
+
+def test_dataset_defaults_to_what_a_finetuned_checkpoint_was_trained_on(tmp_path):
+  for trained, evaluated in (('math', 'math500'), ('gsm8k', 'gsm8k')):
+    (tmp_path / trained / 'best').mkdir(parents=True)
+    (tmp_path / trained / 'config.json').write_text(json.dumps({'dataset': trained}))
+    assert trained_dataset(str(tmp_path / trained / 'best')) == evaluated
+
+
+def test_cli_without_dataset_says_which_to_pass(tiny_model_dir):
+  result = _run_cli(f'--model={tiny_model_dir}')
+  assert result.returncode == 1
+  last = result.stderr.strip().splitlines()[-1]
+  assert last.startswith('error: ') and '--dataset=math500, math or gsm8k' in last
+  assert 'Traceback' not in result.stderr
 
 
 @pytest.mark.slow  # 30-40 s on 2 CPU cores (15 s of it loading the GGUF): with it, this file passes 60 s

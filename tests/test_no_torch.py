@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from tests.conftest import REPO
+from conftest import REPO
 
 ENTRY_POINTS = (
     'wcse_jax.sample', 'wcse_jax.grade', 'wcse_jax.evaluate', 'wcse_jax.finetune', 'wcse_jax.report',

@@ -115,3 +115,19 @@ def test_a_resumed_run_refuses_other_settings(tiny_model_dir, tmp_path):
   assert rundir.has_samples(run_dir)
   with pytest.raises(rundir.RunError, match='other settings \\(budget\\)'):
     rundir.check_or_write_config(run_dir, {'budget': 'low'}, has_work=rundir.has_samples(run_dir))
+
+
+@pytest.mark.parametrize('flag, message', [
+    ('--budget=huge', '--budget must be low, high or a positive integer'),
+    ('--top_p=2', 'top_p must be in (0, 1]'),
+    ('--config.match=matched', '--match must be one of compute, price, number'),
+])
+def test_a_bad_setting_stops_with_one_line_before_loading(flag, message, tmp_path):
+  result = subprocess.run(
+      [sys.executable, '-m', 'wcse_jax.sample', flag, f'--output_dir={tmp_path}'],
+      cwd=REPO, env=_env(), capture_output=True, text=True, timeout=120,
+  )
+  assert result.returncode == 1 and 'Traceback' not in result.stderr
+  assert result.stderr.strip().splitlines() == [f'error: {result.stderr.strip()[7:]}']
+  assert message in result.stderr
+  assert not any(tmp_path.iterdir())  # nothing written

@@ -13,11 +13,17 @@ from wcse_jax.model import UnknownModelError
 from wcse_jax.rundir import RunError
 from wcse_jax.sampling import PromptTooLongError
 
+
+class SettingError(ValueError):
+  """A flag or config value that cannot work, found before any work starts."""
+
+
 # Errors that mean "the input was wrong": reported in one sentence, exit code 1.
 USER_ERRORS: tuple[type[Exception], ...] = (
     CheckpointError, DataError, FileNotFoundError, PromptTooLongError, RunError,
-    UnknownModelError,
+    SettingError, UnknownModelError,
 )
+
 
 
 def run(main: Callable[[list[str]], None]) -> None:

@@ -36,6 +36,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import functools
+import json
 import pathlib
 import sys
 import time
@@ -336,6 +337,20 @@ def prompt_format(kind: str, dataset: str) -> PromptFormat:
   return few_shot_prompt(dataset) if kind == 'few_shot' else zero_shot_prompt(dataset)
 
 
+def trained_dataset(model: str) -> str:
+  """The evaluation set of a checkpoint finetuned by `wcse_jax.finetune`: the dataset of
+  its finetuning config (`<out>/config.json` beside `<out>/best`), MATH as MATH-500."""
+  config = pathlib.Path(model.rstrip('/')).parent / 'config.json'
+  try:
+    dataset = json.loads(config.read_text())['dataset']
+  except (OSError, ValueError, KeyError, TypeError):
+    raise cli.SettingError(
+        f'{model} records no finetuning dataset ({config} has none): pass --dataset=math500, '
+        'math or gsm8k.'
+    ) from None
+  return 'math500' if dataset == 'math' else dataset
+
+
 def model_tag(model: str) -> str:
   """A model's name in file names: 'gemma3-270m' -> 'gemma3-270m', '/m/x.gguf' -> 'x',
   'google/gemma-2-9b' -> 'gemma-2-9b', 'runs/r/finetune/wc-high/best' -> 'wc-high-best'."""
@@ -356,7 +371,11 @@ def define_flags() -> None:
   flags.DEFINE_string(
       'checkpoint', None, 'One of our finetuned checkpoints (runs/RUN/finetune/NAME/best), instead of --model.'
   )
-  flags.DEFINE_enum('dataset', None, ['math500', 'gsm8k', 'math'], 'Problems to evaluate on.')
+  flags.DEFINE_enum(
+      'dataset', None, ['math500', 'gsm8k', 'math'],
+      'Problems to evaluate on (default for a finetuned checkpoint: what it was trained on, '
+      'MATH-trained ones on math500).',
+  )
   flags.DEFINE_string('split', 'test', 'train or test.')
   flags.DEFINE_string('data_source', 'bundled', 'bundled, hf, tfds or a JSONL path.')
   flags.DEFINE_integer('limit', 0, 'Evaluate the first N problems (0: all).', lower_bound=0)
@@ -377,7 +396,6 @@ def define_flags() -> None:
       'finetuned in runs/RUN, else runs/eval/<model>-<dataset>.json).'
   )
   flags.mark_flags_as_mutual_exclusive(['model', 'checkpoint'], required=True)
-  flags.mark_flag_as_required('dataset')
   flags.register_multi_flags_validator(
       ['maj_k', 'temperature'], lambda f: not f['maj_k'] or f['temperature'] > 0,
       'maj@k needs --temperature > 0.',
@@ -389,7 +407,7 @@ def main(argv: list[str]) -> None:
   args = flags.FLAGS
   start = time.monotonic()
   model = args.model or args.checkpoint
-  dataset = args.dataset
+  dataset = args.dataset or trained_dataset(model)
   max_new_tokens = args.max_new_tokens or DEFAULT_MAX_NEW_TOKENS[answer_family(dataset)]
   output = pathlib.Path(args.output or rundir.eval_path(model, model_tag(model), dataset))
 

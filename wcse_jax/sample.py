@@ -76,8 +76,36 @@ def settings() -> dict:
       config[name] = flag.value
   if not config['output_dir']:
     config['output_dir'] = f"runs/{config['name']}-{config['dataset']}-{config['budget']}"
-  budget.budget_samples(config['budget'])  # fail early on a bad budget
+  check_settings(config)
   return config
+
+
+def check_settings(config: dict) -> None:
+  """Stops with one sentence on a value that cannot work, before anything loads."""
+  for name in ('limit', 'seed'):
+    if config[name] < 0:
+      raise cli.SettingError(f'--{name} must be >= 0, got {config[name]}.')
+  for name in ('num_slots', 'prefill_rows', 'chunk_steps', 'flush_every'):
+    if config[name] < 1:
+      raise cli.SettingError(f'--{name} must be >= 1, got {config[name]}.')
+  try:
+    budget.budget_samples(config['budget'])
+    budget.plan(budget=config['budget'], match=config['match'], wc_params=1.0, se_params=1.0,
+                wc_price=config['wc_price'], se_price=config['se_price'])
+    sampling_params(config, stop=())
+  except ValueError as e:
+    raise cli.SettingError(str(e)) from None
+  choices = {**_ENUMS, 'params_from': ('label', 'count')}
+  for name, allowed in choices.items():
+    if config[name] not in allowed:
+      raise cli.SettingError(f"--{name} must be one of {', '.join(allowed)}, got {config[name]!r}.")
+
+
+def sampling_params(config: dict, stop: tuple[str, ...]) -> SamplingParams:
+  return SamplingParams(
+      temperature=config['temperature'], top_k=config['top_k'] or None, top_p=config['top_p'],
+      min_p=config['min_p'], max_new_tokens=config['max_new_tokens'], stop_strings=stop,
+  )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -147,10 +175,7 @@ def _draw(
       prefill_rows=config['prefill_rows'],
       chunk_steps=config['chunk_steps'],
   )
-  params = SamplingParams(
-      temperature=config['temperature'], top_k=config['top_k'], top_p=config['top_p'],
-      min_p=config['min_p'], max_new_tokens=config['max_new_tokens'], stop_strings=prompt.stop,
-  )
+  params = sampling_params(config, prompt.stop)
   completions = sampler.sample(
       prompt.prefix, questions, num_samples=run.samples, params=params, seed=config['seed'],
       skip=skip,

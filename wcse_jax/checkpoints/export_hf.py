@@ -47,6 +47,7 @@ _ARCHITECTURES = {
 def hf_config(config: GemmaConfig, *, dtype: str = 'bfloat16', tokenizer=None) -> dict:
   """The transformers config.json of a model: `hf.config_from_hf` inverted.
 
+  >>> from wcse_jax.model import get_preset
   >>> hf_config(get_preset('gemma3-4b'))['rope_parameters']
   {'full_attention': {'rope_type': 'linear', 'factor': 8.0, 'rope_theta': 1000000.0},
    'sliding_attention': {'rope_type': 'default', 'rope_theta': 10000.0}}

@@ -113,9 +113,19 @@ def _window(mask, q_pos, k_pos, window):
 class Transformer(nnx.Module):
   """A Gemma 1, 2 or 3 text model.
 
-  >>> model = Transformer(get_preset('gemma3-270m'), rngs=nnx.Rngs(0))
-  >>> logits, _ = model(tokens, positions)              # [B, T, V]
-  >>> logits, cache = model(tokens, positions, cache=cache, input_mask=valid)
+  >>> import dataclasses
+  >>> from wcse_jax.model import get_preset
+  >>> config = dataclasses.replace(get_preset('gemma3-270m'), vocab_size=512, num_layers=2)
+  >>> model = Transformer(config, rngs=nnx.Rngs(0))        # random weights
+  >>> tokens, positions = jnp.array([[2, 7, 9]]), jnp.array([[0, 1, 2]])
+  >>> logits, _ = model(tokens, positions)
+  >>> logits.shape                                          # [B, T, V]
+  (1, 3, 512)
+  >>> cache = init_cache(config, batch_size=1, max_len=16)
+  >>> _, cache = model(tokens, positions, cache=cache)      # prefill
+  >>> step, cache = model(jnp.array([[11]]), jnp.array([[3]]), cache=cache)
+  >>> bool(jnp.allclose(step[0, 0], model(jnp.array([[2, 7, 9, 11]]), jnp.arange(4)[None])[0][0, 3], atol=1e-4))
+  True
   """
 
   def __init__(

@@ -37,7 +37,14 @@ def take_rows(cache: KVCache, rows: Int[Array, 'N']) -> KVCache:
 def where_rows(mask: Bool[Array, 'B'], new: KVCache, old: KVCache) -> KVCache:
   """Row b of `new` where `mask[b]`, else of `old`; a one-row `new` is broadcast.
 
-  >>> where_rows(jnp.array([True, False]), one_row_prefix, cache)  # row 0 := prefix
+  >>> import dataclasses
+  >>> from wcse_jax.model import get_preset, init_cache
+  >>> config = dataclasses.replace(get_preset('gemma3-270m'), num_layers=1)
+  >>> prefix = init_cache(config, batch_size=1, max_len=4)   # one row, e.g. a prefilled prefix
+  >>> prefix = prefix.replace(positions={k: v + 1 for k, v in prefix.positions.items()})
+  >>> cache = where_rows(jnp.array([True, False]), prefix, init_cache(config, 2, 4))
+  >>> cache.positions['global'].tolist()                    # row 0 := prefix
+  [[0, 0, 0, 0], [-1, -1, -1, -1]]
   """
 
   def select(a, b, axis):

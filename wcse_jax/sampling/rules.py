@@ -56,8 +56,10 @@ class TokenRules:
 class SamplingParams(TokenRules):
   """Token rules plus when a sample ends: `max_new_tokens`, EOS, or a stop string.
 
-  >>> SamplingParams(temperature=0.7, top_k=40, max_new_tokens=256,
-  ...                stop_strings=('\\n\\nQ:',))
+  >>> params = SamplingParams(temperature=0.7, top_k=40, max_new_tokens=256,
+  ...                         stop_strings=('\\n\\nQ:',))
+  >>> params.token_rules
+  TokenRules(temperature=0.7, top_k=40, top_p=1.0, min_p=0.0)
   """
 
   max_new_tokens: int = 256

@@ -413,7 +413,9 @@ def find_stop(
   Returns the number of tokens up to the one that completes it and the text
   before it. `decode(ids[:begin])` is known to hold none.
 
-  >>> find_stop(decode, ids, 0, ('\\n\\nQ:',))  # tokens '6' '.' '\\n\\n' 'Q' ':' ' next'
+  >>> pieces = ['6', '.', '\\n\\n', 'Q', ':', ' next']    # token i is pieces[i]
+  >>> decode = lambda ids: ''.join(pieces[i] for i in ids)
+  >>> find_stop(decode, [0, 1, 2, 3, 4, 5], 0, ('\\n\\nQ:',))
   (5, '6.')
   """
   if not any(stop in decode(ids) for stop in stop_strings):
