@@ -7,7 +7,7 @@ import pytest
 from jax.scipy.stats import chi2
 
 from wcse_jax.sampling import SamplingParams, TokenRules, sample_next, token_keys
-from wcse_jax.sampling.rules import inverse_cdf, nucleus_threshold
+from wcse_jax.sampling.rules import inverse_cdf, nucleus_threshold, top_k
 
 NUM_DRAWS = 40_000
 
@@ -130,3 +130,33 @@ def test_token_keys_depend_only_on_problem_sample_and_step():
 def test_bad_sampling_params_say_what_is_wrong(bad, message):
   with pytest.raises(ValueError, match=message):
     SamplingParams(**bad)
+
+
+@pytest.mark.parametrize('vocab, k', [(262_144, 40), (262_144, 1), (262_144, 300), (1000, 40), (50_001, 7)])
+def test_two_stage_top_k_equals_lax_top_k_with_ties(vocab, k):
+  logits = jax.random.normal(jax.random.key(5), (6, vocab))
+  # Ties: whole runs of equal values, across blocks and at the k-th place.
+  logits = logits.at[1].set(jnp.round(logits[1] * 2) / 2)
+  logits = logits.at[2].set(0.0)
+  logits = logits.at[3, ::97].set(9.0)
+  logits = logits.at[4, -1].set(100.0)  # the largest entry in the last, padded block
+  values, index = jax.jit(top_k, static_argnums=1)(logits, k)
+  want_values, want_index = jax.lax.top_k(logits, k)
+  np.testing.assert_array_equal(values, want_values)
+  np.testing.assert_array_equal(index, want_index)
+
+
+def test_top_p_threshold_of_a_row_does_not_depend_on_the_other_rows():
+  # Row 0 is peaked (the 256 most probable tokens hold top_p), row 1 flat (bisection).
+  peaked = jnp.exp(jax.random.normal(jax.random.key(6), (3000,)) * 3.0)
+  flat = jnp.exp(jax.random.normal(jax.random.key(7), (3000,)) * 0.2)
+  weights = jnp.stack([peaked / peaked.max(), flat / flat.max()])
+  alone = nucleus_threshold(weights[:1], 0.9, jnp.ones(1, bool))
+  together = nucleus_threshold(weights, 0.9, jnp.ones(2, bool))
+  assert np.asarray(together[0]) == np.asarray(alone[0])
+  keys = token_keys(jax.random.key(0), jnp.arange(2), jnp.zeros(2, jnp.int32), jnp.zeros(2, jnp.int32))
+  rules = TokenRules(temperature=1.0, top_p=0.9)
+  logits = jnp.log(weights)
+  both, _ = sample_next(logits, keys, rules)
+  first, _ = sample_next(logits[:1], keys[:1], rules)
+  assert int(both[0]) == int(first[0])

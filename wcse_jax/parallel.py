@@ -54,7 +54,7 @@ PARAM_AXES: dict[str, tuple[str, ...]] = {
 }
 
 # Logical axes of one layer's cached keys or values, and of cache positions.
-CACHE_AXES = ('batch', 'cache_len', 'kv_heads', 'head_dim')
+CACHE_AXES = ('batch', 'kv_heads', 'cache_len', 'head_dim')
 CACHE_POSITION_AXES = ('batch', 'cache_len')
 
 

@@ -42,8 +42,8 @@ from wcse_jax.model.modules import Block, Embedder, LayerCache, RMSNorm
 class KVCache:
   """The cache of a whole model, laid out like its parameters.
 
-  `blocks[j]` holds the stacked layers at pattern position j (`[R, B, S, K, H]`),
-  `tail[i]` the i-th tail layer (`[B, S, K, H]`); `positions[kind]` (`[B, S]`)
+  `blocks[j]` holds the stacked layers at pattern position j (`[R, B, K, S, H]`),
+  `tail[i]` the i-th tail layer (`[B, K, S, H]`); `positions[kind]` (`[B, S]`)
   records which position each slot of that kind of layer holds, -1 if none.
   """
 
@@ -72,7 +72,7 @@ def init_cache(
   k, h = config.num_kv_heads, config.head_dim
 
   def layer(kind, *lead):
-    shape = (*lead, batch_size, sizes[kind], k, h)
+    shape = (*lead, batch_size, k, sizes[kind], h)
     return LayerCache(keys=jnp.zeros(shape, dtype), values=jnp.zeros(shape, dtype))
 
   pattern = config.layer_pattern
@@ -138,20 +138,20 @@ class Transformer(nnx.Module):
   ):
     self.config = config
     self.dtype = dtype
-    self.embedder = Embedder(config, rngs=rngs, param_dtype=param_dtype)
+    self.embedder = Embedder(config, rngs=rngs, dtype=dtype, param_dtype=param_dtype)
 
     def stacked_block(kind: AttentionKind) -> Block:
       @nnx.split_rngs(splits=config.num_repeats)
       @nnx.vmap(in_axes=(0,), out_axes=0)
       def create(rngs):
-        return Block(config, kind, rngs=rngs, param_dtype=param_dtype)
+        return Block(config, kind, rngs=rngs, dtype=dtype, param_dtype=param_dtype)
 
       return create(rngs)
 
     pattern = config.layer_pattern
     self.blocks = nnx.List([stacked_block(kind) for kind in stacked_kinds(config)])
     self.tail = nnx.List([
-        Block(config, pattern[i], rngs=rngs, param_dtype=param_dtype)
+        Block(config, pattern[i], rngs=rngs, dtype=dtype, param_dtype=param_dtype)
         for i in range(config.num_tail_layers)
     ])
     self.final_norm = RMSNorm(
@@ -232,7 +232,7 @@ class Transformer(nnx.Module):
         new_kv.append((k, v))
       return x, (tuple(new_kv) if caches is not None else None)
 
-    x = self.embedder.encode(tokens, self.dtype)
+    x = self.embedder.encode(tokens)
     block_caches = cache.blocks if cache is not None else None
     x, new_kv = jax.lax.scan(
         period, x, (tuple(s for _, s in split_blocks), block_caches), length=config.num_repeats
@@ -255,7 +255,7 @@ class Transformer(nnx.Module):
     if cache is None:
       return out, None
     new_positions = {
-        kind.value: _scatter_rows(cache.positions[kind.value], slots[kind], positions, False)
+        kind.value: _scatter_rows(cache.positions[kind.value], slots[kind], positions)
         for kind in slots
     }
     return out, KVCache(blocks=block_caches, tail=tuple(tail_caches), positions=new_positions)
@@ -282,17 +282,27 @@ def _write_slots(
   return jnp.where(keep, positions % size, size)
 
 
-def _scatter_rows(buffer, slots, values, stacked: bool):
-  """Writes `values` ([B, T, ...], or [R, B, T, ...] if stacked) at each row's slots."""
+def _scatter_rows(buffer, slots, values):
+  """Writes `values` ([B, T]) at each row's slots of `buffer` ([B, S])."""
   rows = jnp.arange(slots.shape[0])[:, None]
-  if not stacked:
-    return buffer.at[rows, slots].set(values.astype(buffer.dtype), mode='drop')
-  layers = jnp.arange(buffer.shape[0])[:, None, None]
-  return buffer.at[layers, rows[None], slots[None]].set(values.astype(buffer.dtype), mode='drop')
+  return buffer.at[rows, slots].set(values.astype(buffer.dtype), mode='drop')
+
+
+def _scatter_heads(buffer, slots, values, stacked: bool):
+  """Writes keys or values ([B, T, K, H], or [R, B, T, K, H] if stacked) at each
+  row's slots of a `[B, K, S, H]` (or `[R, B, K, S, H]`) buffer."""
+  b, t, k = slots.shape[0], slots.shape[1], buffer.shape[-3]
+  rows = jnp.arange(b)[:, None, None]
+  heads = jnp.arange(k)[None, :, None]
+  where = (rows, heads, slots[:, None, :])  # each [B, K, T] after broadcasting
+  values = jnp.moveaxis(values, -2, -3).astype(buffer.dtype)  # [..., B, K, T, H]
+  if stacked:
+    where = (jnp.arange(buffer.shape[0])[:, None, None, None], *(w[None] for w in where))
+  return buffer.at[where].set(values, mode='drop')
 
 
 def _write(layer_cache: LayerCache, k, v, slots, *, stacked: bool = False) -> LayerCache:
   return LayerCache(
-      keys=_scatter_rows(layer_cache.keys, slots, k, stacked),
-      values=_scatter_rows(layer_cache.values, slots, v, stacked),
+      keys=_scatter_heads(layer_cache.keys, slots, k, stacked),
+      values=_scatter_heads(layer_cache.values, slots, v, stacked),
   )

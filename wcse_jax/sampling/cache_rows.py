@@ -3,7 +3,7 @@
 A row is one sequence: its keys and values in every layer plus the positions
 its slots hold. Copying all of it, positions included, is exact even for the
 sliding-window rings, whose slot order depends on the row's length. Stacked
-layers carry a leading layer axis (`[R, B, S, K, H]`), so the row axis is 1
+layers carry a leading layer axis (`[R, B, K, S, H]`), so the row axis is 1
 there and 0 everywhere else.
 """
 
