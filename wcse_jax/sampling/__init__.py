@@ -2,4 +2,4 @@
 
 from wcse_jax.sampling.prompts import PromptTooLongError, context_length, tokenize_prompts
 from wcse_jax.sampling.rules import SamplingParams, TokenRules, sample_next, token_keys
-from wcse_jax.sampling.sampler import Completion, Sampler
+from wcse_jax.sampling.sampler import Completion, RunStats, Sampler

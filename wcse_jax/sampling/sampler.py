@@ -30,6 +30,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import functools
+import time
 from collections.abc import Callable, Iterable, Iterator
 
 import jax
@@ -68,6 +69,26 @@ class Completion:
   logprob: float
   prompt_tokens: int
   prompt_tokens_computed: int
+
+
+@dataclasses.dataclass
+class RunStats:
+  """Where one `Sampler.sample` call spent its time (read `Sampler.last_stats`).
+
+  `decode_seconds` is the decode chunks from dispatch until their tokens are on
+  the host; `prefill_seconds` the prompt prefills; the rest of the wall time
+  is host work (refills, detokenising, stop strings) and the caller's.
+  `slot_steps` counts slot-steps run (slots x decode steps), `tokens` the ones
+  that drew a token, `wasted_after_stop` the tokens drawn after a stop string
+  had already ended their sample (the host sees stops between chunks).
+  """
+
+  decode_seconds: float = 0.0
+  decode_steps: int = 0
+  prefill_seconds: float = 0.0
+  slot_steps: int = 0
+  tokens: int = 0
+  wasted_after_stop: int = 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -186,6 +207,7 @@ class Sampler:
     self._new_prefix = compiled.new_prefix
     self._cache, self._pool = compiled.new_cache(), compiled.new_pool()
     self._pool_logits, self._slots = compiled.new_pool_logits(), compiled.new_slots()
+    self.last_stats = RunStats()
 
   def sample(
       self,
@@ -222,7 +244,9 @@ class Sampler:
       for samples in [todo] if self.share_prompts else [[i] for i in todo]:
         if samples:
           groups.append(_Group(j, prompt, prompt.start(prefix_ids), collections.deque(samples)))
-    return _Run(self, prefix_ids, groups, params, seed).completions()
+    run = _Run(self, prefix_ids, groups, params, seed)
+    self.last_stats = run.stats
+    return run.completions()
 
 
 @dataclasses.dataclass
@@ -264,6 +288,7 @@ class _Run:
     self.uncharged = 0  # prefix tokens computed, not yet charged
     self.orders = self._no_orders()
     self.orders.stop[:] = True  # slots left active by an abandoned run
+    self.stats = RunStats()
 
   def completions(self) -> Iterator[Completion]:
     s = self.s
@@ -272,11 +297,18 @@ class _Run:
       self._flush()
       if not any(self.live):
         return
+      start = time.perf_counter()
       s._cache, s._slots, tokens, logprobs = s._decode(
           s.model.params, s._cache, s._slots, self.key, np.int32(self.params.max_new_tokens),
           rules=self.params.token_rules, steps=s.chunk_steps,
       )
       tokens, logprobs, active = jax.device_get((tokens, logprobs, s._slots.active))
+      drawn_per_step = (tokens >= 0).sum(axis=0)
+      steps_run = int(np.count_nonzero(drawn_per_step))
+      self.stats.decode_seconds += time.perf_counter() - start
+      self.stats.decode_steps += steps_run
+      self.stats.slot_steps += steps_run * s.num_slots
+      self.stats.tokens += int(drawn_per_step.sum())
       for b, live in enumerate(self.live):
         if live is None:
           continue
@@ -286,6 +318,7 @@ class _Run:
         live.logprobs.extend(logprobs[b][drawn].tolist())
         completion = self._finished(live, begin, still_active=bool(active[b]))
         if completion is not None:
+          self.stats.wasted_after_stop += len(live.token_ids) - completion.num_tokens
           self.live[b] = None
           self.orders.stop[b] = bool(active[b])
           yield completion
@@ -328,6 +361,7 @@ class _Run:
 
   def _prefill_pool(self):
     """Prefills the next pending prompts into the pool, one row each."""
+    start = time.perf_counter()
     s = self.s
     rows = s.prefill_rows
     batch = [self.pending.popleft() for _ in range(min(rows, len(self.pending)))]
@@ -349,6 +383,8 @@ class _Run:
         s.model.params, s._pool, s._pool_logits, last[0], last[1], last[2].astype(bool)
     )
     self.ready.extend(batch)
+    jax.block_until_ready(s._pool_logits)
+    self.stats.prefill_seconds += time.perf_counter() - start
 
   def _prefix(self) -> KVCache:
     """The shared prefix's one-row cache, computed on first use in the run."""
