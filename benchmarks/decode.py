@@ -148,7 +148,7 @@ def export_for_peers(loaded: LoadedModel, root: pathlib.Path) -> pathlib.Path:
   return directory
 
 
-def run_peer(name: str, work: dict, root: pathlib.Path, tmp: pathlib.Path) -> dict:
+def run_peer(name: str, work: dict, root: pathlib.Path, tmp: pathlib.Path, timeout: int) -> dict:
   """One peer on the workload, in its own environment; its JSON, or why there is none."""
   script = pathlib.Path(__file__).parent / 'peers' / f'{name}_peer.py'
   python = pathlib.Path(sys.executable) if name == 'transformers' else root / name / 'bin' / 'python'
@@ -159,7 +159,13 @@ def run_peer(name: str, work: dict, root: pathlib.Path, tmp: pathlib.Path) -> di
   cores = os.cpu_count() or 1
   env = dict(os.environ, VLLM_CPU_OMP_THREADS_BIND=f'0-{cores - 1}', VLLM_CPU_NUM_OF_RESERVED_CPU='0',
              VLLM_CPU_KVCACHE_SPACE='4', TOKENIZERS_PARALLELISM='false')
-  result = subprocess.run([str(python), str(script), str(path)], capture_output=True, text=True, env=env, cwd=tmp)
+  try:
+    result = subprocess.run(
+        [str(python), str(script), str(path)], capture_output=True, text=True, env=env, cwd=tmp,
+        timeout=timeout,
+    )
+  except subprocess.TimeoutExpired:
+    return {'name': name, 'error': f'did not finish in {timeout} s (--peer_timeout)'}
   lines = [line for line in result.stdout.splitlines() if line.startswith('{')]
   if result.returncode or not lines:
     return {'name': name, 'error': f'exit {result.returncode}: {result.stderr.strip()[-800:]}'}
@@ -178,6 +184,7 @@ def main():
   parser.add_argument('--random', default='', help='a preset to sample with random weights instead')
   parser.add_argument('--chunk_steps', type=int, default=16)
   parser.add_argument('--peers', default='transformers', help='comma-separated: vllm, llamacpp, transformers')
+  parser.add_argument('--peer_timeout', type=int, default=1800, help='seconds before a peer is given up')
   parser.add_argument('--peers_dir', default=os.environ.get('WCSE_JAX_PEERS', '~/.cache/wcse_jax/peers'))
   args = parser.parse_args()
   peers = [p for p in args.peers.split(',') if p]
@@ -224,7 +231,7 @@ def main():
     if 'vllm' in peers:
       work['hf_dir'] = str(export_for_peers(load_model('gemma3-270m', dtype=jnp.float32), root))
     with tempfile.TemporaryDirectory() as tmp:
-      report['peers'] = [run_peer(name, work, root, pathlib.Path(tmp)) for name in peers]
+      report['peers'] = [run_peer(name, work, root, pathlib.Path(tmp), args.peer_timeout) for name in peers]
     measured = [p for p in report['peers'] if 'tokens_per_s' in p]
     if measured:
       fastest = max(measured, key=lambda p: p['tokens_per_s'])

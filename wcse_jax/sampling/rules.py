@@ -12,10 +12,11 @@ probabilities (.50, .30, .15, .05) after the temperature:
     min_p=0.2   keeps .50 .30 .15     each >= 0.2 * .50
 
 Tokens tied with the last one kept by top-p are kept too. Nothing is sorted
-over the whole vocabulary (262k entries for Gemma 3): top-k takes
-`jax.lax.top_k`, top-p finds its probability threshold by bisection, and the
-draw inverts the cumulative distribution block by block with one uniform
-number per row.
+over the whole vocabulary (262k entries for Gemma 3): top-k ranks blocks of
+the vocabulary by their maxima and takes the top-k of the best k blocks
+(`top_k`, exact), top-p finds its probability threshold among the 256 most
+probable tokens or by bisection, each row on its own, and the draw inverts the
+cumulative distribution block by block with one uniform number per row.
 
 Every draw takes its own key, `token_key(seed, problem, sample, step)`, so a
 sample's tokens do not depend on which slot, batch or device computed them.
