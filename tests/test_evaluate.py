@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from conftest import REPO
-from wcse_jax import rundir
+from wcse_jax import cli, rundir
 from wcse_jax.checkpoints import load_model
 from wcse_jax.data import Grader, Problem, few_shot_prompt, load_problems
 from wcse_jax.evaluate import (
@@ -179,8 +179,13 @@ def test_cli_refuses_a_checkpoint_that_is_not_ours(tiny_model_dir):
 def test_dataset_defaults_to_what_a_finetuned_checkpoint_was_trained_on(tmp_path):
   for trained, evaluated in (('math', 'math500'), ('gsm8k', 'gsm8k')):
     (tmp_path / trained / 'best').mkdir(parents=True)
+    (tmp_path / trained / 'best' / 'wcse_config.json').write_text('{}')  # one of our checkpoints
     (tmp_path / trained / 'config.json').write_text(json.dumps({'dataset': trained}))
     assert trained_dataset(str(tmp_path / trained / 'best')) == evaluated
+  # A model that is not one of our checkpoints takes nothing from a config.json beside it.
+  (tmp_path / 'gsm8k' / 'other').mkdir()
+  with pytest.raises(cli.SettingError, match='pass --dataset'):
+    trained_dataset(str(tmp_path / 'gsm8k' / 'other'))
 
 
 def test_cli_without_dataset_says_which_to_pass(tiny_model_dir):

@@ -47,7 +47,7 @@ from absl import flags
 from tqdm import tqdm
 
 from wcse_jax import cli, parallel, rundir
-from wcse_jax.checkpoints import CheckpointError, LoadedModel, config_of, load_model, resolve
+from wcse_jax.checkpoints import CheckpointError, LoadedModel, config_of, load_model, orbax_io, resolve
 from wcse_jax.data import (
     GradeResult, Grader, Problem, PromptFormat, answer_family, few_shot_prompt, load_problems,
     zero_shot_prompt,
@@ -340,8 +340,11 @@ def prompt_format(kind: str, dataset: str) -> PromptFormat:
 def trained_dataset(model: str) -> str:
   """The evaluation set of a checkpoint finetuned by `wcse_jax.finetune`: the dataset of
   its finetuning config (`<out>/config.json` beside `<out>/best`), MATH as MATH-500."""
-  config = pathlib.Path(model.rstrip('/')).parent / 'config.json'
+  path = pathlib.Path(model.rstrip('/'))
+  config = path.parent / 'config.json'
   try:
+    if not orbax_io.is_our_checkpoint(path):
+      raise ValueError('not a finetuned checkpoint')
     dataset = json.loads(config.read_text())['dataset']
   except (OSError, ValueError, KeyError, TypeError):
     raise cli.SettingError(

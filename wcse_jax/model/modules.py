@@ -9,10 +9,11 @@ Dimension letters used in shapes and einsums:
 Precision. Every matrix product takes its inputs in the compute dtype
 (`dtype`: bfloat16 or float32) and accumulates and returns float32 (`dot`);
 activations between products (residual stream, norms, RoPE, softmax) stay
-float32. With bfloat16 weights this is the usual mixed-precision recipe, and
-on CPU it is also the fast one: XLA's bfloat16 products with float32 results
-run about twice as fast as float32 ones, and several times faster than
-products that round their results to bfloat16.
+float32. With bfloat16 weights this is the usual mixed-precision recipe. On
+CPU, a lone bfloat16 product with float32 results runs about twice as fast as
+a float32 one (and several times faster than one rounding its results to
+bfloat16), but inside the scanned model XLA:CPU converts the bfloat16
+operands to float32 first, so there float32 is as fast and is the default.
 """
 
 from __future__ import annotations
