@@ -89,7 +89,6 @@ def check_settings(config: dict) -> None:
     if config[name] < 1:
       raise cli.SettingError(f'--{name} must be >= 1, got {config[name]}.')
   try:
-    budget.budget_samples(config['budget'])
     budget.plan(budget=config['budget'], match=config['match'], wc_params=1.0, se_params=1.0,
                 wc_price=config['wc_price'], se_price=config['se_price'])
     sampling_params(config, stop=())
