@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import operator
 import os
 import signal
@@ -40,12 +41,16 @@ def _subset(name: str, size: int = 300) -> list[problems.Problem]:
     ('$\\boxed{1}$ then $x=\\boxed{\\frac{\\sqrt{2}}{2}}$.', '\\frac{\\sqrt{2}}{2}', 'boxed'),
     ('so $\\fbox{\\{1,2\\}}$', '\\{1,2\\}', 'boxed'),
     ('so $\\boxed 5$.', '5', 'boxed'),
-    ('unclosed $\\boxed{\\frac{1}{2}$', None, 'none'),
-    ('x = 3.\n\nProblem:\nNext.\nFinal Answer: The final answer is $9$. I hope it is correct.', None, 'none'),
+    ('unclosed $\\boxed{\\frac{1}{2}$', None, 'region'),  # math-verify reads the region in a worker
+    ('x = 3.\n\nProblem:\nNext.\nFinal Answer: The final answer is $9$. I hope it is correct.', None, 'region'),
+    ('The answer is $9$.<end_of_turn>\n$\\boxed{5}$', None, 'region'),  # a chat turn ends the answer
+    ('', None, 'none'),
     ('$\\boxed{3}$\nProblem:\n$\\boxed{9}$', '3', 'boxed'),
 ])
 def test_math_extraction(completion, answer, method):
-  assert extraction.extract_math_answer(completion) == extraction.Extraction(answer, method)
+  found = extraction.extract_math_answer(completion)
+  assert (found.answer, found.method) == (answer, method)
+  assert (found.region is not None) == (method == 'region')
 
 
 @pytest.mark.parametrize('completion,answer,method', [
@@ -77,6 +82,94 @@ def test_extraction_of_hostile_100k_completions_is_fast(completion):
   extraction.extract_math_answer(completion)
   extraction.extract_gsm8k_answer(completion)
   assert time.monotonic() - start < 2.0  # quadratic scans would take minutes
+
+
+@pytest.mark.parametrize('completion,boxes,together', [
+    ('so $x=\\boxed{2}$ or $x=\\boxed{-3}$.', ('2', '-3'), 2),
+    ('$k = \\boxed{45}$ and $n = \\boxed{2}$', ('45', '2'), 2),
+    ('First $\\boxed{1}$. Then the area is $\\boxed{2}$.', ('1', '2'), 1),
+    ('$\\boxed{\\boxed{5}}$', ('5',), 1),
+])
+def test_all_boxes_and_the_ones_stated_together(completion, boxes, together):
+  found = extraction.extract_math_answer(completion)
+  assert (found.boxes, found.stated_together, found.answer) == (boxes, together, boxes[-1])
+
+
+@pytest.mark.parametrize('completion,answer,method', [
+    ('The answer is 9. Then 5 + 5 = 10.\n\nQuestion: What is 3 + 4?\nAnswer: 7', '9', 'answer_is'),
+    ('she earns $\\boxed{18}$ a day for 3 days', '18', 'boxed'),
+    ('Final Answer: 42<|eot_id|>', '42', 'answer_is'),
+])
+def test_gsm8k_extraction_of_other_formats(completion, answer, method):
+  found = extraction.extract_gsm8k_answer(completion)
+  assert (found.answer, found.method) == (answer, method)
+
+
+# What each rule decides, on completions with neither a final-answer line nor a box
+# (read by math-verify and our sentence rules in a worker), and on several boxes.
+RULES = [
+    ('9', 'The number of divisors is $(2+1)(2+1)$, that is\n\\[ 9 \\]', True, 'last_latex', 'equivalent'),
+    ('9', 'So we get \\( 9 \\).', True, 'last_latex', 'equivalent'),
+    ('120', 'Final Answer: The volume of $ABCDEFGH$ is 120. I hope it is correct.', True, 'answer_sentence', 'exact_match'),
+    ('34', 'Final Answer: The largest $n$ is 34.', True, 'answer_sentence', 'exact_match'),
+    ('\\frac{2}{3}', 'Therefore the probability is 2/3.<end_of_turn>\n7', True, 'last_number', 'equivalent'),
+    ('\\frac{2}{3}', 'So the answer is $\\frac23$ because the rest cancels.', True, 'answer_sentence', 'equivalent'),
+    ('4', 'Since $2^{10} = 10 \\cdot 102 + 4$, the remainder is 4.', True, 'last_number', 'exact_match'),
+    ('4', 'Since $2^{10} = 10 \\cdot 102 + 4$, the remainder is 5.', False, 'last_number', 'not_equivalent'),
+    ('12\\text{ and }13', 'The two integers are 12 and 13.', True, 'last_number', 'equivalent_as_text'),
+    ('15\\mbox{ cm}^2', 'Answer: The area is 15 square centimeters.', True, 'answer_sentence', 'equivalent'),
+    ('44\\%', 'So the area increases by 44 percent.', True, 'last_number', 'equivalent'),
+    ('5', 'We use the distance formula: $\\sqrt{25}$, so we need to compute', False, 'none', 'no_answer'),
+    ('1', 'Let me draw it.\n[asy]\ndraw((0,0)--(1,1));\n[/asy]', False, 'none', 'no_answer'),
+    ('2, -3', 'so $x=\\boxed{2}$ or $x=\\boxed{-3}$.', True, 'boxes_as_set', 'exact_match'),
+    ('-3', 'The roots are $\\boxed{2}$ and $\\boxed{-3}$.', False, 'boxes_as_set', 'not_equivalent'),
+    ('(45, 2)', '$k = \\boxed{45}$ and $n = \\boxed{2}$', True, 'boxes_as_set', 'exact_match'),
+    ('(45, 2)', '$n = \\boxed{2}$ and $k = \\boxed{45}$', False, 'boxes_as_set', 'not_equivalent'),
+    ('2, -3', 'One root is $\\boxed{2}$. Dividing out, the other root is $\\boxed{-3}$.', True, 'boxes_as_set', 'exact_match'),
+    ('\\text{(B)}', "I think it's B", True, 'choice_letter', 'equivalent'),
+    ('D', 'The answer: D', True, 'choice_letter', 'equivalent'),
+    ('B', 'A bag holds 5 balls, so it is B.', True, 'choice_letter', 'equivalent'),
+    ('B', 'The answer is (C) since B fails.', False, 'choice_letter', 'not_equivalent'),
+    ('\\text{A,D}', 'Only $\\boxed{\\text{D,A}}$ pass.', True, 'choice_letter', 'equivalent'),
+    ('[-2,7]', '$\\boxed{-2 \\le x \\le 7}$', True, 'boxed', 'relation_as_set'),
+    ('[-2,7]', '$\\boxed{-2 < x \\le 7}$', False, 'boxed', 'not_equivalent'),
+    ('(-\\infty, 2) \\cup (3, \\infty)', 'so the solution is $x<2$ or $x>3$.', True, 'last_latex', 'relation_as_set'),
+    ('x \\geq 3', '$\\boxed{x>=3}$', True, 'boxed', 'equivalent'),
+    ('x \\neq 3', '$\\boxed{x \\ne 3}$', True, 'boxed', 'equivalent'),
+    ('12.5', '$\\boxed{12.5\\%}$', True, 'boxed', 'equivalent_without_percent'),
+    ('12.5', '$\\boxed{1.25\\%}$', False, 'boxed', 'not_equivalent'),
+    ('\\frac{1}{3}', '$\\boxed{0.\\overline{3}}$', True, 'boxed', 'equivalent'),
+    ('\\text{June 20}', '$\\boxed{\\text{June } 20}$', True, 'boxed', 'equivalent_as_text'),
+    ('9\\text{ a.m.}', '$\\boxed{9\\text{ p.m.}}$', False, 'boxed', 'not_equivalent'),
+    ('\\begin{pmatrix} 2 \\\\ 3 \\end{pmatrix}',
+     '$\\boxed{\\begin{pmatrix} 1 \\\\ 1 \\end{pmatrix} + \\begin{pmatrix} 1 \\\\ 2 \\end{pmatrix}}$', True, 'boxed', 'equivalent'),
+    ('\\begin{pmatrix} 1 & 2 \\\\ 3 & 4 \\end{pmatrix}',
+     'So \\[\\left[\\begin{array}{cc} 1 & 2 \\\\ 3 & 4 \\end{array}\\right]\\]', True, 'last_latex', 'equivalent'),
+]
+
+
+def test_each_rule_decides_what_it_should(math_grader):
+  results = math_grader.grade_many([(gold, completion) for gold, completion, *_ in RULES])
+  got = [(r.correct, r.extracted_by, r.reason) for r in results]
+  want = [(correct, rule, reason) for _, _, correct, rule, reason in RULES]
+  assert [(g, w) for g, w, rule in zip(got, want, RULES) if g != w] == []
+
+
+def test_labelled_set_agreement(tmp_path):
+  """The labelled set (tests/data/grading, sources in its SOURCES.md) through the command line's grading path."""
+  from wcse_jax import grade  # pylint: disable=g-import-not-at-top
+
+  labelled = os.path.join(os.path.dirname(__file__), 'data', 'grading', 'labelled.jsonl')
+  graded_path = tmp_path / 'graded.jsonl'
+  with grader.Grader('math', timeout_s=TIMEOUT_S, workers=2) as g:
+    counts = grade.grade_file(labelled, str(graded_path), dataset='math', skip_bad_lines=False, grader=g)
+  with open(graded_path, encoding='utf-8') as f:
+    graded = [json.loads(line) for line in f]
+  assert counts['skipped'] == 0 and len(graded) >= 300
+  assert sum(not g['label'] for g in graded) >= len(graded) / 3
+  misses = [(g['id'], g['class'], g['label'], g['extracted'], g['grade_reason']) for g in graded if g['correct'] != g['label']]
+  assert len(misses) <= 0.03 * len(graded), misses
+  assert not [m for m in misses if m[1] == 'adversarial' or not m[2]], misses  # no false positive at all
 
 
 # Equivalence, through the Grader.
@@ -157,7 +250,15 @@ def _check_self_and_shifted(g: grader.Grader, subset: list[problems.Problem]) ->
   dataset = subset[0].dataset
   following = subset[1:] + subset[:1]
   own = g.grade_many([(p.answer, p.solution) for p in subset], dataset=dataset)
-  assert all(r.extracted_by == ('boxed' if dataset == 'math' else '####') for r in own)
+  # A few MATH solutions state several answers in boxes together ('$x = \\boxed{3}$ or
+  # $\\boxed{\\frac25}$') while their gold is the last box alone; read as math-verify reads
+  # them, as one answer, they do not equal that gold. Every other solution states its gold.
+  for p, r in zip(subset, own):
+    if r.extracted_by == 'boxes_as_set' and not r.correct:
+      assert p.answer in r.extracted, (p.id, r)
+    else:
+      assert r.extracted_by == ('boxed' if dataset == 'math' else '####') or r.extracted_by == 'boxes_as_set', (p.id, r)
+      assert r.correct, (p.id, r)
   shifted = g.grade_many([(p.answer, q.solution) for p, q in zip(subset, following)], dataset=dataset)
   agreeing = [(p.answer, q.answer) for p, q, r in zip(subset, following, shifted) if r.correct]
   assert all(r.correct for r in g.grade_many(agreeing, dataset=dataset, extract=False))
@@ -181,7 +282,7 @@ def test_full_test_sets_gold_solutions_grade_correct(name, count):
   with grader.Grader(name, timeout_s=10.0) as g:
     own, shifted = _check_self_and_shifted(g, list(problems.load_problems(name, 'test')))
   print(f'{name}: {own}/{count} gold solutions correct; {shifted}/{count} shifted pairs correct')
-  assert own == count and shifted <= count // 50
+  assert own >= count - 10 and shifted <= count // 50  # MATH test: 6 state their gold among other answers
 
 
 # Hostile answers: graded False, within the time limit, and nothing runs.
@@ -260,7 +361,8 @@ def test_empty_answers_and_empty_golds_never_grade_correct(math_grader):
   assert [p.id for p in empty_gold] == ['train/number_theory/7115.json', 'train/number_theory/7117.json']
   results = math_grader.grade_many([('', '0'), ('5', '$ $'), ('', '')], extract=False)
   assert [(r.correct, r.reason) for r in results] == [(False, 'bad_gold'), (False, 'no_answer'), (False, 'no_answer')]
-  assert math_grader.grade(empty_gold[0].answer, empty_gold[0].solution).reason == 'no_answer'
+  # The solution's box is empty: its prose is read, but an empty gold grades nothing correct.
+  assert math_grader.grade(empty_gold[0].answer, empty_gold[0].solution).reason == 'bad_gold'
   with grader.Grader('gsm8k', cache_size=0) as g:
     assert g.grade('no number', '5', extract=False).reason == 'bad_gold'
 

@@ -16,18 +16,26 @@ r"""Grading completions against gold answers, in bulk, safely and with a cache.
 Per answer: extract (extraction.py; skipped when extract=False), refuse hostile
 input unparsed (equivalence.rejection), then compare. GSM8K compares exact
 decimals in this process. MATH normalises both sides (equivalence.normalise_math_answer),
-calls identical strings 'exact_match', looks the pair up in the cache, and sends
-the rest to math-verify in worker processes (timed_pool.py) under a hard
+calls identical strings 'exact_match', looks the answer up in the cache, and sends
+the rest to equivalence.judge in worker processes (timed_pool.py) under a hard
 per-answer wall-clock limit (`timeout_s`) and memory cap; an answer that runs
-over is graded False with reason 'timeout'. The cache is keyed by the normalised
-(gold, answer) pair, so a high-budget run, where most answers repeat, pays for
-each distinct pair once (a pair that timed out is not retried either).
+over is graded False with reason 'timeout'. judge compares with math-verify and
+MATH's conventions, and for a completion with neither a final-answer line nor a
+box extracts the answer first (math-verify's extraction over the text's end),
+so `extracted` and `extracted_by` may come back from the worker. The cache is
+keyed by what the worker is given (the normalised gold and answer, with the
+boxes when there are several; the text's end when there is no answer yet), so
+a high-budget run, where most answers repeat, pays for each distinct answer
+once (one that timed out is not retried either).
 
-Reasons: correct ones are 'exact_match', 'equivalent'; wrong ones 'not_equivalent',
-'no_answer', 'bad_gold' (a GSM8K gold with no number, an empty MATH gold), the
-rejections ('too_long', 'too_deep', 'null_byte', 'unbalanced_braces',
-'exponent_tower', 'exponent_too_large'), and 'timeout', 'crash', 'error' from
-the workers.
+Reasons: correct ones are 'exact_match', 'equivalent', 'equivalent_as_text',
+'equivalent_without_percent', 'relation_as_set' (see equivalence.answers_match);
+wrong ones 'not_equivalent', 'no_answer', 'bad_gold' (a GSM8K gold with no
+number, an empty MATH gold), the rejections ('too_long', 'too_deep',
+'null_byte', 'unbalanced_braces', 'exponent_tower', 'exponent_too_large'), and
+'timeout', 'crash', 'error' from the workers. `extracted_by` names the
+extraction rule (extraction.py, and 'boxes_as_set', 'answer_latex',
+'answer_sentence', 'last_latex', 'last_number', 'choice_letter' from judge).
 """
 
 from __future__ import annotations
@@ -70,7 +78,7 @@ class Grader:
     self.workers = workers or min(8, os.cpu_count() or 1)
     self.memory_limit_mb = memory_limit_mb
     self.cache_size = cache_size
-    self._cache: dict[tuple[str, str], tuple[bool, str]] = {}
+    self._cache: dict[tuple, tuple[bool, str, str | None, str]] = {}
     self._pool: TimedPool | None = None
     self.cache_hits = 0  # MATH pairs answered by an earlier (or same-batch) identical pair
     self.verified = 0  # distinct MATH pairs sent to math-verify
@@ -78,7 +86,7 @@ class Grader:
   def _math_pool(self) -> TimedPool:
     if self._pool is None:
       self._pool = TimedPool(
-          equivalence.math_answers_match,
+          equivalence.judge,
           workers=self.workers,
           timeout_s=self.timeout_s,
           memory_limit_mb=self.memory_limit_mb,
@@ -86,7 +94,7 @@ class Grader:
       )
     return self._pool
 
-  def _remember(self, key: tuple[str, str], verdict: tuple[bool, str]) -> None:
+  def _remember(self, key: tuple, verdict: tuple[bool, str, str | None, str]) -> None:
     if self.cache_size < 1:
       return
     if len(self._cache) >= self.cache_size:
@@ -99,44 +107,68 @@ class Grader:
     """Grades (gold, completion) pairs, or (gold, answer) pairs with extract=False; in order."""
     family = prompts.answer_family(dataset) if dataset else self.dataset
     results: list[GradeResult | None] = []
-    to_verify: dict[tuple[str, str], list[int]] = {}  # normalised pair -> indices waiting for it
+    to_verify: dict[tuple, list[int]] = {}  # worker arguments (the cache key) -> indices waiting for them
     for gold, text in pairs:
       found = (
           extraction.extract_answer(text, family) if extract
           else extraction.Extraction(text.strip() or None, 'given')
       )
       answer, method = found.answer, found.method
-      refused = 'no_answer' if answer is None else equivalence.rejection(answer)
+      if answer is not None:
+        refused = equivalence.rejection(answer)
+      elif found.region is None:
+        refused = 'no_answer'
+      else:  # prose: only null bytes are refused here; what is extracted from it is checked in judge
+        refused = 'null_byte' if '\x00' in found.region else None
       if refused:
         results.append(GradeResult(False, answer, refused, method))
       elif family == 'gsm8k':
         results.append(self._grade_gsm8k(str(gold), answer, method))
       else:
-        key = (equivalence.normalise_math_answer(str(gold)), equivalence.normalise_math_answer(answer))
-        if not key[0] or not key[1]:
-          results.append(GradeResult(False, answer, 'bad_gold' if key[1] else 'no_answer', method))
-        elif key[0] == key[1]:
-          results.append(GradeResult(True, answer, 'exact_match', method))
-        elif key in self._cache:
+        verdict = self._math_key(str(gold), found)
+        if isinstance(verdict, GradeResult):
+          results.append(verdict)
+        elif verdict in self._cache:
           self.cache_hits += 1
-          correct, reason = self._cache[key]
-          results.append(GradeResult(correct, answer, reason, method))
+          correct, reason, answer, rule = self._cache[verdict]
+          results.append(GradeResult(correct, answer, reason, rule or method))
         else:
-          to_verify.setdefault(key, []).append(len(results))
+          to_verify.setdefault(verdict, []).append(len(results))
           results.append(GradeResult(False, answer, 'pending', method))
     if to_verify:
       keys = list(to_verify)
       self.verified += len(keys)
       for key, outcome in zip(keys, self._math_pool().map(keys)):
         if outcome.status == 'ok':
-          verdict = (bool(outcome.value), 'equivalent' if outcome.value else 'not_equivalent')
+          verdict = tuple(outcome.value)
         else:
-          verdict = (False, outcome.status)
+          verdict = (False, outcome.status, key[1] or None, '')
         self._remember(key, verdict)
+        correct, reason, answer, rule = verdict
         for i in to_verify[key]:
-          results[i] = dataclasses.replace(results[i], correct=verdict[0], reason=verdict[1])
+          results[i] = dataclasses.replace(
+              results[i], correct=correct, reason=reason, extracted=answer, extracted_by=rule or results[i].extracted_by)
       self.cache_hits += sum(len(v) - 1 for v in to_verify.values())
     return results
+
+  @staticmethod
+  def _math_key(gold: str, found: extraction.Extraction) -> GradeResult | tuple:
+    """The worker's arguments for a MATH answer (the cache key), or its result if none are needed."""
+    gold = equivalence.normalise_math_answer(gold)
+    if not gold:
+      return GradeResult(False, found.answer, 'bad_gold', found.method)
+    if found.answer is None:  # math-verify extracts from the region, in a worker
+      return (gold, '', (), 0, found.region)
+    answer = equivalence.normalise_math_answer(found.answer)
+    if not answer:
+      return GradeResult(False, found.answer, 'no_answer', found.method)
+    boxes = tuple(equivalence.normalise_math_answer(b) for b in found.boxes if equivalence.rejection(b) is None)
+    together = min(found.stated_together, len(boxes))
+    if answer == gold and (together < 2 or len(set(boxes[-together:])) < 2):  # not one of several boxes stated together
+      return GradeResult(True, found.answer, 'exact_match', found.method)
+    if len(boxes) < 2:
+      return (gold, answer, (), 0, '')
+    return (gold, answer, boxes, together, '')
 
   @staticmethod
   def _grade_gsm8k(gold: str, answer: str, method: str) -> GradeResult:
