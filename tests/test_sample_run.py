@@ -103,10 +103,18 @@ def test_sigkill_and_restart_end_with_the_uninterrupted_files(tiny_model_dir, tm
 
 def test_a_resumed_run_refuses_other_settings(tiny_model_dir, tmp_path):
   run_dir = tmp_path / 'run'
-  rundir.check_or_write_config(run_dir, {'budget': 'low', 'num_slots': 2})
-  rundir.check_or_write_config(run_dir, {'budget': 'low', 'num_slots': 8})  # throughput only
+  cpu = rundir.resumable_keys('cpu', 'float32')
+  rundir.check_or_write_config(run_dir, {'budget': 'low', 'num_slots': 2}, resumable=cpu)
+  rundir.check_or_write_config(run_dir, {'budget': 'low', 'num_slots': 8}, resumable=cpu)  # throughput only
   with pytest.raises(rundir.RunError, match='other settings \\(budget\\)'):
-    rundir.check_or_write_config(run_dir, {'budget': 'high', 'num_slots': 8})
+    rundir.check_or_write_config(run_dir, {'budget': 'high', 'num_slots': 8}, resumable=cpu)
+  # On an accelerator, or in bfloat16, batch shapes may change the numbers: they are settings too.
+  for backend, dtype in (('gpu', 'bfloat16'), ('tpu', 'bfloat16'), ('cpu', 'bfloat16')):
+    with pytest.raises(rundir.RunError, match='other settings \\(num_slots\\)'):
+      rundir.check_or_write_config(
+          run_dir, {'budget': 'low', 'num_slots': 4}, resumable=rundir.resumable_keys(backend, dtype))
+  with pytest.raises(rundir.RunError, match='other settings \\(dtype\\)'):
+    rundir.check_or_write_config(run_dir, {'budget': 'low', 'num_slots': 8, 'dtype': 'bfloat16'}, resumable=cpu)
   # Until a sample is written the settings bind nothing: a failed start is simply redone.
   assert not rundir.has_samples(run_dir)
   rundir.check_or_write_config(run_dir, {'budget': 'high'}, has_work=rundir.has_samples(run_dir))

@@ -24,9 +24,18 @@ import pathlib
 from collections.abc import Iterable, Iterator
 
 # Config keys that do not change results: they may differ when a run resumes.
-RESUMABLE_KEYS = (
-    'num_slots', 'prefill_rows', 'chunk_steps', 'grader_workers', 'mesh_model', 'flush_every',
-)
+RESUMABLE_KEYS = ('grader_workers', 'flush_every')
+# ... and these too where batch shapes do not change a sample's numbers: on CPU in float32,
+# where the tests show a sample's tokens independent of them (XLA:CPU's float32 dots
+# accumulate each row alike whatever the batch). On GPU and TPU, and in bfloat16, a
+# different batch or mesh may pick other kernels and round differently, so a resumed
+# run there must keep them.
+SHAPE_KEYS = ('num_slots', 'prefill_rows', 'chunk_steps', 'mesh_model')
+
+
+def resumable_keys(backend: str, dtype: str) -> tuple[str, ...]:
+  """The config keys a resumed run may change on `backend` ('cpu', 'gpu', 'tpu') in `dtype`."""
+  return RESUMABLE_KEYS + (SHAPE_KEYS if (backend, dtype) == ('cpu', 'float32') else ())
 
 
 class RunError(ValueError):
@@ -40,8 +49,12 @@ def write_json_atomic(path: pathlib.Path, data) -> None:
   os.replace(tmp, path)
 
 
-def check_or_write_config(run_dir: pathlib.Path, config: dict, *, has_work: bool = True) -> None:
+def check_or_write_config(
+    run_dir: pathlib.Path, config: dict, *, has_work: bool = True, resumable: Iterable[str] = RESUMABLE_KEYS
+) -> None:
   """Writes config.json, or checks that a resumed run asks for the same work.
+
+  Every key but the `resumable` ones must be as before (see resumable_keys).
 
   `has_work=False` says the directory holds nothing the settings must match yet
   (a run that stopped before saving anything), so its config is replaced.
@@ -52,7 +65,7 @@ def check_or_write_config(run_dir: pathlib.Path, config: dict, *, has_work: bool
     before = json.loads(path.read_text())
     changed = sorted(
         key for key in set(before) | set(config)
-        if key not in RESUMABLE_KEYS and before.get(key) != config.get(key)
+        if key not in resumable and before.get(key) != config.get(key)
     )
     if changed:
       raise RunError(

@@ -22,12 +22,13 @@ import sys
 import time
 
 import jax
+import jax.numpy as jnp
 from absl import flags
 from ml_collections import config_flags
 from tqdm import tqdm
 
 from wcse_jax import cli, parallel, rundir, summary
-from wcse_jax.checkpoints import CheckpointError, config_of, load_model, resolve
+from wcse_jax.checkpoints import CheckpointError, config_of, default_dtype, load_model, resolve
 from wcse_jax.data import Grader, few_shot_prompt, load_problems
 from wcse_jax.model import count_params
 from wcse_jax.sampling import SamplingParams, Sampler, budget, context_length, tokenize_prompts
@@ -288,8 +289,11 @@ def main(argv: list[str]) -> None:
   problems = problems.problems[: config['limit'] or None]
   run_dir = pathlib.Path(config['output_dir'])
   stored = {k: v for k, v in config.items() if k != 'output_dir'}  # a run may be moved
+  # Where the numbers are computed changes them: a run resumes on the backend and dtype it began on.
+  backend, dtype = jax.default_backend(), jnp.dtype(default_dtype()).name
   rundir.check_or_write_config(
-      run_dir, {**stored, 'plan': dataclasses.asdict(plan)}, has_work=rundir.has_samples(run_dir)
+      run_dir, {**stored, 'plan': dataclasses.asdict(plan), 'backend': backend, 'dtype': dtype},
+      has_work=rundir.has_samples(run_dir), resumable=rundir.resumable_keys(backend, dtype),
   )
   print(f"{plan.describe()}; {len(problems)} problems -> {run_dir}", file=sys.stderr)
   for run in runs:
