@@ -31,6 +31,18 @@ def matmul_peak_flops(*, n: int = 4096, dtype=jnp.float32, repeats: int = 5, dev
   return 2 * n**3 * repeats / (time.perf_counter() - start)
 
 
+def host_matmul_peak_flops(*, n: int = 4096, repeats: int = 5) -> float:
+  """FLOP/s of repeated float32 [n, n] x [n, n] products through numpy's BLAS (every
+  core), after a warm-up: a matmul yardstick independent of XLA for the host CPU."""
+  a = np.random.default_rng(0).standard_normal((n, n), np.float32)
+  out = np.empty_like(a)
+  np.matmul(a, a, out=out)
+  start = time.perf_counter()
+  for _ in range(repeats):
+    np.matmul(a, a, out=out)
+  return 2 * n**3 * repeats / (time.perf_counter() - start)
+
+
 def memory_bandwidth(*, gib: float = 1.0, repeats: int = 5, device=None) -> float:
   """Bytes/s read by a jitted sum over a `gib` GiB array on one device, after a
   warm-up. A decode step mostly reads (weights, KV cache), so reading is the
