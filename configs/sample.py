@@ -9,11 +9,17 @@ r"""Configs for the compute-matched sampling run, `python -m wcse_jax.sample`.
     python -m wcse_jax.sample --config=configs/sample.py:paper_math --budget=high
         Gemma2-9B (WC, 30 samples) vs Gemma2-27B (SE, 10 samples) on the 7,500
         MATH train problems, as in Bansal et al. (2024). Needs the hub weights (or
-        --wc / --se paths); about 2.9M WC and 1M SE completions of up to 512 tokens.
+        --wc / --se paths); 7,500 x 30 = 225k WC and 7,500 x 10 = 75k SE completions
+        of up to 512 tokens (the token limit is our choice).
     python -m wcse_jax.sample --config=configs/sample.py:paper_gsm8k --budget=low
         The same models on the 7,473 GSM8K train problems.
 
 Every value can be overridden by the flag of the same name (--limit=100, ...).
+
+What the paper states and what is ours: the models, datasets, sample counts
+(1 vs 3 and 10 vs 30), compute matching by 27B/9B = 3 and temperature 0.7 are
+the paper's; top-k 40, top-p 1, min-p 0, 512 new tokens, the seed and every
+throughput setting are our choices (the paper does not state them).
 """
 
 import ml_collections
@@ -40,13 +46,14 @@ def get_config(arg: str = 'auto') -> ml_collections.ConfigDict:
   c.limit = 0  # first N problems (0: all)
   c.output_dir = ''  # default: runs/<config name>-<dataset>-<budget>
   c.seed = 0
-  # Sampling, as in the paper: temperature 0.7.
+  # Sampling: temperature 0.7 as in the paper; the rest are our choices (the paper states none).
   c.temperature = 0.7
-  c.top_k = 40
-  c.top_p = 1.0
-  c.min_p = 0.0
-  c.max_new_tokens = 512
-  # Throughput; these may change when a run resumes without changing its results.
+  c.top_k = 40  # our choice
+  c.top_p = 1.0  # our choice (off)
+  c.min_p = 0.0  # our choice (off)
+  c.max_new_tokens = 512  # our choice
+  # Throughput (our choices); on CPU in float32 these may change when a run resumes
+  # without changing its results; elsewhere a resumed run keeps them (see README).
   c.num_slots = 256  # samples decoded together per host
   c.prefill_rows = 16
   c.chunk_steps = 32

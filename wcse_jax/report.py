@@ -1,8 +1,11 @@
 """python -m wcse_jax.report RUN_DIR: a markdown table and plots of a sampling run.
 
 Writes RUN_DIR/report.md and RUN_DIR/coverage_diversity.png (coverage@k and
-diversity@k against k for the WC and SE models, and against FLOPs per problem,
-where compute-matched budgets line up) and prints the markdown.
+diversity@k against FLOPs per problem for the WC and SE models, where
+compute-matched budgets line up, with their 95% bootstrap intervals shaded) and
+prints the markdown: each model's coverage and diversity with intervals, the
+matched comparison with the paired interval of WC - SE, the same per MATH level,
+and the problems solved only by WC, only by SE, by both and by neither.
 """
 
 from __future__ import annotations
@@ -32,21 +35,55 @@ def markdown(metrics: dict) -> str:
       continue
     n = str(m['samples_per_problem'])
     flops = m['flops']['generated'] + m['flops']['prompt_computed']
+    cov = m.get('intervals', {}).get('coverage_at_k', {})
     lines.append(
         f"| {role.upper()} {m['name']} | {m['params'] / 1e9:.3g}B | {n} | "
-        f"{m['coverage_at_k']['1']:.3f} | {m['coverage_at_k'][n]:.3f} | "
+        f"{_cell(cov.get('1'), m['coverage_at_k']['1'])} | {_cell(cov.get(n), m['coverage_at_k'][n])} | "
         f"{m['diversity_at_k'][n]:.3f} | {m['accuracy']:.3f} | {m['tokens']['generated']:,} | "
         f'{flops:.3g} | {m["sft_examples"]:,} |'
     )
+  lines += ['', 'Intervals are 95% percentile bootstraps over problems (seeded by the run\'s seed).']
   if metrics.get('matched'):
-    lines += ['', '| budget | WC coverage | SE coverage | WC diversity | SE diversity |',
-              '|---|---|---|---|---|']
+    lines += ['', '| budget | WC coverage | SE coverage | WC - SE coverage | WC diversity | SE diversity |',
+              '|---|---|---|---|---|---|']
     for row in metrics['matched']:
       lines.append(
-          f"| WC@{row['wc_k']} vs SE@{row['se_k']} | {row['wc_coverage']:.3f} | "
-          f"{row['se_coverage']:.3f} | {row['wc_diversity']:.3f} | {row['se_diversity']:.3f} |"
+          f"| WC@{row['wc_k']} vs SE@{row['se_k']} | {_cell(row.get('wc_coverage_interval'), row['wc_coverage'])} | "
+          f"{_cell(row.get('se_coverage_interval'), row['se_coverage'])} | {_cell(row.get('coverage_difference'))} | "
+          f"{row['wc_diversity']:.3f} | {row['se_diversity']:.3f} |"
       )
+  if metrics.get('matched_by_level'):
+    lines += ['', '## By MATH level, at the largest matched budget', '',
+              '| level | problems | budget | WC coverage | SE coverage | WC - SE |', '|---|---|---|---|---|---|']
+    for level, rows in metrics['matched_by_level'].items():
+      if rows:
+        row = rows[-1]
+        lines.append(
+            f"| {level} | {row['problems']} | WC@{row['wc_k']} vs SE@{row['se_k']} | {_cell(row['wc_coverage'])} | "
+            f"{_cell(row['se_coverage'])} | {_cell(row['coverage_difference'])} |"
+        )
+  for role, m in metrics['models'].items():
+    if m.get('by_subject'):
+      lines += ['', f"## {role.upper()} {m['name']} by subject", '',
+                '| subject | problems | coverage@1 | coverage@n |', '|---|---|---|---|']
+      for subject, g in m['by_subject'].items():
+        cov = g['coverage_at_k']
+        lines.append(f"| {subject} | {g['problems']} | {_cell(cov['1'])} | {_cell(cov[max(cov, key=int)])} |")
+  if metrics.get('solved_by'):
+    solved = metrics['solved_by']
+    lines += ['', f"## Solved at WC@{solved['wc_k']} vs SE@{solved['se_k']} ({solved['problems']} problems)", '',
+              '| only WC | only SE | both | neither |', '|---|---|---|---|',
+              '| ' + ' | '.join(str(solved['counts'][k]) for k in ('only_wc', 'only_se', 'both', 'neither')) + ' |',
+              '', 'The problem ids of each set are in metrics.json (`solved_by.problem_ids`).']
   return '\n'.join(lines) + '\n'
+
+
+def _cell(interval: list[float] | None, value: float | None = None) -> str:
+  """'0.412 [0.301, 0.520]' from [mean, low, high]; just the value where a run has no interval."""
+  if interval is None:
+    return '' if value is None else f'{value:.3f}'
+  mean, low, high = interval
+  return f'{mean:.3f} [{low:.3f}, {high:.3f}]'
 
 
 def plot(metrics: dict, path: pathlib.Path) -> None:
@@ -64,8 +101,12 @@ def plot(metrics: dict, path: pathlib.Path) -> None:
     per_sample = (m['flops']['generated'] + m['flops']['prompt_computed']) / m['samples']
     flops = [k * per_sample for k in ks]
     label = f"{role.upper()} {m['name']}"
-    axes[0].plot(flops, [m['coverage_at_k'][str(k)] for k in ks], marker='o', label=label)
-    axes[1].plot(flops, [m['diversity_at_k'][str(k)] for k in ks], marker='o', label=label)
+    for ax, name in zip(axes, ('coverage_at_k', 'diversity_at_k')):
+      line, = ax.plot(flops, [m[name][str(k)] for k in ks], marker='o', label=label)
+      interval = m.get('intervals', {}).get(name)
+      if interval:
+        ax.fill_between(flops, [interval[str(k)][1] for k in ks], [interval[str(k)][2] for k in ks],
+                        color=line.get_color(), alpha=0.2)
   for ax, title in zip(axes, ('coverage@k', 'diversity@k')):
     ax.set_xscale('log')
     ax.set_xlabel('FLOPs per problem (k samples)')

@@ -229,9 +229,9 @@ def _graded(completions, problems, run: ModelRun, grader: Grader) -> list[dict]:
 def summarize(config: dict, plan: budget.Plan, runs: list[ModelRun], problems, run_dir: pathlib.Path) -> dict:
   """metrics.json and the SFT sets from the finished sample shards."""
   questions = {p.id: p.question for p in problems}
-  models = {}
+  models, all_samples = {}, {}
   for run in runs:
-    samples = list(rundir.samples_of(run_dir, run.directory))
+    samples = all_samples[run.role] = list(rundir.samples_of(run_dir, run.directory))
     models[run.role] = {
         'name': run.name,
         'params': run.params,
@@ -249,29 +249,44 @@ def summarize(config: dict, plan: budget.Plan, runs: list[ModelRun], problems, r
       'problems': len(problems),
       'models': models,
   }
-  if 'se' in models:
-    result['matched'] = summary.compare_at_matched_budget(models['wc'], models['se'], plan.ratio)
+  summary.add_analyses(result, all_samples, problems, plan.ratio, seed=config['seed'])
   rundir.write_json_atomic(run_dir / 'metrics.json', result)
   return result
+
+
+def _with_interval(value: list[float]) -> str:
+  """[mean, low, high] -> '0.412 [0.301, 0.520]'."""
+  mean, low, high = value
+  return f'{mean:.3f} [{low:.3f}, {high:.3f}]'
 
 
 def print_summary(config: dict, result: dict, note: str, run_dir: pathlib.Path, seconds: float) -> None:
   plan = result['plan']
   print(f"\nRan {result['problems']} {config['dataset']} {config['split']} problems "
         f"({plan['match']}-matched, budget {config['budget']}): {note}")
-  print(f"{'model':28s} {'samples/pb':>10s} {'cov@1':>7s} {'cov@max':>8s} {'div@max':>8s} "
-        f"{'gen tokens':>11s} {'TFLOPs':>8s}")
+  print(f"{'model':28s} {'samples/pb':>10s} {'cov@1 [95% interval]':>22s} {'cov@max [95% interval]':>24s} "
+        f"{'div@max':>8s} {'gen tokens':>11s} {'TFLOPs':>8s}")
   for role, m in result['models'].items():
     if not m.get('samples'):
       continue
     n = m['samples_per_problem']
     tflops = (m['flops']['generated'] + m['flops']['prompt_computed']) / 1e12
-    print(f"{role + ' ' + m['name']:28s} {n:>10d} {m['coverage_at_k'][1]:>7.3f} "
-          f"{m['coverage_at_k'][n]:>8.3f} {m['diversity_at_k'][n]:>8.3f} "
+    cov = m['intervals']['coverage_at_k']
+    print(f"{role + ' ' + m['name']:28s} {n:>10d} {_with_interval(cov['1']):>22s} "
+          f"{_with_interval(cov[str(n)]):>24s} {m['diversity_at_k'][n]:>8.3f} "
           f"{m['tokens']['generated']:>11d} {tflops:>8.2f}")
   for row in result.get('matched', []):
-    print(f"  matched: WC@{row['wc_k']} coverage {row['wc_coverage']:.3f} vs SE@{row['se_k']} "
-          f"{row['se_coverage']:.3f}")
+    print(f"  matched: WC@{row['wc_k']} coverage {_with_interval(row['wc_coverage_interval'])} vs SE@{row['se_k']} "
+          f"{_with_interval(row['se_coverage_interval'])}; WC - SE {_with_interval(row['coverage_difference'])}")
+  for level, rows in result.get('matched_by_level', {}).items():
+    if rows:
+      row = rows[-1]
+      print(f"  level {level} ({row['problems']} problems): WC@{row['wc_k']} - SE@{row['se_k']} coverage "
+            f"{_with_interval(row['coverage_difference'])}")
+  if 'solved_by' in result:
+    solved = result['solved_by']
+    counts = ', '.join(f"{name.replace('_', ' ')} {count}" for name, count in solved['counts'].items())
+    print(f"  solved at WC@{solved['wc_k']} vs SE@{solved['se_k']}: {counts} (of {solved['problems']})")
   print(f'Files in {run_dir} ({seconds / 60:.1f} min). Report: python -m wcse_jax.report {run_dir}')
   if config['name'] == 'local':
     print('This was the small local run. The full experiment samples Gemma2-9B vs Gemma2-27B on '

@@ -6,14 +6,21 @@ budgets, WC@(ratio*k) against SE@k for each SE budget k (WC@3k vs SE@k for
 Gemma2-9B vs 27B). Prompt FLOPs count what the sampler computes: the shared
 few-shot prefix once, each problem's own text once (its samples fan out from
 it), none per sample; generated FLOPs count every sampled token.
+
+`analyses` adds the paper's analyses (analysis.py): every coverage and
+diversity with a bootstrap interval over problems, the same by MATH level and
+subject, the matched comparison with a paired interval on WC - SE (overall and
+per level), and the problems solved only by WC, only by SE, by both and by
+neither at the largest matched budget.
 """
 
 from __future__ import annotations
 
 import collections
 import pathlib
+from collections.abc import Mapping, Sequence
 
-from wcse_jax import metrics, rundir
+from wcse_jax import analysis, metrics, rundir
 from wcse_jax.sampling import budget
 
 
@@ -70,6 +77,63 @@ def compare_at_matched_budget(wc: dict, se: dict, ratio: float) -> list[dict]:
         'wc_diversity': wc['diversity_at_k'][wc_k],
     })
   return rows
+
+
+def analyses(
+    samples: Mapping[str, list[dict]], problems: Sequence, ratio: float, *, seed: int
+) -> tuple[dict[str, dict], dict]:
+  """(per model: intervals and breakdowns; run-wide: matched comparison, per level, solved-by sets).
+
+  `samples[role]` are a model's graded samples ('wc', 'se'); `problems[i]` is
+  problem_index i (its `level`, `subject` and `id` are read); `seed` seeds
+  every bootstrap, so the intervals of a run are reproducible.
+  """
+  curves = {role: analysis.problem_curves(_by_problem(s)) for role, s in samples.items() if s}
+  levels = {i: p.level for i, p in enumerate(problems)}
+  subjects = {i: p.subject for i, p in enumerate(problems)}
+  per_model = {}
+  for role, c in curves.items():
+    per_model[role] = {'intervals': analysis.interval_summary(c, seed=seed)}
+    if any(v is not None for v in levels.values()):
+      per_model[role]['by_level'] = analysis.by_group(c, levels, seed=seed)
+    if any(v is not None for v in subjects.values()):
+      per_model[role]['by_subject'] = analysis.by_group(c, subjects, seed=seed)
+  run_wide = {}
+  if 'wc' in curves and 'se' in curves:
+    wc_n, se_n = curves['wc'].coverage.shape[1], curves['se'].coverage.shape[1]
+    pairs = [(budget.matched_count(k, ratio), k) for k in range(1, se_n + 1)]
+    pairs = [(w, k) for w, k in pairs if 1 <= w <= wc_n]
+    run_wide['matched'] = analysis.matched_comparison(curves['wc'], curves['se'], pairs, seed=seed)
+    if any(v is not None for v in levels.values()):
+      run_wide['matched_by_level'] = analysis.matched_by_group(curves['wc'], curves['se'], pairs, levels, seed=seed)
+    if pairs:
+      ids = {i: p.id for i, p in enumerate(problems)}
+      run_wide['solved_by'] = analysis.solved_by(curves['wc'], curves['se'], *pairs[-1], ids)
+  return per_model, run_wide
+
+
+def add_analyses(
+    result: dict, samples: Mapping[str, list[dict]], problems: Sequence, ratio: float, *, seed: int
+) -> None:
+  """Adds `analyses` to a metrics.json dict: each model's intervals and breakdowns; with both
+  models, the matched rows (compare_at_matched_budget), each estimate with its interval
+  ([mean, low, high] under `*_interval`) and WC - SE (`*_difference`), per level, solved-by."""
+  per_model, run_wide = analyses(samples, problems, ratio, seed=seed)
+  for role, extra in per_model.items():
+    result['models'][role].update(extra)
+  if 'se' not in result['models']:
+    return
+  result['matched'] = compare_at_matched_budget(result['models']['wc'], result['models']['se'], ratio)
+  intervals = {(r['wc_k'], r['se_k']): r for r in run_wide.get('matched', [])}
+  for row in result['matched']:
+    for key, value in intervals.get((row['wc_k'], row['se_k']), {}).items():
+      if key.endswith('_difference'):
+        row[key] = value
+      elif key.endswith(('_coverage', '_diversity')):
+        row[f'{key}_interval'] = value
+  for key in ('matched_by_level', 'solved_by'):
+    if key in run_wide:
+      result[key] = run_wide[key]
 
 
 def sft_records(samples: list[dict], questions: dict[str, str], source_model: str) -> list[dict]:
