@@ -12,7 +12,7 @@ from conftest import REPO
 
 ENTRY_POINTS = (
     'wcse_jax.sample', 'wcse_jax.grade', 'wcse_jax.evaluate', 'wcse_jax.finetune', 'wcse_jax.report',
-    'wcse_jax.export', 'wcse_jax.false_positives', 'wcse_jax.model',
+    'wcse_jax.export', 'wcse_jax.false_positives', 'wcse_jax.model', 'wcse_jax.subsets',
 )
 
 
@@ -56,6 +56,10 @@ def test_main_job_runs_to_metrics_without_torch_and_empty_caches(tmp_path):
   report = run_without_torch('wcse_jax.report', str(run_dir), cache=tmp_path / 'cache')
   assert report.returncode == 0, report.stderr[-3000:]
   assert (run_dir / 'report.md').exists()
+  ablations = run_without_torch('wcse_jax.subsets', str(run_dir), cache=tmp_path / 'cache')
+  assert ablations.returncode == 0, ablations.stderr[-3000:]
+  assert (run_dir / 'sft' / 'wc-gemma3-270m-number_matched.recipe.json').exists()
+  assert 'wc-gemma3-270m-one_per_problem' in (run_dir / 'sft' / 'README.md').read_text()
   graded = tmp_path / 'graded.jsonl'
   grade = run_without_torch('wcse_jax.grade', '--dataset=gsm8k', str(shard), str(graded),
                             cache=tmp_path / 'cache')

@@ -30,6 +30,7 @@ from tqdm import tqdm
 from wcse_jax import cli, parallel, rundir, summary
 from wcse_jax.checkpoints import CheckpointError, config_of, default_dtype, load_model, resolve
 from wcse_jax.data import Grader, few_shot_prompt, load_problems
+from wcse_jax.data.grader import VERSION as grader_version
 from wcse_jax.model import count_params
 from wcse_jax.sampling import SamplingParams, Sampler, budget, context_length, tokenize_prompts
 
@@ -240,7 +241,10 @@ def summarize(config: dict, plan: budget.Plan, runs: list[ModelRun], problems, r
         ),
     }
     records = summary.sft_records(samples, questions, run.name)
-    summary.write_sft(run_dir, run.directory, records)
+    summary.write_sft(run_dir, run.directory, records, {
+        'kind': 'all_correct', 'source_model': run.name, 'role': run.role,
+        'samples_per_problem': run.samples, 'distinct': 'one per distinct solution per problem',
+    })
     models[run.role]['sft_examples'] = len(records)
   result = {
       'plan': dataclasses.asdict(plan),
@@ -250,7 +254,9 @@ def summarize(config: dict, plan: budget.Plan, runs: list[ModelRun], problems, r
       'models': models,
   }
   summary.add_analyses(result, all_samples, problems, plan.ratio, seed=config['seed'])
+  result['grader_version'] = grader_version
   rundir.write_json_atomic(run_dir / 'metrics.json', result)
+  summary.write_card(run_dir)
   return result
 
 

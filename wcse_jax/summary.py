@@ -17,10 +17,12 @@ neither at the largest matched budget.
 from __future__ import annotations
 
 import collections
+import json
 import pathlib
 from collections.abc import Mapping, Sequence
 
 from wcse_jax import analysis, metrics, rundir
+from wcse_jax.data import grader
 from wcse_jax.sampling import budget
 
 
@@ -150,11 +152,74 @@ def sft_records(samples: list[dict], questions: dict[str, str], source_model: st
           'answer': s['extracted'],
           'source_model': source_model,
           'sample': s['sample'],
+          # The chat form that the ecosystem's SFT tools read (datasets, TRL).
+          'messages': [
+              {'role': 'user', 'content': questions[s['problem_id']]},
+              {'role': 'assistant', 'content': s['text'].strip()},
+          ],
       })
   return out
 
 
-def write_sft(run_dir: pathlib.Path, model_dir: str, records: list[dict]) -> pathlib.Path:
-  path = run_dir / 'sft' / f'{model_dir}.jsonl'
+def write_sft(run_dir: pathlib.Path, name: str, records: list[dict], recipe: dict) -> pathlib.Path:
+  """sft/<name>.jsonl and, beside it, sft/<name>.recipe.json: how the set was made."""
+  path = run_dir / 'sft' / f'{name}.jsonl'
   rundir.write_lines_atomic(path, records)
+  rundir.write_json_atomic(path.with_suffix('.recipe.json'), {
+      **recipe,
+      'examples': len(records),
+      'problems': len({r['problem_id'] for r in records}),
+      'grader_version': grader.VERSION,
+  })
+  return path
+
+
+def sft_sets(run_dir: pathlib.Path) -> dict[str, dict]:
+  """Every SFT set of a run, by name, with its recipe."""
+  sets = {}
+  for path in sorted((run_dir / 'sft').glob('*.jsonl')):
+    recipe_path = path.with_suffix('.recipe.json')
+    sets[path.stem] = json.loads(recipe_path.read_text()) if recipe_path.exists() else {}
+  return sets
+
+
+def write_card(run_dir: pathlib.Path) -> pathlib.Path:
+  """sft/README.md: a dataset card that `datasets.load_dataset(str(run_dir / 'sft'), NAME)` reads.
+
+  One config per SFT set (its JSONL: `messages` plus our fields), and what a
+  reader needs to trust the data: the models, budget and match mode, FLOPs per
+  model, grader version, seed and counts, and each set's recipe.
+  """
+  metrics = json.loads((run_dir / 'metrics.json').read_text())
+  config = json.loads((run_dir / 'config.json').read_text())
+  sets = sft_sets(run_dir)
+  plan = metrics['plan']
+  lines = ['---', 'configs:']
+  for i, name in enumerate(sets):
+    lines += [f'- config_name: {name}', f'  data_files: {name}.jsonl'] + (['  default: true'] if i == 0 else [])
+  lines += ['tags:', '- math', '- synthetic', '- reasoning', '---', '',
+            f"# Synthetic solutions: {metrics['dataset']} {metrics['split']}, {metrics['problems']} problems", '',
+            'Correct sampled solutions (one per distinct solution per problem), graded against the gold',
+            f'answers by wcse_jax\'s grader (version {grader.VERSION}). Each line has `messages` (user: the',
+            'problem; assistant: the solution), and `problem_id`, `question`, `solution`, `answer`,',
+            '`source_model` and `sample`.', '',
+            f"Budget `{config.get('budget')}`, {plan['match']}-matched: SE {plan['se_samples']} vs WC "
+            f"{plan['wc_samples']} samples per problem (ratio {plan['ratio']:.3g}); seed {config.get('seed')}; "
+            f"temperature {config.get('temperature')}, top-k {config.get('top_k')}, "
+            f"at most {config.get('max_new_tokens')} new tokens.", '',
+            '| model | role | params | samples/problem | coverage@n | FLOPs (prompt + generated) |',
+            '|---|---|---|---|---|---|']
+  for role, m in metrics['models'].items():
+    if m.get('samples'):
+      n = str(m['samples_per_problem'])
+      flops = m['flops']['generated'] + m['flops']['prompt_computed']
+      lines.append(f"| {m['name']} | {role.upper()} | {m['params'] / 1e9:.3g}B | {n} | "
+                   f"{m['coverage_at_k'][n]:.3f} | {flops:.3g} |")
+  lines += ['', '| set | examples | problems | recipe |', '|---|---|---|---|']
+  for name, recipe in sets.items():
+    shown = {k: v for k, v in recipe.items() if k not in ('examples', 'problems', 'grader_version')}
+    lines.append(f"| {name} | {recipe.get('examples', '')} | {recipe.get('problems', '')} | "
+                 f"`{json.dumps(shown, sort_keys=True)}` |")
+  path = run_dir / 'sft' / 'README.md'
+  path.write_text('\n'.join(lines) + '\n')
   return path

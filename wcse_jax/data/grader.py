@@ -48,6 +48,11 @@ from wcse_jax.data import equivalence, extraction, prompts
 from wcse_jax.data.timed_pool import TimedPool
 
 
+# The grading rules' version: recorded with every SFT set and metrics.json, and raised
+# whenever a change of rules can change a grade.
+VERSION = 2
+
+
 @dataclasses.dataclass(frozen=True)
 class GradeResult:
   correct: bool

@@ -32,7 +32,8 @@ def read_pairs(
     path: str | os.PathLike, dataset: str, *, exclude_ids: Collection[str] = ()
 ) -> tuple[list[TrainingPair], int]:
   """Training pairs from JSONL lines with question + solution (an `sft/*.jsonl` of a
-  sampling run) or prompt + completion (already formatted), and how many lines were
+  sampling run), prompt + completion (already formatted) or chat `messages` (a user
+  turn holding the question, an assistant turn the solution), and how many lines were
   left out because their `problem_id` is in `exclude_ids` (held-out problems)."""
   reader = JsonlReader(path)
   pairs, excluded = [], 0
@@ -43,11 +44,29 @@ def read_pairs(
       pairs.append(training_pair(record['question'], record['solution'], record.get('dataset', dataset)))
     elif isinstance(record.get('prompt'), str) and isinstance(record.get('completion'), str):
       pairs.append(TrainingPair(record['prompt'], record['completion']))
+    elif _chat_pair(record) is not None:
+      question, solution = _chat_pair(record)
+      pairs.append(training_pair(question, solution, record.get('dataset', dataset)))
     else:
-      reader.reject(line_number, 'needs string fields question and solution, or prompt and completion')
+      reader.reject(
+          line_number, 'needs string fields question and solution, prompt and completion, or messages '
+          '(a user turn, then an assistant turn)')
   if not pairs:
     raise DataError(f'{path}: no training examples.')
   return pairs, excluded
+
+
+def _chat_pair(record: dict) -> tuple[str, str] | None:
+  """(question, solution) of a `messages` record: [{'role': 'user', ...}, {'role': 'assistant', ...}]."""
+  messages = record.get('messages')
+  if not isinstance(messages, list) or len(messages) != 2 or not all(isinstance(m, dict) for m in messages):
+    return None
+  (user, assistant) = messages
+  if (user.get('role'), assistant.get('role')) != ('user', 'assistant'):
+    return None
+  if not isinstance(user.get('content'), str) or not isinstance(assistant.get('content'), str):
+    return None
+  return user['content'], assistant['content']
 
 
 @dataclasses.dataclass(frozen=True)
