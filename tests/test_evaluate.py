@@ -206,3 +206,27 @@ def test_bundled_gemma3_270m_few_shot_on_two_gsm8k_problems():
     assert p.finish_reason in ('stop', 'eos', 'length') and 0 < p.num_tokens <= 64
   # A real model continues the chain-of-thought format: it writes numbers, not noise.
   assert all(p.extracted is not None for p in result.problems)
+
+
+def test_cli_evaluates_any_math_format_file_per_level_and_subject(tiny_model_dir, tmp_path):
+  """A user's own MATH-format file (problem, answer or a boxed solution, optional level and type)."""
+  problems = tmp_path / 'my_set.jsonl'
+  problems.write_text(''.join(json.dumps(r) + '\n' for r in [
+      {'problem': 'What is $1+1$?', 'answer': '2', 'level': 'Level 1', 'type': 'Algebra'},
+      {'problem': 'What is $2+2$?', 'solution': 'It is $\\boxed{4}$.', 'level': 'Level 2', 'type': 'Algebra'},
+      {'problem': 'What is $3+3$?', 'answer': '6', 'level': 'Level 2', 'type': 'Prealgebra'},
+  ]))
+  result = _run_cli(
+      f'--model={tiny_model_dir}', '--dataset=math', f'--data_source={problems}', '--max_new_tokens=8',
+      '--num_slots=3', cwd=tmp_path,
+  )
+  assert result.returncode == 0, result.stderr[-3000:]
+  output = tmp_path / 'runs' / 'eval' / f'{tiny_model_dir.name}-math-my_set.json'
+  metrics = json.loads(output.read_text())
+  assert metrics['counts']['problems'] == 3
+  assert {k: v['problems'] for k, v in metrics['by_level'].items()} == {'1': 1, '2': 2}
+  assert {k: v['problems'] for k, v in metrics['by_subject'].items()} == {'Algebra': 2, 'Prealgebra': 1}
+  for scores in metrics['by_level'].values():
+    mean, low, high = scores['pass_at_1']
+    assert 0 <= low <= mean <= high <= 1 and high > 0  # a Wilson interval, never [0, 0]
+  assert 'level 2: pass@1' in result.stdout

@@ -46,7 +46,7 @@ import jax
 from absl import flags
 from tqdm import tqdm
 
-from wcse_jax import cli, parallel, rundir
+from wcse_jax import cli, metrics, parallel, rundir
 from wcse_jax.checkpoints import CheckpointError, LoadedModel, config_of, load_model, orbax_io, resolve
 from wcse_jax.data import (
     GradeResult, Grader, Problem, PromptFormat, answer_family, few_shot_prompt, load_problems,
@@ -86,6 +86,8 @@ class ProblemResult:
   correct: bool
   grade_reason: str
   vote: Vote | None
+  level: int | None = None  # MATH difficulty, where the problem file gives one
+  subject: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -112,6 +114,19 @@ class EvalResult:
       scores['maj_at_k'] = {str(self.maj_k): self.maj_at_k}
     return scores
 
+  def breakdown(self) -> dict:
+    """pass@1 (and maj@k) per level and per subject, where the problems have them, each
+    [mean, low, high] with a 95% Wilson interval: {'by_level': {'1': {...}}, 'by_subject': {...}}."""
+    out = {}
+    for key, field in (('by_level', 'level'), ('by_subject', 'subject')):
+      groups = collections.defaultdict(list)
+      for p in self.problems:
+        if getattr(p, field) is not None:
+          groups[str(getattr(p, field))].append(p)
+      if groups:
+        out[key] = {name: _scores(members, self.maj_k) for name, members in sorted(groups.items())}
+    return out
+
   def counts(self) -> dict:
     """Problems, correct ones, and how the greedy solutions ended (and the votes)."""
     problems = self.problems
@@ -129,6 +144,19 @@ class EvalResult:
       counts['maj_correct'] = sum(p.vote.correct for p in problems)
       counts['maj_no_answer'] = sum(p.vote.answer is None for p in problems)
     return counts
+
+
+def _scores(problems: Sequence[ProblemResult], maj_k: int) -> dict:
+  n = len(problems)
+
+  def rate(correct: int) -> list[float]:
+    low, high = metrics.wilson_interval(correct, n)
+    return [round(correct / n, 4), round(low, 4), round(high, 4)]
+
+  scores = {'problems': n, 'pass_at_1': rate(sum(p.correct for p in problems))}
+  if maj_k:
+    scores['maj_at_k'] = {str(maj_k): rate(sum(p.vote.correct for p in problems))}
+  return scores
 
 
 def evaluate(
@@ -221,7 +249,7 @@ def score(
           ProblemResult(
               index=j, id=p.id, gold=p.answer, text=c.text, num_tokens=c.num_tokens,
               finish_reason=c.finish_reason, extracted=r.extracted, extracted_by=r.extracted_by,
-              correct=r.correct, grade_reason=r.reason, vote=votes[j],
+              correct=r.correct, grade_reason=r.reason, vote=votes[j], level=p.level, subject=p.subject,
           )
           for j, (p, c, r) in enumerate(zip(problems, greedy, graded))
       ),
@@ -412,7 +440,9 @@ def main(argv: list[str]) -> None:
   model = args.model or args.checkpoint
   dataset = args.dataset or trained_dataset(model)
   max_new_tokens = args.max_new_tokens or DEFAULT_MAX_NEW_TOKENS[answer_family(dataset)]
-  output = pathlib.Path(args.output or rundir.eval_path(model, model_tag(model), dataset))
+  # A problem file of the user's own is named by its file name too: runs/eval/<model>-math-<file>.json.
+  label = dataset if args.data_source in ('bundled', 'hf', 'tfds') else f'{dataset}-{pathlib.Path(args.data_source).stem}'
+  output = pathlib.Path(args.output or rundir.eval_path(model, model_tag(model), label))
 
   # Load.
   problems = load_problems(dataset, args.split, source=args.data_source).problems
@@ -440,6 +470,7 @@ def main(argv: list[str]) -> None:
   rundir.write_lines_atomic(records, [dataclasses.asdict(p) for p in result.problems])
   rundir.write_json_atomic(output, {
       **result.metrics(),
+      **result.breakdown(),
       'counts': result.counts(),
       'model': model,
       'source': loaded.source,
@@ -466,6 +497,10 @@ def print_table(result: EvalResult, title: str) -> None:
   print(f"  {'pass@1':10s} {result.pass_at_1:6.3f}  ({counts['correct']}/{n}, greedy)")
   if result.maj_k:
     print(f"  {f'maj@{result.maj_k}':10s} {result.maj_at_k:6.3f}  ({counts['maj_correct']}/{n})")
+  for key, groups in result.breakdown().items():
+    for name, scores in groups.items():
+      mean, low, high = scores['pass_at_1']
+      print(f"  {key.removeprefix('by_')} {name}: pass@1 {mean:.3f} [{low:.3f}, {high:.3f}] ({scores['problems']} problems)")
   reasons = ', '.join(f'{k} {v}' for k, v in counts['finish_reasons'].items())
   print(f"  greedy: {counts['no_answer']} without an answer; ended by {reasons}; "
         f"{counts['generated_tokens'] / n:.0f} tokens each")

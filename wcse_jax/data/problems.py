@@ -114,14 +114,15 @@ def _level(value) -> int | None:
 
 
 def _math_problem(record: dict, name: str, split: str, index: int) -> Problem:
-  question, solution = record['problem'], record['solution']
+  # A user's own MATH-format file may give just the answer; MATH's own gives the solution.
+  question, solution = record['problem'], record.get('solution', '')
   if not isinstance(question, str) or not isinstance(solution, str):
     raise ValueError("'problem' and 'solution' must be strings")
   answer = record.get('answer')
   if answer is None:
     answer = extraction.last_boxed(solution)
   if answer is None:
-    raise ValueError(r"no gold answer: no 'answer' field and no \boxed{} in the solution")
+    raise ValueError(r"no gold answer: no 'answer' field and no \boxed{} in a 'solution' field")
   if isinstance(answer, bool) or not isinstance(answer, (str, int, float)):
     raise ValueError("'answer' must be a string or a number")
   return Problem(
