@@ -4,6 +4,7 @@ import csv
 import json
 import subprocess
 import sys
+import types
 
 from conftest import REPO
 from wcse_jax import rundir
@@ -83,3 +84,50 @@ def test_a_missing_csv_argument_is_a_usage_error(tmp_path):
     result = _cli(verb, run_dir)
     assert result.returncode == 1 and 'usage: false_positives' in result.stderr
     assert 'Traceback' not in result.stderr
+
+
+def test_the_default_judge_is_the_runs_se_model_never_the_bundled_270m(tmp_path):
+  from wcse_jax import false_positives  # pylint: disable=g-import-not-at-top
+
+  run_dir = tmp_path / 'run'
+  _fake_run(run_dir)
+  assert false_positives.judge_model(run_dir, 'google/gemma-2-27b') == 'google/gemma-2-27b'
+  config = json.loads((run_dir / 'config.json').read_text())
+  (run_dir / 'config.json').write_text(json.dumps({**config, 'se': 'gemma2-27b'}))
+  assert false_positives.judge_model(run_dir, '') == 'gemma2-27b'
+  for weak in ('gemma3-270m', '/models/gemma3-270m.gguf'):
+    result = _cli('judge', run_dir, f'--judge={weak}')
+    assert result.returncode == 1 and 'too small to judge' in result.stderr
+    assert result.stderr.strip().count('\n') == 0
+
+
+def test_the_judge_prompt_is_a_file_a_user_can_change(tmp_path, tiny_model_dir):
+  from wcse_jax import metrics  # pylint: disable=g-import-not-at-top
+
+  run_dir = tmp_path / 'run'
+  _fake_run(run_dir)
+  bundled = metrics.judge_template()
+  assert '{solution}' in bundled and 'Verdict: valid' in bundled
+  broken = tmp_path / 'broken.txt'
+  broken.write_text('Judge this: {question}')
+  result = _cli('judge', run_dir, f'--judge={tiny_model_dir}', f'--judge_prompt={broken}')
+  assert result.returncode == 1 and 'lacks {gold_solution}, {solution}' in result.stderr
+  mine = tmp_path / 'mine.txt'
+  mine.write_text('Q {question} \\frac{1}{2} G {gold_solution} S {solution} -> Verdict?')
+  candidate = metrics.Candidate('p', 'what?', 'gold', 'mine')
+  assert metrics.judge_prompt(candidate, metrics.judge_template(mine)) == 'Q what? \\frac{1}{2} G gold S mine -> Verdict?'
+  # A random tiny model gives no verdict: one sentence, not a rate of nothing.
+  result = _cli('judge', run_dir, f'--judge={tiny_model_dir}', f'--judge_prompt={mine}', '--num=2',
+                '--max_new_tokens=4')
+  assert result.returncode == 1 and 'gave no "Verdict: valid/invalid" line' in result.stderr
+
+
+def test_the_report_shows_human_and_judge_rates_with_intervals(tmp_path):
+  from wcse_jax import false_positives, report  # pylint: disable=g-import-not-at-top
+
+  run_dir = tmp_path / 'run'
+  _fake_run(run_dir)
+  estimate = json.loads(json.dumps({'rate': 0.2, 'low': 0.04, 'high': 0.6, 'invalid': 1, 'judged': 5}))
+  false_positives.record(run_dir, 'wc', 'human', types.SimpleNamespace(**estimate), labels='l.csv')
+  lines = report.false_positive_lines(json.loads((run_dir / 'false_positives.json').read_text()))
+  assert any('| WC | human | 0.200 [0.040, 0.600] | 1 / 5 | l.csv |' in line for line in lines)

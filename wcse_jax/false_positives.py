@@ -1,16 +1,20 @@
 """python -m wcse_jax.false_positives: how often a correct final answer hides wrong reasoning.
 
-    python -m wcse_jax.false_positives judge RUN_DIR --judge=gemma2-27b --num=200
-        an LLM judge (any loadable model, run with our sampler, greedy) reads each
-        sampled solution whose answer graded correct, with the problem and its gold
-        solution, and says whether the reasoning is valid
+    python -m wcse_jax.false_positives judge RUN_DIR --num=200
+        an LLM judge (run with our sampler, greedy) reads each sampled solution whose
+        answer graded correct, with the problem and its gold solution, and says whether
+        the reasoning is valid. The judge is the strongest model of the run, its SE
+        model, unless --judge names another (any loadable model); the bundled Gemma 3
+        270M base model is never a judge. The prompt is a text file a user can read
+        and change: data/bundled/prompts/false_positive_judge.txt, or --judge_prompt.
     python -m wcse_jax.false_positives export RUN_DIR labels.csv --num=200
         a seeded random sample to CSV, for people to fill the `label` column
     python -m wcse_jax.false_positives labels RUN_DIR labels.csv
         reads the filled CSV back
 
 Each writes its estimate (rate, Wilson interval, counts) into
-RUN_DIR/false_positives.json under the model's role and the method.
+RUN_DIR/false_positives.json under the model's role and the method ('judge'
+or 'human'); `python -m wcse_jax.report RUN_DIR` shows both.
 """
 
 from __future__ import annotations
@@ -24,7 +28,22 @@ from wcse_jax import cli, metrics, rundir
 from wcse_jax.data import load_problems
 
 _ROLE = flags.DEFINE_enum('role', 'wc', ['wc', 'se'], 'Whose samples to check.')
-_JUDGE = flags.DEFINE_string('judge', 'gemma3-270m', 'Judge model: preset, path or hub id.')
+_JUDGE = flags.DEFINE_string('judge', '', "Judge model: preset, path or hub id (default: the run's SE model).")
+_JUDGE_PROMPT = flags.DEFINE_string(
+    'judge_prompt', '', 'Text file of the judge prompt, with {question}, {gold_solution} and {solution}.')
+# Base models too small to judge reasoning: their verdicts would measure the judge, not the data.
+TOO_WEAK_TO_JUDGE = ('gemma3-270m',)
+
+
+def judge_model(run_dir: pathlib.Path, named: str) -> str:
+  """The judge: `named`, else the run's SE model; never one of TOO_WEAK_TO_JUDGE."""
+  judge = named or json.loads((run_dir / 'config.json').read_text()).get('se', '')
+  if not judge:
+    raise cli.SettingError(f'{run_dir} names no SE model: pass --judge=MODEL (a strong instruction-following one).')
+  if pathlib.Path(judge.rstrip('/')).name.removesuffix('.gguf') in TOO_WEAK_TO_JUDGE:
+    raise cli.SettingError(
+        f'{judge} is too small to judge reasoning; pass --judge= a strong model (the paper uses its strongest).')
+  return judge
 _NUM = flags.DEFINE_integer('num', 200, 'Correct-answer solutions to check (a seeded sample).')
 _SEED = flags.DEFINE_integer('seed', 0, 'Seed of the random sample.')
 _MAX_NEW_TOKENS = flags.DEFINE_integer('max_new_tokens', 512, 'Longest judge reply.')
@@ -88,16 +107,19 @@ def main(argv: list[str]) -> None:
     sample = metrics.export_for_labelling(found, argv[3], sample_size=_NUM.value, seed=_SEED.value)
     print(f'Wrote {len(sample)} solutions to {argv[3]}: fill `label` with valid or invalid.')
     return
+  judge = judge_model(run_dir, _JUDGE.value)
+  template = metrics.judge_template(_JUDGE_PROMPT.value or None)
   chosen = metrics.seeded_sample(found, _NUM.value, _SEED.value)  # the solutions `export` writes
-  generate = greedy_generate(_JUDGE.value, _MAX_NEW_TOKENS.value)
+  generate = greedy_generate(judge, _MAX_NEW_TOKENS.value)
   try:
-    report = metrics.judge_false_positive_rate(chosen, generate)
+    report = metrics.judge_false_positive_rate(chosen, generate, template=template)
   except ValueError:  # no reply held a clean verdict
     raise rundir.RunError(
-        f'{_JUDGE.value} gave no "Verdict: valid/invalid" line for any of {len(chosen)} '
+        f'{judge} gave no "Verdict: valid/invalid" line for any of {len(chosen)} '
         'solutions: use a stronger (instruction-following) judge.'
     ) from None
-  record(run_dir, _ROLE.value, 'judge', report.estimate, judge=_JUDGE.value)
+  record(run_dir, _ROLE.value, 'judge', report.estimate, judge=judge,
+         judge_prompt=_JUDGE_PROMPT.value or 'bundled')
 
 
 if __name__ == '__main__':

@@ -38,6 +38,7 @@ import csv
 import dataclasses
 import math
 import os
+import pathlib
 import random
 import re
 import statistics
@@ -164,33 +165,43 @@ class Candidate:
   solution: str
 
 
-JUDGE_TEMPLATE = """\
-You are grading a student's solution to a math problem. The student's final answer \
-matches the reference answer, but the reasoning may still be wrong: an invalid step, \
-an unjustified claim, a calculation error that happens to cancel out, or a guess.
+def judge_template(path: str | os.PathLike | None = None) -> str:
+  """The judge's prompt: a text file with {question}, {gold_solution} and {solution} in it
+  (default: the bundled data/bundled/prompts/false_positive_judge.txt, which a user may copy
+  and change). It must ask for a last line "Verdict: valid" or "Verdict: invalid"."""
+  import importlib.resources  # pylint: disable=g-import-not-at-top
 
-Problem:
-{question}
+  if path is None:
+    path = importlib.resources.files('wcse_jax.data') / 'bundled' / 'prompts' / 'false_positive_judge.txt'
+  try:
+    text = pathlib.Path(path).read_text(encoding='utf-8') if isinstance(path, (str, os.PathLike)) else path.read_text()
+  except OSError as e:
+    raise DataError(f'cannot read the judge prompt {path}: {e.strerror or e}') from None
+  missing = [f for f in ('{question}', '{gold_solution}', '{solution}') if f not in text]
+  if missing:
+    raise DataError(f'the judge prompt {path} lacks {", ".join(missing)}: the judge would not see the solution.')
+  return text
 
-Reference solution:
-{gold_solution}
 
-Student solution:
-{solution}
-
-Check the student's reasoning step by step. Then end with one line, exactly \
-"Verdict: valid" if every step is correct, or "Verdict: invalid" otherwise.
-"""
 
 _VERDICT = re.compile(r'^[ \t*]*Verdict:[ \t*]*(valid|invalid)[ \t*.]*$', re.IGNORECASE | re.MULTILINE)
 
 
-def judge_prompt(candidate: Candidate) -> str:
-  return JUDGE_TEMPLATE.format(
-      question=candidate.question.strip(),
-      gold_solution=candidate.gold_solution.strip(),
-      solution=candidate.solution.strip(),
-  )
+_PLACEHOLDER = re.compile(r'\{(question|gold_solution|solution)\}')
+
+
+def judge_prompt(candidate: Candidate, template: str | None = None) -> str:
+  """The judge's prompt for one candidate, from `template` (default: judge_template()).
+
+  Only the three placeholders are filled, so a template may hold other braces (LaTeX).
+  """
+  template = judge_template() if template is None else template
+  values = {
+      'question': candidate.question.strip(),
+      'gold_solution': candidate.gold_solution.strip(),
+      'solution': candidate.solution.strip(),
+  }
+  return _PLACEHOLDER.sub(lambda m: values[m.group(1)], template)
 
 
 def parse_verdict(reply: str) -> bool | None:
@@ -215,9 +226,12 @@ def judge_false_positive_rate(
     generate: Callable[[list[str]], list[str]],
     *,
     confidence: float = 0.95,
+    template: str | None = None,
 ) -> JudgeReport:
-  """Asks the judge `generate` about every candidate; rate = invalid / clean verdicts."""
-  replies = generate([judge_prompt(c) for c in candidates])
+  """Asks the judge `generate` about every candidate (prompted with `template`, see
+  judge_template); rate = invalid / clean verdicts."""
+  template = judge_template() if template is None else template
+  replies = generate([judge_prompt(c, template) for c in candidates])
   if len(replies) != len(candidates):
     raise ValueError(f'generate returned {len(replies)} replies for {len(candidates)} prompts')
   verdicts = tuple(parse_verdict(r) for r in replies)

@@ -78,6 +78,18 @@ def markdown(metrics: dict) -> str:
   return '\n'.join(lines) + '\n'
 
 
+def false_positive_lines(results: dict) -> list[str]:
+  """A table of false_positives.json: each model's rate by judge and by human labels, with intervals."""
+  lines = ['', '## False-positive rate (correct answer, invalid reasoning)', '',
+           '| model | method | rate [95% interval] | invalid / judged | by |', '|---|---|---|---|---|']
+  for role, methods in results.items():
+    for method, r in methods.items():
+      by = r.get('judge') or r.get('labels') or ''
+      lines.append(f"| {role.upper()} | {method} | {_cell([r['rate'], r['low'], r['high']])} | "
+                   f"{r['invalid']} / {r['judged']} | {by} |")
+  return lines
+
+
 def _cell(interval: list[float] | None, value: float | None = None) -> str:
   """'0.412 [0.301, 0.520]' from [mean, low, high]; just the value where a run has no interval."""
   if interval is None:
@@ -128,6 +140,10 @@ def main(argv: list[str]) -> None:
     raise FileNotFoundError(f'{path} does not exist: is {run_dir} a finished sampling run?')
   metrics = json.loads(path.read_text())
   text = markdown(metrics)
+  false_positives = run_dir / 'false_positives.json'
+  if false_positives.exists():
+    text += '\n'.join(false_positive_lines(json.loads(false_positives.read_text()))) + '\n'
+
   (run_dir / 'report.md').write_text(text)
   plot(metrics, run_dir / 'coverage_diversity.png')
   print(text)
