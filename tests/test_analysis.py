@@ -123,3 +123,5 @@ def test_report_shows_intervals_levels_and_solved_by(tmp_path):
   assert 'by subject' in text
   report.plot(stored, tmp_path / 'plot.png')
   assert (tmp_path / 'plot.png').stat().st_size > 0
+  assert report.plot_levels(stored, tmp_path / 'levels.png') and (tmp_path / 'levels.png').stat().st_size > 0
+  assert not report.plot_levels({'models': {}}, tmp_path / 'none.png')

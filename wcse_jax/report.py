@@ -2,7 +2,9 @@
 
 Writes RUN_DIR/report.md and RUN_DIR/coverage_diversity.png (coverage@k and
 diversity@k against FLOPs per problem for the WC and SE models, where
-compute-matched budgets line up, with their 95% bootstrap intervals shaded) and
+compute-matched budgets line up, with their 95% bootstrap intervals shaded),
+RUN_DIR/coverage_by_level.png (MATH runs with both models: WC vs SE coverage per
+level at the largest matched budget) and
 prints the markdown: each model's coverage and diversity with intervals, the
 matched comparison with the paired interval of WC - SE, the same per MATH level,
 and the problems solved only by WC, only by SE, by both and by neither.
@@ -131,6 +133,37 @@ def plot(metrics: dict, path: pathlib.Path) -> None:
   plt.close(fig)
 
 
+def plot_levels(metrics: dict, path: pathlib.Path) -> bool:
+  """WC vs SE coverage per MATH level at the largest matched budget, with intervals (the
+  paper's per-level figure); False (nothing drawn) for runs without levels or an SE model."""
+  rows = {level: r[-1] for level, r in metrics.get('matched_by_level', {}).items() if r}
+  if not rows:
+    return False
+  import matplotlib  # pylint: disable=g-import-not-at-top
+
+  matplotlib.use('Agg')
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+
+  levels = sorted(rows, key=int)
+  fig, ax = plt.subplots(figsize=(6, 4))
+  for offset, role in ((-0.2, 'wc'), (0.2, 'se')):
+    values = [rows[lv][f'{role}_coverage'] for lv in levels]
+    x = [int(lv) + offset for lv in levels]
+    errors = [[v[0] - v[1] for v in values], [v[2] - v[0] for v in values]]
+    k = rows[levels[0]][f'{role}_k']
+    ax.bar(x, [v[0] for v in values], width=0.4, yerr=errors, capsize=3,
+           label=f"{role.upper()} {metrics['models'][role]['name']} @{k}")
+  ax.set_xticks([int(lv) for lv in levels])
+  ax.set_xlabel('MATH level')
+  ax.set_ylabel('coverage at the matched budget')
+  ax.legend()
+  ax.grid(alpha=0.3, axis='y')
+  fig.tight_layout()
+  fig.savefig(path, dpi=120)
+  plt.close(fig)
+  return True
+
+
 def main(argv: list[str]) -> None:
   if len(argv) != 2:
     raise app.UsageError('usage: python -m wcse_jax.report RUN_DIR')
@@ -146,8 +179,11 @@ def main(argv: list[str]) -> None:
 
   (run_dir / 'report.md').write_text(text)
   plot(metrics, run_dir / 'coverage_diversity.png')
+  written = [run_dir / 'report.md', run_dir / 'coverage_diversity.png']
+  if plot_levels(metrics, run_dir / 'coverage_by_level.png'):
+    written.append(run_dir / 'coverage_by_level.png')
   print(text)
-  print(f"Wrote {run_dir / 'report.md'} and {run_dir / 'coverage_diversity.png'}.")
+  print(f"Wrote {', '.join(map(str, written))}.")
 
 
 if __name__ == '__main__':
