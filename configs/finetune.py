@@ -18,9 +18,16 @@ r"""Configs for supervised finetuning on sampled solutions, `python -m wcse_jax.
         budget. Gemma2-27B needs a v4-32 or larger slice (or 8 x 80 GB GPUs) with
         FSDP; Gemma-7B and Gemma2-9B fit a v4-8.
 
-As in the paper, `num_evals` evenly spaced checkpoints are scored by greedy
-pass@1 on held-out train problems and the best is kept and exported; sweep
---learning_rate over `learning_rate_grid` and keep the best run on validation.
+`num_evals` evenly spaced checkpoints are scored by greedy pass@1 on held-out
+train problems and the best is kept and exported (checkpoint selection on
+held-out data, as the paper describes); sweep --learning_rate over
+`learning_rate_grid` and keep the best run on validation.
+
+What the paper states and what is ours: the three paradigms, their models and
+their data are the paper's. The optimisation settings below (epochs, learning
+rates and their grid, batch size, sequence length, warmup, the validation set's
+size, num_evals) are our choices: the paper does not state values we could
+reproduce exactly, so read them as defaults to sweep, not as its settings.
 """
 
 import ml_collections
