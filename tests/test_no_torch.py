@@ -12,7 +12,7 @@ from conftest import REPO
 
 ENTRY_POINTS = (
     'wcse_jax.sample', 'wcse_jax.grade', 'wcse_jax.evaluate', 'wcse_jax.finetune', 'wcse_jax.report',
-    'wcse_jax.export', 'wcse_jax.false_positives', 'wcse_jax.model', 'wcse_jax.subsets',
+    'wcse_jax.export', 'wcse_jax.false_positives', 'wcse_jax.model', 'wcse_jax.subsets', 'wcse_jax.plan',
 )
 
 

@@ -27,10 +27,6 @@ from absl import app, flags
 from wcse_jax import cli, metrics, rundir
 from wcse_jax.data import load_problems
 
-_ROLE = flags.DEFINE_enum('role', 'wc', ['wc', 'se'], 'Whose samples to check.')
-_JUDGE = flags.DEFINE_string('judge', '', "Judge model: preset, path or hub id (default: the run's SE model).")
-_JUDGE_PROMPT = flags.DEFINE_string(
-    'judge_prompt', '', 'Text file of the judge prompt, with {question}, {gold_solution} and {solution}.')
 # Base models too small to judge reasoning: their verdicts would measure the judge, not the data.
 TOO_WEAK_TO_JUDGE = ('gemma3-270m',)
 
@@ -44,9 +40,6 @@ def judge_model(run_dir: pathlib.Path, named: str) -> str:
     raise cli.SettingError(
         f'{judge} is too small to judge reasoning; pass --judge= a strong model (the paper uses its strongest).')
   return judge
-_NUM = flags.DEFINE_integer('num', 200, 'Correct-answer solutions to check (a seeded sample).')
-_SEED = flags.DEFINE_integer('seed', 0, 'Seed of the random sample.')
-_MAX_NEW_TOKENS = flags.DEFINE_integer('max_new_tokens', 512, 'Longest judge reply.')
 
 
 def candidates(run_dir: pathlib.Path, role: str) -> list[metrics.Candidate]:
@@ -100,17 +93,17 @@ def main(argv: list[str]) -> None:
     raise app.UsageError('usage: false_positives judge RUN_DIR | export RUN_DIR OUT.csv | labels RUN_DIR IN.csv')
   verb, run_dir = argv[1], pathlib.Path(argv[2])
   if verb == 'labels':
-    record(run_dir, _ROLE.value, 'human', metrics.false_positive_rate_from_labels(argv[3]), labels=argv[3])
+    record(run_dir, flags.FLAGS.role, 'human', metrics.false_positive_rate_from_labels(argv[3]), labels=argv[3])
     return
-  found = candidates(run_dir, _ROLE.value)
+  found = candidates(run_dir, flags.FLAGS.role)
   if verb == 'export':
-    sample = metrics.export_for_labelling(found, argv[3], sample_size=_NUM.value, seed=_SEED.value)
+    sample = metrics.export_for_labelling(found, argv[3], sample_size=flags.FLAGS.num, seed=flags.FLAGS.seed)
     print(f'Wrote {len(sample)} solutions to {argv[3]}: fill `label` with valid or invalid.')
     return
-  judge = judge_model(run_dir, _JUDGE.value)
-  template = metrics.judge_template(_JUDGE_PROMPT.value or None)
-  chosen = metrics.seeded_sample(found, _NUM.value, _SEED.value)  # the solutions `export` writes
-  generate = greedy_generate(judge, _MAX_NEW_TOKENS.value)
+  judge = judge_model(run_dir, flags.FLAGS.judge)
+  template = metrics.judge_template(flags.FLAGS.judge_prompt or None)
+  chosen = metrics.seeded_sample(found, flags.FLAGS.num, flags.FLAGS.seed)  # the solutions `export` writes
+  generate = greedy_generate(judge, flags.FLAGS.max_new_tokens)
   try:
     report = metrics.judge_false_positive_rate(chosen, generate, template=template)
   except ValueError:  # no reply held a clean verdict
@@ -118,9 +111,22 @@ def main(argv: list[str]) -> None:
         f'{judge} gave no "Verdict: valid/invalid" line for any of {len(chosen)} '
         'solutions: use a stronger (instruction-following) judge.'
     ) from None
-  record(run_dir, _ROLE.value, 'judge', report.estimate, judge=judge,
-         judge_prompt=_JUDGE_PROMPT.value or 'bundled')
+  record(run_dir, flags.FLAGS.role, 'judge', report.estimate, judge=judge,
+         judge_prompt=flags.FLAGS.judge_prompt or 'bundled')
+
+
+def define_flags() -> None:
+  """The command line. Defined only when run as a program, so that importing this module
+  beside others (`sample` has --seed too) defines no flag twice."""
+  flags.DEFINE_enum('role', 'wc', ['wc', 'se'], 'Whose samples to check.')
+  flags.DEFINE_string('judge', '', "Judge model: preset, path or hub id (default: the run's SE model).")
+  flags.DEFINE_string(
+    'judge_prompt', '', 'Text file of the judge prompt, with {question}, {gold_solution} and {solution}.')
+  flags.DEFINE_integer('num', 200, 'Correct-answer solutions to check (a seeded sample).')
+  flags.DEFINE_integer('seed', 0, 'Seed of the random sample.')
+  flags.DEFINE_integer('max_new_tokens', 512, 'Longest judge reply.')
 
 
 if __name__ == '__main__':
+  define_flags()
   cli.run(main)

@@ -2,7 +2,8 @@
 
 Writes RUN_DIR/report.md and RUN_DIR/coverage_diversity.png (coverage@k and
 diversity@k against FLOPs per problem for the WC and SE models, where
-compute-matched budgets line up, with their 95% bootstrap intervals shaded),
+compute-matched budgets line up, with their 95% bootstrap intervals shaded, and
+the forecast of `python -m wcse_jax.plan` dashed where the run has one),
 RUN_DIR/coverage_by_level.png (MATH runs with both models: WC vs SE coverage per
 level at the largest matched budget) and
 prints the markdown: each model's coverage and diversity with intervals, the
@@ -100,7 +101,7 @@ def _cell(interval: list[float] | None, value: float | None = None) -> str:
   return f'{mean:.3f} [{low:.3f}, {high:.3f}]'
 
 
-def plot(metrics: dict, path: pathlib.Path) -> None:
+def plot(metrics: dict, path: pathlib.Path, forecast: dict | None = None) -> None:
   import matplotlib  # pylint: disable=g-import-not-at-top
 
   matplotlib.use('Agg')
@@ -121,6 +122,13 @@ def plot(metrics: dict, path: pathlib.Path) -> None:
       if interval:
         ax.fill_between(flops, [interval[str(k)][1] for k in ks], [interval[str(k)][2] for k in ks],
                         color=line.get_color(), alpha=0.2)
+  for role, f in (forecast or {}).get('models', {}).items():  # `python -m wcse_jax.plan`'s forecast
+    ks = sorted(f['coverage_at_k'], key=float)
+    flops = [f['flops_per_problem'][k] for k in ks]
+    cov = [f['coverage_at_k'][k] for k in ks]
+    line, = axes[0].plot(flops, [c[0] for c in cov], linestyle='--',
+                         label=f"{role.upper()} forecast ({f['pilot_samples_per_problem']}-sample pilot)")
+    axes[0].fill_between(flops, [c[1] for c in cov], [c[2] for c in cov], color=line.get_color(), alpha=0.1)
   for ax, title in zip(axes, ('coverage@k', 'diversity@k')):
     ax.set_xscale('log')
     ax.set_xlabel('FLOPs per problem (k samples)')
@@ -178,7 +186,9 @@ def main(argv: list[str]) -> None:
     text += '\n'.join(false_positive_lines(json.loads(false_positives.read_text()))) + '\n'
 
   (run_dir / 'report.md').write_text(text)
-  plot(metrics, run_dir / 'coverage_diversity.png')
+  forecast_path = run_dir / 'forecast.json'
+  plot(metrics, run_dir / 'coverage_diversity.png',
+       json.loads(forecast_path.read_text()) if forecast_path.exists() else None)
   written = [run_dir / 'report.md', run_dir / 'coverage_diversity.png']
   if plot_levels(metrics, run_dir / 'coverage_by_level.png'):
     written.append(run_dir / 'coverage_by_level.png')

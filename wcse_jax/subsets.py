@@ -34,11 +34,6 @@ from absl import app, flags
 from wcse_jax import cli, rundir, summary
 from wcse_jax.data import DataError
 
-_FRACTIONS = flags.DEFINE_list('fractions', ['0.25', '0.5'], 'Dataset-size subsets: fractions of the problems.')
-_COVERAGE = flags.DEFINE_list(
-    'coverage', ['same_as_se'], 'Coverage ablations: fractions of the problems to cover, or same_as_se.')
-_SEED = flags.DEFINE_integer('subset_seed', 0, 'Seed of the random subsets.')
-_PUSH = flags.DEFINE_string('push_to_hub', '', 'ORG/NAME: push the SFT sets and their card to the Hugging Face hub.')
 
 
 def _by_problem(records: list[dict]) -> dict[str, list[dict]]:
@@ -157,17 +152,28 @@ def main(argv: list[str]) -> None:
   if len(argv) != 2:
     raise app.UsageError('usage: python -m wcse_jax.subsets RUN_DIR [--fractions=...] [--coverage=...]')
   run_dir = pathlib.Path(argv[1])
-  fractions = [_fraction(f, 'fractions') for f in _FRACTIONS.value]
-  for target in _COVERAGE.value:
+  fractions = [_fraction(f, 'fractions') for f in flags.FLAGS.fractions]
+  for target in flags.FLAGS.coverage:
     if target != 'same_as_se':
       _fraction(target, 'coverage')
-  made = make_subsets(run_dir, fractions=fractions, coverage=_COVERAGE.value, seed=_SEED.value)
+  made = make_subsets(run_dir, fractions=fractions, coverage=flags.FLAGS.coverage, seed=flags.FLAGS.subset_seed)
   for name, count in made.items():
     print(f'{run_dir}/sft/{name}.jsonl: {count} examples')
   print(f'Card: {run_dir}/sft/README.md (datasets.load_dataset("{run_dir}/sft", "<set>"))')
-  if _PUSH.value:
-    print(f'Pushed: {push_to_hub(run_dir, _PUSH.value)}', file=sys.stderr)
+  if flags.FLAGS.push_to_hub:
+    print(f'Pushed: {push_to_hub(run_dir, flags.FLAGS.push_to_hub)}', file=sys.stderr)
+
+
+def define_flags() -> None:
+  """The command line. Defined only when run as a program, so that importing this module
+  beside others (`sample` has --seed too) defines no flag twice."""
+  flags.DEFINE_list('fractions', ['0.25', '0.5'], 'Dataset-size subsets: fractions of the problems.')
+  flags.DEFINE_list(
+    'coverage', ['same_as_se'], 'Coverage ablations: fractions of the problems to cover, or same_as_se.')
+  flags.DEFINE_integer('subset_seed', 0, 'Seed of the random subsets.')
+  flags.DEFINE_string('push_to_hub', '', 'ORG/NAME: push the SFT sets and their card to the Hugging Face hub.')
 
 
 if __name__ == '__main__':
+  define_flags()
   cli.run(main)
