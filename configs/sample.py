@@ -60,6 +60,12 @@ def get_config(arg: str = 'auto') -> ml_collections.ConfigDict:
   c.mesh_model = 0  # tensor-parallel degree; 0 picks the smallest that fits the weights
   c.grader_workers = 0  # 0: one per core, at most 8
   c.flush_every = 64  # samples graded and written together (and at least every 5 s)
+  # Allocation (beyond the paper): 'uniform' draws S samples of every problem; 'adaptive' spends
+  # the same FLOPs in rounds of round_samples per problem, a problem stopping once it has
+  # stop_after_correct correct samples (wcse_jax/sampling/allocation.py).
+  c.allocation = 'uniform'
+  c.stop_after_correct = 4
+  c.round_samples = 4
 
   if arg == 'local':
     c.wc = 'gemma3-270m'  # bundled: no download

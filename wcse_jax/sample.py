@@ -28,11 +28,12 @@ from ml_collections import config_flags
 from tqdm import tqdm
 
 from wcse_jax import cli, parallel, rundir, summary
+from wcse_jax import metrics as metrics_lib
 from wcse_jax.checkpoints import CheckpointError, config_of, default_dtype, load_model, resolve
 from wcse_jax.data import Grader, few_shot_prompt, load_problems
 from wcse_jax.data.grader import VERSION as grader_version
 from wcse_jax.model import count_params
-from wcse_jax.sampling import SamplingParams, Sampler, budget, context_length, tokenize_prompts
+from wcse_jax.sampling import SamplingParams, Sampler, allocation, budget, context_length, tokenize_prompts
 
 _CONFIGS = pathlib.Path(__file__).resolve().parents[1] / 'configs' / 'sample.py'
 _CONFIG = config_flags.DEFINE_config_file(
@@ -42,6 +43,7 @@ _ENUMS = {
     'match': budget.MATCH_MODES,
     'sample_se': ('auto', 'yes', 'no'),
     'dataset': ('math', 'gsm8k', 'math500'),
+    'allocation': ('uniform', 'adaptive'),
 }
 _OVERRIDES = {
     'budget': (flags.DEFINE_string, 'low, high, or the SE samples per problem.'),
@@ -62,6 +64,10 @@ _OVERRIDES = {
     'max_new_tokens': (flags.DEFINE_integer, 'Most tokens per solution.'),
     'num_slots': (flags.DEFINE_integer, 'Samples decoded together per host.'),
     'flush_every': (flags.DEFINE_integer, 'Write graded samples to disk at least every N.'),
+    'allocation': (flags.DEFINE_enum, 'uniform: every problem its S samples; adaptive: the same FLOPs in '
+                   'rounds, a problem stopping at --stop_after_correct correct samples.'),
+    'stop_after_correct': (flags.DEFINE_integer, 'adaptive: correct samples after which a problem stops drawing.'),
+    'round_samples': (flags.DEFINE_integer, 'adaptive: samples per problem per round.'),
 }
 _FLAGS = {
     name: define(name, None, _ENUMS[name], help_text) if name in _ENUMS
@@ -87,7 +93,7 @@ def check_settings(config: dict) -> None:
   for name in ('limit', 'seed'):
     if config[name] < 0:
       raise cli.SettingError(f'--{name} must be >= 0, got {config[name]}.')
-  for name in ('num_slots', 'prefill_rows', 'chunk_steps', 'flush_every'):
+  for name in ('num_slots', 'prefill_rows', 'chunk_steps', 'flush_every', 'stop_after_correct', 'round_samples'):
     if config[name] < 1:
       raise cli.SettingError(f'--{name} must be >= 1, got {config[name]}.')
   try:
@@ -148,61 +154,99 @@ def sample_model(run: ModelRun, config: dict, problems, run_dir: pathlib.Path) -
   """Samples, grades and appends this host's share of one model's samples."""
   host, hosts = jax.process_index(), jax.process_count()
   shard = rundir.shard_path(run_dir, run.directory, host, hosts)
-  done = {(r['problem_index'], r['sample']) for r in rundir.read_lines(shard, repair=True)}
-  # Samples this host still owes, per problem (problem j is host j % hosts's).
-  left = collections.Counter(
-      j for j in range(host, len(problems), hosts) for i in range(run.samples) if (j, i) not in done
-  )
-  if left:
-    skip = done | {(j, i) for j in range(len(problems)) if j % hosts != host for i in range(run.samples)}
-    _draw(run, config, problems, shard, skip, left)
+  written = rundir.read_lines(shard, repair=True)
+  mine = list(range(host, len(problems), hosts))  # problem j is host j % hosts's
+  if config['allocation'] == 'adaptive':
+    _draw_adaptive(run, config, problems, shard, written, mine)
+  else:
+    done = {(r['problem_index'], r['sample']) for r in written}
+    pairs = [(j, i) for j in mine for i in range(run.samples) if (j, i) not in done]
+    if pairs:
+      _Drawer(run, config, problems).draw(pairs, shard)
   rundir.finalize_shard(shard)
 
 
-def _draw(
-    run: ModelRun, config: dict, problems, shard: pathlib.Path, skip: set, left: collections.Counter
-) -> None:
-  devices = jax.local_devices()
-  model_axis = config['mesh_model'] or parallel.fitting_model_axis(2 * run.params, devices)
-  loaded = load_model(run.name, mesh=parallel.make_mesh(model=model_axis, devices=devices))
-  prompt = few_shot_prompt(config['dataset'])
-  questions = [prompt.format_question(p.question) for p in problems]  # 'Q: ...\nA:'
-  sampler = Sampler(
-      loaded,
-      max_len=context_length(
-          loaded.tokenizer, loaded.config, prompt.prefix, questions, config['max_new_tokens']
-      ),
-      num_slots=config['num_slots'],
-      prefill_rows=config['prefill_rows'],
-      chunk_steps=config['chunk_steps'],
-  )
-  params = sampling_params(config, prompt.stop)
-  completions = sampler.sample(
-      prompt.prefix, questions, num_samples=run.samples, params=params, seed=config['seed'],
-      skip=skip,
-  )
-  start, tokens = time.monotonic(), 0
-  problems_todo, problems_done = len(left), 0
-  bar = tqdm(total=sum(left.values()), desc=f'{run.role} {run.name}', unit='sample', dynamic_ncols=True)
-  with Grader(config['dataset'], workers=config['grader_workers'] or None) as grader, \
-       rundir.ShardWriter(shard) as writer, bar:
-    pending, last_write = [], time.monotonic()
-    for completion in completions:
-      pending.append(completion)
-      tokens += completion.num_tokens
-      left[completion.problem] -= 1
-      problems_done += left[completion.problem] == 0
-      if len(pending) >= config['flush_every'] or time.monotonic() - last_write > 5:
-        writer.write(_graded(pending, problems, run, grader))
-        bar.update(len(pending))
-        elapsed = time.monotonic() - start
-        bar.set_postfix(
-            problems=f'{problems_done}/{problems_todo}',
-            samples_s=f'{bar.n / elapsed:.2f}', tok_s=f'{tokens / elapsed:.0f}',
-        )
-        pending, last_write = [], time.monotonic()
-    writer.write(_graded(pending, problems, run, grader))
-    bar.update(len(pending))
+def _draw_adaptive(run: ModelRun, config: dict, problems, shard: pathlib.Path, written: list, mine: list) -> None:
+  """Rounds of allocation.next_round until the uniform run's FLOPs are spent (see allocation.py)."""
+  prefix_tokens, own_tokens = _prompt_lengths(run.name, config['dataset'], problems)
+  drawer = None  # the model loads only if a round is left to draw
+  while True:
+    plan = allocation.next_round(
+        written, problems=mine, prompt_tokens={j: own_tokens[j] for j in mine}, prefix_tokens=prefix_tokens,
+        uniform_samples=run.samples, round_samples=config['round_samples'],
+        stop_after_correct=config['stop_after_correct'], max_new_tokens=config['max_new_tokens'],
+    )
+    if not plan.pairs:
+      return
+    drawer = drawer or _Drawer(run, config, problems)
+    drawer.draw(list(plan.pairs), shard, desc=f'round {plan.index}')
+    written = rundir.read_lines(shard)
+
+
+def _prompt_lengths(model: str, dataset: str, problems) -> tuple[int, list[int]]:
+  """Tokens of the shared few-shot prefix, and of what each problem adds to it."""
+  from wcse_jax.checkpoints import load_tokenizer  # pylint: disable=g-import-not-at-top
+
+  kind, location, _ = resolve(model)
+  prompt = few_shot_prompt(dataset)
+  prefix_ids, prompts = tokenize_prompts(
+      load_tokenizer(location, kind=kind), prompt.prefix, [prompt.format_question(p.question) for p in problems],
+      share_prefix=True)
+  return len(prefix_ids), [len(p.ids) for p in prompts]
+
+
+class _Drawer:
+  """One model loaded with its sampler; draws given (problem, sample) pairs, grades and appends them."""
+
+  def __init__(self, run: ModelRun, config: dict, problems):
+    self.run, self.config, self.problems = run, config, problems
+    devices = jax.local_devices()
+    model_axis = config['mesh_model'] or parallel.fitting_model_axis(2 * run.params, devices)
+    loaded = load_model(run.name, mesh=parallel.make_mesh(model=model_axis, devices=devices))
+    self.prompt = few_shot_prompt(config['dataset'])
+    self.questions = [self.prompt.format_question(p.question) for p in problems]  # 'Q: ...\nA:'
+    self.sampler = Sampler(
+        loaded,
+        max_len=context_length(
+            loaded.tokenizer, loaded.config, self.prompt.prefix, self.questions, config['max_new_tokens']
+        ),
+        num_slots=config['num_slots'],
+        prefill_rows=config['prefill_rows'],
+        chunk_steps=config['chunk_steps'],
+    )
+
+  def draw(self, pairs: list[tuple[int, int]], shard: pathlib.Path, desc: str = '') -> None:
+    run, config, problems = self.run, self.config, self.problems
+    wanted = set(pairs)
+    num_samples = max(i for _, i in pairs) + 1
+    skip = {(j, i) for j in range(len(problems)) for i in range(num_samples) if (j, i) not in wanted}
+    left = collections.Counter(j for j, _ in pairs)
+    completions = self.sampler.sample(
+        self.prompt.prefix, self.questions, num_samples=num_samples,
+        params=sampling_params(config, self.prompt.stop), seed=config['seed'], skip=skip,
+    )
+    start, tokens = time.monotonic(), 0
+    problems_todo, problems_done = len(left), 0
+    bar = tqdm(total=len(pairs), desc=f'{run.role} {run.name} {desc}'.rstrip(), unit='sample', dynamic_ncols=True)
+    with Grader(config['dataset'], workers=config['grader_workers'] or None) as grader, \
+         rundir.ShardWriter(shard) as writer, bar:
+      pending, last_write = [], time.monotonic()
+      for completion in completions:
+        pending.append(completion)
+        tokens += completion.num_tokens
+        left[completion.problem] -= 1
+        problems_done += left[completion.problem] == 0
+        if len(pending) >= config['flush_every'] or time.monotonic() - last_write > 5:
+          writer.write(_graded(pending, problems, run, grader))
+          bar.update(len(pending))
+          elapsed = time.monotonic() - start
+          bar.set_postfix(
+              problems=f'{problems_done}/{problems_todo}',
+              samples_s=f'{bar.n / elapsed:.2f}', tok_s=f'{tokens / elapsed:.0f}',
+          )
+          pending, last_write = [], time.monotonic()
+      writer.write(_graded(pending, problems, run, grader))
+      bar.update(len(pending))
 
 
 def _graded(completions, problems, run: ModelRun, grader: Grader) -> list[dict]:
@@ -240,10 +284,13 @@ def summarize(config: dict, plan: budget.Plan, runs: list[ModelRun], problems, r
             samples, params=run.params, prefix_tokens=_prefix_tokens(run.name, config['dataset'])
         ),
     }
+    models[run.role]['allocation'] = _allocation_summary(run, config, problems, samples, models[run.role])
     records = summary.sft_records(samples, questions, run.name)
     summary.write_sft(run_dir, run.directory, records, {
         'kind': 'all_correct', 'source_model': run.name, 'role': run.role,
         'samples_per_problem': run.samples, 'distinct': 'one per distinct solution per problem',
+        'allocation': {k: config[k] for k in ('allocation', 'stop_after_correct', 'round_samples')}
+        if config.get('allocation') == 'adaptive' else 'uniform',
     })
     models[run.role]['sft_examples'] = len(records)
   result = {
@@ -258,6 +305,45 @@ def summarize(config: dict, plan: budget.Plan, runs: list[ModelRun], problems, r
   rundir.write_json_atomic(run_dir / 'metrics.json', result)
   summary.write_card(run_dir)
   return result
+
+
+def _allocation_summary(run: ModelRun, config: dict, problems, samples: list[dict], metrics: dict) -> dict:
+  """How a model's samples were allocated, and what they bought per FLOP: the share of problems
+  with a correct sample and the distinct correct solutions per problem, at the FLOPs spent.
+
+  An adaptive run's prompt FLOPs are replayed round by round (each round prefills the prefix
+  and its problems again), and its budget, the uniform run's estimated FLOPs, is recorded.
+  """
+  kind = config.get('allocation', 'uniform')
+  if not samples:
+    return {'kind': kind}
+  grouped = collections.defaultdict(list)
+  for s in samples:
+    grouped[s['problem_index']].append(s)
+  solved = sum(any(s['correct'] for s in v) for v in grouped.values())
+  distinct = sum(len({metrics_lib.solution_key(s['text']) for s in v if s['correct']}) for v in grouped.values())
+  counts = [len(v) for v in grouped.values()]
+  out = {'kind': kind, 'problems': len(grouped), 'coverage': solved / len(grouped),
+         'distinct_correct_per_problem': distinct / len(grouped),
+         'samples_per_problem': {'min': min(counts), 'mean': sum(counts) / len(counts), 'max': max(counts)}}
+  if kind == 'adaptive':
+    prefix_tokens, own = _prompt_lengths(run.name, config['dataset'], problems)
+    hosts, spent, budget_tokens, rounds = jax.process_count(), 0, 0.0, 0
+    for host in range(hosts):
+      mine = list(range(host, len(problems), hosts))
+      replay = allocation.next_round(
+          [s for s in samples if s['problem_index'] % hosts == host], problems=mine,
+          prompt_tokens={j: own[j] for j in mine}, prefix_tokens=prefix_tokens, uniform_samples=run.samples,
+          round_samples=config['round_samples'], stop_after_correct=config['stop_after_correct'],
+          max_new_tokens=config['max_new_tokens'])
+      spent, budget_tokens, rounds = spent + replay.spent_tokens, budget_tokens + replay.budget_tokens, replay.index
+    prompt_computed = spent - metrics['tokens']['generated']
+    metrics['tokens']['prompt_computed'] = prompt_computed
+    metrics['flops']['prompt_computed'] = budget.flops(run.params, prompt_computed)
+    out.update(stop_after_correct=config['stop_after_correct'], round_samples=config['round_samples'],
+               rounds=rounds, uniform_budget_flops=budget.flops(run.params, budget_tokens))
+  out['flops'] = metrics['flops']['generated'] + metrics['flops']['prompt_computed']
+  return out
 
 
 def _with_interval(value: list[float]) -> str:
@@ -330,12 +416,7 @@ def main(argv: list[str]) -> None:
 
 def _prefix_tokens(model: str, dataset: str) -> int:
   """Tokens of the shared few-shot prefix (BOS included) in this model's tokenizer."""
-  from wcse_jax.checkpoints import load_tokenizer  # pylint: disable=g-import-not-at-top
-
-  kind, location, _ = resolve(model)
-  tokenizer = load_tokenizer(location, kind=kind)
-  prefix_ids, _ = tokenize_prompts(tokenizer, few_shot_prompt(dataset).prefix, [], share_prefix=True)
-  return len(prefix_ids)
+  return _prompt_lengths(model, dataset, [])[0]
 
 
 if __name__ == '__main__':
