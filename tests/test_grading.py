@@ -282,7 +282,7 @@ def test_full_test_sets_gold_solutions_grade_correct(name, count):
   with grader.Grader(name, timeout_s=10.0) as g:
     own, shifted = _check_self_and_shifted(g, list(problems.load_problems(name, 'test')))
   print(f'{name}: {own}/{count} gold solutions correct; {shifted}/{count} shifted pairs correct')
-  assert own >= count - 10 and shifted <= count // 50  # MATH test: 6 state their gold among other answers
+  assert own >= count - 10 and shifted <= count // 50  # MATH test: 7 state their gold among other answers
 
 
 # Hostile answers: graded False, within the time limit, and nothing runs.
