@@ -59,7 +59,9 @@ def test_math_extraction(completion, answer, method):
     ('the final answer is -3.50 dollars', '-3.50', 'answer_is'),
     ('so 48/2 = 24.\n#### 72', '72', '####'),
     ('The answer is 5.\n#### 6', '6', '####'),  # the last anchor wins
-    ('First 7 then 12 apples', '12', 'last_number'),
+    ('First 7 then 12 apples.', '12', 'last_number'),
+    ('First 7 then 12 apples, and then we need to check whether', None, 'none'),  # cut off mid-sentence
+    ('So the answer is \\boxed{32}.\nWait, 9 * 2 = 18.\n\\boxed{18}', '18', 'boxed'),  # the box comes last
     ('The answer is 4.\n\nQ: next?\nA: The answer is 9.', '4', 'answer_is'),
     ('no numbers', None, 'none'),
 ])
@@ -108,7 +110,12 @@ def test_gsm8k_extraction_of_other_formats(completion, answer, method):
 # What each rule decides, on completions with neither a final-answer line nor a box
 # (read by math-verify and our sentence rules in a worker), and on several boxes.
 RULES = [
-    ('9', 'The number of divisors is $(2+1)(2+1)$, that is\n\\[ 9 \\]', True, 'last_latex', 'equivalent'),
+    ('9', 'The number of divisors is $(2+1)(2+1)$, that is\n\\[ 9 \\]', True, 'last_latex', 'exact_match'),
+    ('6', 'So $6s=36$ and\n$$ s = 6 $$', True, 'last_latex', 'equivalent'),  # the display alone
+    ('20', 'The product simplifies to 20i.', False, 'none', 'no_answer'),  # 20i is not 20
+    ('\\text{June 20}', 'So $n \\ge 20$.\n\n**June 20**', True, 'bold_answer', 'equivalent_as_text'),
+    ('(1,1)', '$$a=\\boxed{1},\\qquad b=\\boxed{1}$$', True, 'boxes_as_set', 'equivalent_as_text'),
+    ('(0,1]', 'The range is $0 < f(x) \\le 1$.', True, 'last_latex', 'relation_as_set'),
     ('9', 'So we get \\( 9 \\).', True, 'last_latex', 'equivalent'),
     ('120', 'Final Answer: The volume of $ABCDEFGH$ is 120. I hope it is correct.', True, 'answer_sentence', 'exact_match'),
     ('34', 'Final Answer: The largest $n$ is 34.', True, 'answer_sentence', 'exact_match'),

@@ -180,8 +180,13 @@ def _words(answer: str) -> frozenset[str]:
 
 
 def _as_text(answer: str) -> str:
-  """An answer without text wrappers and spaces, its text in lower case: '\\text{June } 20' -> 'june20'."""
-  return re.sub(r'\s+', '', _TEXT_WORDS.sub(lambda m: m.group(1).lower(), answer))
+  """An answer without text wrappers and spaces, its words in lower case: '\\text{June } 20' -> 'june20'.
+
+  Single letters keep their case (X is not x), and so do LaTeX commands (\\Sigma is not \\sigma).
+  """
+  text = _TEXT_WORDS.sub(lambda m: m.group(1).lower(), answer)
+  text = re.sub(r'(?<![\\A-Za-z])[A-Za-z]{2,}', lambda m: m.group().lower(), text)  # words, not commands or 'X'
+  return re.sub(r'\s+', '', text)
 
 
 def _without_percent(answer: str) -> str:
@@ -204,11 +209,17 @@ def _as_sets(parsed: tuple) -> list[tuple]:
   if isinstance(expr, sympy.Eq) and isinstance(expr.rhs, sympy.Set) and expr.lhs.is_Symbol:
     return [(expr.rhs, *rest)]
   inequalities = (sympy.Lt, sympy.Le, sympy.Gt, sympy.Ge, sympy.Ne)
-  if isinstance(expr, (sympy.And, sympy.Or, sympy.FiniteSet)):
-    relations = list(expr.args)
-  else:
-    relations = [expr] if isinstance(expr, inequalities) else []
-  if not relations or not all(isinstance(r, inequalities) for r in relations) or len(expr.free_symbols) != 1:
+
+  def is_relation(e) -> bool:  # an inequality, or an and/or of them ('1 < x < 2')
+    return isinstance(e, inequalities) or (isinstance(e, (sympy.And, sympy.Or)) and all(map(is_relation, e.args)))
+
+  # A range written in f(x) ('0 < f(x) <= 1') is a set of values like one in y.
+  functions = expr.atoms(sympy.core.function.AppliedUndef) if isinstance(expr, sympy.Basic) else set()
+  if functions:
+    expr = expr.xreplace({f: sympy.Symbol(f'_value{i}', real=True) for i, f in enumerate(sorted(functions, key=str))})
+  relations = list(expr.args) if isinstance(expr, sympy.FiniteSet) else [expr]
+  free = set().union(*(r.free_symbols for r in relations)) if relations else set()
+  if not relations or not all(map(is_relation, relations)) or len(free) != 1:
     return []
   try:
     if isinstance(expr, sympy.FiniteSet):
@@ -292,9 +303,10 @@ def _element_count(gold: str, gold_parsed: tuple) -> int:
   return gold.count(',') + 1 if ',' in gold else 1
 
 
-def _joined_boxes(gold: str, boxes: tuple[str, ...], count: int) -> str | None:
-  r"""The last `count` distinct boxes, written as the gold is: ('45', '2') -> '(45, 2)' for the gold (45, 2)."""
-  distinct = list(dict.fromkeys(_ASSIGNMENT.sub('', b) for b in reversed(boxes)))[::-1]
+def _joined_boxes(gold: str, boxes: tuple[str, ...], count: int, distinct: bool = True) -> str | None:
+  r"""The last `count` (distinct) boxes, written as the gold is: ('45', '2') -> '(45, 2)' for the gold (45, 2)."""
+  values = [_ASSIGNMENT.sub('', b) for b in boxes]
+  distinct = list(dict.fromkeys(values[::-1]))[::-1] if distinct else values
   if count < 2 or len(distinct) < count:
     return None
   joined = ', '.join(distinct[-count:])
@@ -314,11 +326,14 @@ _VERB = re.compile(r'\b(?:is|are|equals|was|be)\b|:|(?<![<>!\\])=')
 _SENTENCE_END = re.compile(r'\.(?:\s|$)|\bI hope\b|\s(?:because|since|as|which|where|so|and so)\b')
 _NUMBER_THEN_WORDS = re.compile(r'(-?\d[\d,]*(?:\.\d+)?(?:\s*/\s*\d+)?)\s+[A-Za-z][A-Za-z\s.]*')
 MAX_SENTENCE_ANSWER = 120
-_NUMBER_OR_FRACTION = re.compile(r'-?\d+(?:,\d{3})*(?:\.\d+)?(?:\s*/\s*\d+(?:\.\d+)?)?(?:\s*(?:\\?%|percent\b|pct\b))?')
+# Not a number glued to a letter: '20i' is not 20, '3x' not 3.
+_NUMBER_OR_FRACTION = re.compile(
+    r'-?\d+(?:,\d{3})*(?:\.\d+)?(?:\s*/\s*\d+(?:\.\d+)?)?(?![A-Za-z\d])(?:\s*(?:\\?%|percent\b|pct\b))?')
 _NUMBER_LIST_AT_END = re.compile(
     r'(%s(?:\s*(?:,\s*and|,\s*or|,|\band\b|\bor\b)\s*%s)+)[\s.$*]*\Z' % ((_NUMBER_OR_FRACTION.pattern,) * 2))
 
 
+_BOLD_LAST_LINE = re.compile(r'(?:^|\n)[ \t]*\*\*([^*\n]{1,%d})\*\*[ \t.]*\Z' % MAX_SENTENCE_ANSWER)
 _ASYMPTOTE = re.compile(r'\[asy\].*?(?:\[/asy\]|\Z)', re.DOTALL)
 
 
@@ -382,12 +397,20 @@ def _region_answer(region: str) -> tuple[tuple | str | None, str]:
   found = mv.parse(region, [anchored], fallback_mode='first_match', parsing_timeout=None)
   if len(found) == 2:
     return tuple(found), 'answer_latex'
+  bold = _BOLD_LAST_LINE.search(region)
+  if bold:  # a chat model's closing '**June 20**'
+    return normalise_math_answer(bold.group(1)), 'bold_answer'
   if region.rstrip(' *_')[-1:].isalpha():
     return None, 'none'  # cut off mid-sentence
   number = _last_number(region)
   maths = list(_MATH_ENV.finditer(region))
   if number is not None and (not maths or number[1] >= maths[-1].end()):
     return number[0], 'last_number'
+  last = maths[-1].group() if maths else ''
+  if last.startswith(('$$', '\\[')) and not region[maths[-1].end():].strip(' .\n'):
+    # The text ends in display math: that statement alone, not math-verify's join of it
+    # with the inline math before it ('$6s=36$ and $$s = 6$$').
+    return normalise_math_answer(last[2:-2]), 'last_latex'
   found = mv.parse(region, [mv.LatexExtractionConfig()], fallback_mode='first_match', parsing_timeout=None)
   if len(found) == 2:
     return tuple(found), 'last_latex'
@@ -428,14 +451,15 @@ def judge(
     if reason:
       return False, reason, answer, method
   stated = boxes[-together:] if together > 1 else ()
-  if len(set(stated)) > 1:  # one answer in several boxes
-    joined = _joined_boxes(gold, stated, len(set(stated)))
-    rule = answers_match(gold, joined) if rejection(joined) is None else None
+  count = _element_count(gold, _parse_latex(gold))
+  if len(set(stated)) > 1 or (stated and count > 1):  # one answer in several boxes
+    joined = (_joined_boxes(gold, stated, len(set(stated))) if len(set(stated)) > 1
+              else _joined_boxes(gold, stated, len(stated), distinct=False))  # 'a = 1, b = 1' is (1, 1)
+    rule = answers_match(gold, joined) if joined is not None and rejection(joined) is None else None
     return bool(rule), rule or 'not_equivalent', joined, 'boxes_as_set'
   rule = answers_match(gold, answer)
   if rule:
     return True, rule, answer, method
-  count = _element_count(gold, _parse_latex(gold))
   joined = _joined_boxes(gold, boxes, count) if len(boxes) > 1 else None
   if joined is not None and joined != answer and rejection(joined) is None:
     rule = answers_match(gold, joined)

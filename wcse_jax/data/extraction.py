@@ -233,23 +233,31 @@ def first_number(text: str) -> str | None:
 
 
 def extract_gsm8k_answer(completion: str, stop: Sequence[str] = prompts.GSM8K_STOP) -> Extraction:
-  """GSM8K: the number after the last "The answer is" or "####" (on its line), else the last number."""
+  """GSM8K: the number after the last "The answer is" or "####" (on its line) or in the last
+  \\boxed{}, whichever comes last; else the last number, if the text ends a sentence."""
   text = truncate_at_stop(completion, stop)
   numbers = list(_NUMBER.finditer(text))
   if not numbers:
     return Extraction(None, 'none')
   starts = [n.start() for n in numbers]
   newlines = [m.start() for m in re.finditer('\n', text)]
+  anchored = None  # (where, answer, method)
   for anchor in reversed(list(_GSM8K_ANCHOR.finditer(text))):
     k = bisect.bisect_left(starts, anchor.end())  # the first number after the anchor
     line = bisect.bisect_left(newlines, anchor.end())
     line_end = newlines[line] if line < len(newlines) else len(text)
     if k < len(numbers) and starts[k] < line_end:
-      return Extraction(_as_written(numbers[k]), '####' if anchor.group() == '####' else 'answer_is')
+      anchored = (starts[k], _as_written(numbers[k]), '####' if anchor.group() == '####' else 'answer_is')
+      break
+  box_at = max(text.rfind('\\boxed'), text.rfind('\\fbox'))
   boxed = last_boxed(text)
   number = None if boxed is None else _NUMBER.search(boxed)
-  if number is not None:
-    return Extraction(_as_written(number), 'boxed')
+  if number is not None and (anchored is None or box_at > anchored[0]):
+    return Extraction(_as_written(number), 'boxed')  # a final box after a retracted "The answer is"
+  if anchored is not None:
+    return Extraction(anchored[1], anchored[2])
+  if text.rstrip(' *_')[-1:].isalpha():
+    return Extraction(None, 'none')  # cut off mid-sentence: a number in passing is no answer
   return Extraction(_as_written(numbers[-1]), 'last_number')
 
 
