@@ -61,7 +61,10 @@ def agreement(labelled_path: str, show_misses: bool = False) -> dict:
 
 def main(argv: list[str]) -> None:
   del argv
-  print(json.dumps(agreement(_LABELLED.value, _SHOW_MISSES.value), indent=1))
+  path = _LABELLED.value
+  if not os.path.exists(path) and os.path.exists(os.path.join(_REPO, 'tests', 'data', 'grading', path)):
+    path = os.path.join(_REPO, 'tests', 'data', 'grading', path)  # --labelled=labelled_second.jsonl
+  print(json.dumps(agreement(path, _SHOW_MISSES.value), indent=1))
 
 
 if __name__ == '__main__':

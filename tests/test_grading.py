@@ -162,11 +162,12 @@ def test_each_rule_decides_what_it_should(math_grader):
   assert [(g, w) for g, w, rule in zip(got, want, RULES) if g != w] == []
 
 
-def test_labelled_set_agreement(tmp_path):
-  """The labelled set (tests/data/grading, sources in its SOURCES.md) through the command line's grading path."""
+@pytest.mark.parametrize('name', ['labelled.jsonl', 'labelled_second.jsonl'])
+def test_labelled_set_agreement(tmp_path, name):
+  """The labelled sets (tests/data/grading, sources in its SOURCES.md) through the command line's grading path."""
   from wcse_jax import grade  # pylint: disable=g-import-not-at-top
 
-  labelled = os.path.join(os.path.dirname(__file__), 'data', 'grading', 'labelled.jsonl')
+  labelled = os.path.join(os.path.dirname(__file__), 'data', 'grading', name)
   graded_path = tmp_path / 'graded.jsonl'
   with grader.Grader('math', timeout_s=TIMEOUT_S, workers=2) as g:
     counts = grade.grade_file(labelled, str(graded_path), dataset='math', skip_bad_lines=False, grader=g)

@@ -167,7 +167,8 @@ class Grader:
     answer = equivalence.normalise_math_answer(found.answer)
     if not answer:
       return GradeResult(False, found.answer, 'no_answer', found.method)
-    boxes = tuple(equivalence.normalise_math_answer(b) for b in found.boxes if equivalence.rejection(b) is None)
+    boxes = () if len(found.boxes) < 2 else tuple(
+        equivalence.normalise_math_answer(b) for b in found.boxes if equivalence.rejection(b) is None)
     together = min(found.stated_together, len(boxes))
     if answer == gold and (together < 2 or len(set(boxes[-together:])) < 2):  # not one of several boxes stated together
       return GradeResult(True, found.answer, 'exact_match', found.method)
