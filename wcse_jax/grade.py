@@ -29,10 +29,6 @@ from wcse_jax.data import prompts
 from wcse_jax.data.grader import Grader
 from wcse_jax.data.jsonl import DataError, JsonlReader
 
-_DATASET = flags.DEFINE_enum('dataset', 'math', ['math', 'math500', 'gsm8k'], 'Answer rules for lines without a `dataset` field.')
-_SKIP_BAD_LINES = flags.DEFINE_bool('skip_bad_lines', False, 'Count and skip malformed lines instead of stopping.')
-_TIMEOUT_S = flags.DEFINE_float('timeout_s', 5.0, 'Wall-clock limit per MATH answer; slower answers grade False.')
-_WORKERS = flags.DEFINE_integer('workers', 0, 'Grading worker processes (0: one per CPU core).')
 
 _CHUNK = 2048  # lines graded together: bigger chunks keep the workers busier
 
@@ -119,9 +115,9 @@ def main(argv: list[str]) -> None:
     raise app.UsageError('usage: python -m wcse_jax.grade IN.jsonl OUT.jsonl [--dataset=math|gsm8k]')
   _, in_path, out_path = argv
   try:
-    with Grader(_DATASET.value, timeout_s=_TIMEOUT_S.value, workers=_WORKERS.value or None) as grader:
+    with Grader(flags.FLAGS.dataset, timeout_s=flags.FLAGS.timeout_s, workers=flags.FLAGS.workers or None) as grader:
       counts = grade_file(
-          in_path, out_path, dataset=_DATASET.value, skip_bad_lines=_SKIP_BAD_LINES.value, grader=grader
+          in_path, out_path, dataset=flags.FLAGS.dataset, skip_bad_lines=flags.FLAGS.skip_bad_lines, grader=grader
       )
   except DataError as e:
     sys.exit(f'error: {e}')
@@ -132,5 +128,15 @@ def main(argv: list[str]) -> None:
   )
 
 
+def define_flags() -> None:
+  """The command line. Defined only when run as a program, so that importing this module
+  beside others (`sample` has --dataset too) defines no flag twice."""
+  flags.DEFINE_enum('dataset', 'math', ['math', 'math500', 'gsm8k'], 'Answer rules for lines without a `dataset` field.')
+  flags.DEFINE_bool('skip_bad_lines', False, 'Count and skip malformed lines instead of stopping.')
+  flags.DEFINE_float('timeout_s', 5.0, 'Wall-clock limit per MATH answer; slower answers grade False.')
+  flags.DEFINE_integer('workers', 0, 'Grading worker processes (0: one per CPU core).')
+
+
 if __name__ == '__main__':
+  define_flags()
   app.run(main)
