@@ -63,7 +63,7 @@ def _pilot(run_dir, monkeypatch, se_samples=2):
           for j, p in enumerate(problems) for i in range(run.samples)
       ])
   rundir.check_or_write_config(run_dir, config)
-  monkeypatch.setattr(sample, '_prefix_tokens', lambda model, dataset: 0)
+  monkeypatch.setattr(sample, '_prompt_lengths', lambda model, dataset, problems: (0, [0] * len(problems)))
   sample.summarize(config, plan_, runs, problems, run_dir)
 
 

@@ -35,7 +35,7 @@ def _write_run(run_dir, monkeypatch):
   config = {'budget': 2, 'seed': 0, 'dataset': 'gsm8k', 'split': 'test', 'temperature': 0.7, 'top_k': 40,
             'max_new_tokens': 32}
   rundir.check_or_write_config(run_dir, config)
-  monkeypatch.setattr(sample, '_prefix_tokens', lambda model, dataset: 0)
+  monkeypatch.setattr(sample, '_prompt_lengths', lambda model, dataset, problems: (0, [0] * len(problems)))
   return sample.summarize(config, plan, runs, problems, run_dir)
 
 

@@ -68,7 +68,8 @@ def bootstrap_rows(num_rows: int, *, seed: int, resamples: int = RESAMPLES) -> n
   return np.random.default_rng(seed).integers(0, num_rows, size=(resamples, num_rows))
 
 
-def _percentiles(draws: np.ndarray, confidence: float) -> tuple[np.ndarray, np.ndarray]:
+def percentile_interval(draws: np.ndarray, confidence: float) -> tuple[np.ndarray, np.ndarray]:
+  """The central `confidence` interval of bootstrap draws ([resamples, ...]), per column."""
   tail = (1 - confidence) / 2 * 100
   return np.percentile(draws, tail, axis=0), np.percentile(draws, 100 - tail, axis=0)
 
@@ -84,7 +85,7 @@ def estimate_with_interval(
   bootstrap's [0, 0]: three unsolved problems do not show that coverage is 0.
   """
   rows = bootstrap_rows(len(values), seed=seed, resamples=resamples)
-  low, high = _percentiles(values[rows].mean(axis=1), confidence)
+  low, high = percentile_interval(values[rows].mean(axis=1), confidence)
   mean = values.mean(axis=0)
   if proportion:
     low, high = _widen_degenerate(values, low, high, confidence)
@@ -99,6 +100,12 @@ def _widen_degenerate(values: np.ndarray, low: np.ndarray, high: np.ndarray, con
     if np.all(column == column[0]) and column[0] in (0.0, 1.0):
       low[k], high[k] = metrics.wilson_interval(int(column[0]) * len(column), len(column), confidence)
   return low, high
+
+
+def format_interval(value: Sequence[float]) -> str:
+  """[mean, low, high] -> '0.412 [0.301, 0.520]'."""
+  mean, low, high = value
+  return f'{mean:.3f} [{low:.3f}, {high:.3f}]'
 
 
 def _round(x: float) -> float:
@@ -156,7 +163,7 @@ def matched_comparison(
     for name in ('coverage', 'diversity'):
       a, b = getattr(wc, name)[:, wc_k - 1], getattr(se, name)[:, se_k - 1]
       draws = np.stack([a[rows].mean(1), b[rows].mean(1), (a - b)[rows].mean(1)], axis=1)
-      low, high = _percentiles(draws, confidence)
+      low, high = percentile_interval(draws, confidence)
       if name == 'coverage':
         low[:2], high[:2] = _widen_degenerate(np.stack([a, b], axis=1), low[:2], high[:2], confidence)
       for j, (key, mean) in enumerate(((f'wc_{name}', a.mean()), (f'se_{name}', b.mean()),

@@ -31,6 +31,8 @@ from collections.abc import Sequence
 import numpy as np
 from scipy import optimize, special
 
+from wcse_jax import analysis
+
 RESAMPLES = 200
 CONFIDENCE = 0.95
 
@@ -87,22 +89,23 @@ def forecast(
   Also returns the fit itself under 'fit' ({'a', 'b', 'problems', 'mean_samples'}).
   """
   n, c = np.asarray(n), np.asarray(c)
+  m = len(ks)
+
+  def predicted(f: BetaFit) -> list[float]:  # coverage@k for every k, then correct@k
+    return [f.coverage(k) for k in ks] + [f.correct(k) for k in ks]
+
   fit = fit_beta_binomial(n, c)
+  point = np.asarray(predicted(fit))
   rng = np.random.default_rng(seed)
   draws = []
   for _ in range(resamples):
     weights = np.bincount(rng.integers(0, len(n), len(n)), minlength=len(n))
     try:
-      f = fit_beta_binomial(n, c, weights)
+      draws.append(predicted(fit_beta_binomial(n, c, weights)))
     except ValueError:
       continue
-    draws.append([f.coverage(k) for k in ks] + [f.correct(k) for k in ks])
-  draws = np.asarray(draws)
-  tail = (1 - confidence) / 2 * 100
-  low, high = np.percentile(draws, tail, axis=0), np.percentile(draws, 100 - tail, axis=0)
-  m = len(ks)
-  low, high = np.minimum(low, [fit.coverage(k) for k in ks] + [fit.correct(k) for k in ks]), np.maximum(
-      high, [fit.coverage(k) for k in ks] + [fit.correct(k) for k in ks])  # the estimate lies inside
+  low, high = analysis.percentile_interval(np.asarray(draws), confidence)
+  low, high = np.minimum(low, point), np.maximum(high, point)  # the estimate lies inside
 
   ks_array = np.asarray(ks, float)
   if c.sum() in (0, n.sum()):
@@ -117,14 +120,14 @@ def forecast(
       lower = bound ** (1 / n.sum())
       low, high = np.concatenate([np.full(m, lower), ks_array * lower]), np.concatenate([np.ones(m), ks_array])
 
-  def row(values, j0):
-    return {_key(k): [round(v, 4), round(float(low[j0 + j]), 4), round(float(high[j0 + j]), 4)]
-            for j, (k, v) in enumerate(zip(ks, values))}
+  def row(j0: int) -> dict[str, list[float]]:
+    return {_key(k): [round(float(point[j0 + j]), 4), round(float(low[j0 + j]), 4), round(float(high[j0 + j]), 4)]
+            for j, k in enumerate(ks)}
 
   return {
       'fit': {'a': round(fit.a, 5), 'b': round(fit.b, 5), 'problems': int(len(n)), 'mean_samples': float(np.mean(n))},
-      'coverage_at_k': row([fit.coverage(k) for k in ks], 0),
-      'correct_at_k': row([fit.correct(k) for k in ks], m),
+      'coverage_at_k': row(0),
+      'correct_at_k': row(m),
   }
 
 

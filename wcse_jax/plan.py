@@ -25,16 +25,9 @@ import pathlib
 
 from absl import app, flags
 
-from wcse_jax import cli, forecast, rundir
+from wcse_jax import cli, forecast, rundir, summary
 from wcse_jax.checkpoints import config_of
 from wcse_jax.sampling import budget
-
-def _grouped(run_dir: pathlib.Path, model_dir: str) -> dict[int, list[dict]]:
-  grouped: dict[int, list[dict]] = {}
-  for s in rundir.samples_of(run_dir, model_dir):
-    grouped.setdefault(s['problem_index'], []).append(s)
-  return grouped
-
 
 def target_plan(config: dict, budget_name: str) -> budget.Plan:
   """The plan `sample` would make at `budget_name` for the pilot's models and match mode."""
@@ -72,7 +65,7 @@ def plan_from_pilot(run_dir: pathlib.Path, budget_name: str, *, seed: int, backt
   for role, m in metrics['models'].items():
     if not m.get('samples'):
       continue
-    grouped = _grouped(run_dir, rundir.model_dir_name(role, config[role]))
+    grouped = summary.by_problem(rundir.samples_of(run_dir, rundir.model_dir_name(role, config[role])))
     measured_n = m['samples_per_problem']
     first = max(2, round(backtest * measured_n)) if backtest else None
     n, c = forecast.pilot_counts(grouped, first)

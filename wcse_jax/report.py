@@ -18,7 +18,7 @@ import pathlib
 
 from absl import app
 
-from wcse_jax import cli
+from wcse_jax import analysis, cli
 
 
 def markdown(metrics: dict) -> str:
@@ -97,8 +97,7 @@ def _cell(interval: list[float] | None, value: float | None = None) -> str:
   """'0.412 [0.301, 0.520]' from [mean, low, high]; just the value where a run has no interval."""
   if interval is None:
     return '' if value is None else f'{value:.3f}'
-  mean, low, high = interval
-  return f'{mean:.3f} [{low:.3f}, {high:.3f}]'
+  return analysis.format_interval(interval)
 
 
 def plot(metrics: dict, path: pathlib.Path, forecast: dict | None = None) -> None:

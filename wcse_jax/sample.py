@@ -27,7 +27,7 @@ from absl import flags
 from ml_collections import config_flags
 from tqdm import tqdm
 
-from wcse_jax import cli, parallel, rundir, summary
+from wcse_jax import analysis, cli, parallel, rundir, summary
 from wcse_jax import metrics as metrics_lib
 from wcse_jax.checkpoints import CheckpointError, config_of, default_dtype, load_model, resolve
 from wcse_jax.data import Grader, few_shot_prompt, load_problems
@@ -277,14 +277,20 @@ def summarize(config: dict, plan: budget.Plan, runs: list[ModelRun], problems, r
   models, all_samples = {}, {}
   for run in runs:
     samples = all_samples[run.role] = list(rundir.samples_of(run_dir, run.directory))
+    adaptive = config.get('allocation') == 'adaptive'
+    # Each problem's own prompt length is needed only to replay an adaptive run's rounds.
+    prefix_tokens, own_tokens = _prompt_lengths(run.name, config['dataset'], problems if adaptive else [])
+    replay = _adaptive_replay(run, config, samples, prefix_tokens, own_tokens) if adaptive and samples else None
+    generated = sum(s['num_tokens'] for s in samples)
     models[run.role] = {
         'name': run.name,
         'params': run.params,
         **summary.model_metrics(
-            samples, params=run.params, prefix_tokens=_prefix_tokens(run.name, config['dataset'])
+            samples, params=run.params, prefix_tokens=prefix_tokens,
+            prompt_computed=None if replay is None else replay[0] - generated,
         ),
     }
-    models[run.role]['allocation'] = _allocation_summary(run, config, problems, samples, models[run.role])
+    models[run.role]['allocation'] = _allocation_summary(run, config, samples, models[run.role], replay)
     records = summary.sft_records(samples, questions, run.name)
     summary.write_sft(run_dir, run.directory, records, {
         'kind': 'all_correct', 'source_model': run.name, 'role': run.role,
@@ -307,49 +313,44 @@ def summarize(config: dict, plan: budget.Plan, runs: list[ModelRun], problems, r
   return result
 
 
-def _allocation_summary(run: ModelRun, config: dict, problems, samples: list[dict], metrics: dict) -> dict:
-  """How a model's samples were allocated, and what they bought per FLOP: the share of problems
-  with a correct sample and the distinct correct solutions per problem, at the FLOPs spent.
+def _adaptive_replay(run: ModelRun, config: dict, samples: list[dict], prefix_tokens: int,
+                     own_tokens: list[int]) -> tuple[int, float, int]:
+  """(tokens spent, the uniform budget in tokens, rounds) of an adaptive run, replayed host by host
+  from its samples as it was drawn (each round prefills the prefix and its problems again)."""
+  hosts, spent, budget_tokens, rounds = jax.process_count(), 0, 0.0, 0
+  for host in range(hosts):
+    mine = list(range(host, len(own_tokens), hosts))
+    replay = allocation.next_round(
+        [s for s in samples if s['problem_index'] % hosts == host], problems=mine,
+        prompt_tokens={j: own_tokens[j] for j in mine}, prefix_tokens=prefix_tokens, uniform_samples=run.samples,
+        round_samples=config['round_samples'], stop_after_correct=config['stop_after_correct'],
+        max_new_tokens=config['max_new_tokens'])
+    spent, budget_tokens, rounds = spent + replay.spent_tokens, budget_tokens + replay.budget_tokens, replay.index
+  return spent, budget_tokens, rounds
 
-  An adaptive run's prompt FLOPs are replayed round by round (each round prefills the prefix
-  and its problems again), and its budget, the uniform run's estimated FLOPs, is recorded.
-  """
+
+def _allocation_summary(
+    run: ModelRun, config: dict, samples: list[dict], metrics: dict, replay: tuple[int, float, int] | None
+) -> dict:
+  """How a model's samples were allocated, and what they bought per FLOP: the share of problems
+  with a correct sample and the distinct correct solutions per problem, at the FLOPs spent (an
+  adaptive run's `replay` adds the uniform budget it was held to, and its rounds)."""
   kind = config.get('allocation', 'uniform')
   if not samples:
     return {'kind': kind}
-  grouped = collections.defaultdict(list)
-  for s in samples:
-    grouped[s['problem_index']].append(s)
-  solved = sum(any(s['correct'] for s in v) for v in grouped.values())
-  distinct = sum(len({metrics_lib.solution_key(s['text']) for s in v if s['correct']}) for v in grouped.values())
-  counts = [len(v) for v in grouped.values()]
-  out = {'kind': kind, 'problems': len(grouped), 'coverage': solved / len(grouped),
-         'distinct_correct_per_problem': distinct / len(grouped),
+  grouped = summary.by_problem(samples).values()
+  solved = sum(any(s['correct'] for s in v) for v in grouped)
+  distinct = sum(len({metrics_lib.solution_key(s['text']) for s in v if s['correct']}) for v in grouped)
+  counts = [len(v) for v in grouped]
+  out = {'kind': kind, 'problems': len(counts), 'coverage': solved / len(counts),
+         'distinct_correct_per_problem': distinct / len(counts),
          'samples_per_problem': {'min': min(counts), 'mean': sum(counts) / len(counts), 'max': max(counts)}}
-  if kind == 'adaptive':
-    prefix_tokens, own = _prompt_lengths(run.name, config['dataset'], problems)
-    hosts, spent, budget_tokens, rounds = jax.process_count(), 0, 0.0, 0
-    for host in range(hosts):
-      mine = list(range(host, len(problems), hosts))
-      replay = allocation.next_round(
-          [s for s in samples if s['problem_index'] % hosts == host], problems=mine,
-          prompt_tokens={j: own[j] for j in mine}, prefix_tokens=prefix_tokens, uniform_samples=run.samples,
-          round_samples=config['round_samples'], stop_after_correct=config['stop_after_correct'],
-          max_new_tokens=config['max_new_tokens'])
-      spent, budget_tokens, rounds = spent + replay.spent_tokens, budget_tokens + replay.budget_tokens, replay.index
-    prompt_computed = spent - metrics['tokens']['generated']
-    metrics['tokens']['prompt_computed'] = prompt_computed
-    metrics['flops']['prompt_computed'] = budget.flops(run.params, prompt_computed)
+  if replay is not None:
+    _, budget_tokens, rounds = replay
     out.update(stop_after_correct=config['stop_after_correct'], round_samples=config['round_samples'],
                rounds=rounds, uniform_budget_flops=budget.flops(run.params, budget_tokens))
   out['flops'] = metrics['flops']['generated'] + metrics['flops']['prompt_computed']
   return out
-
-
-def _with_interval(value: list[float]) -> str:
-  """[mean, low, high] -> '0.412 [0.301, 0.520]'."""
-  mean, low, high = value
-  return f'{mean:.3f} [{low:.3f}, {high:.3f}]'
 
 
 def print_summary(config: dict, result: dict, note: str, run_dir: pathlib.Path, seconds: float) -> None:
@@ -364,17 +365,17 @@ def print_summary(config: dict, result: dict, note: str, run_dir: pathlib.Path, 
     n = m['samples_per_problem']
     tflops = (m['flops']['generated'] + m['flops']['prompt_computed']) / 1e12
     cov = m['intervals']['coverage_at_k']
-    print(f"{role + ' ' + m['name']:28s} {n:>10d} {_with_interval(cov['1']):>22s} "
-          f"{_with_interval(cov[str(n)]):>24s} {m['diversity_at_k'][n]:>8.3f} "
+    print(f"{role + ' ' + m['name']:28s} {n:>10d} {analysis.format_interval(cov['1']):>22s} "
+          f"{analysis.format_interval(cov[str(n)]):>24s} {m['diversity_at_k'][n]:>8.3f} "
           f"{m['tokens']['generated']:>11d} {tflops:>8.2f}")
   for row in result.get('matched', []):
-    print(f"  matched: WC@{row['wc_k']} coverage {_with_interval(row['wc_coverage_interval'])} vs SE@{row['se_k']} "
-          f"{_with_interval(row['se_coverage_interval'])}; WC - SE {_with_interval(row['coverage_difference'])}")
+    print(f"  matched: WC@{row['wc_k']} coverage {analysis.format_interval(row['wc_coverage_interval'])} vs SE@{row['se_k']} "
+          f"{analysis.format_interval(row['se_coverage_interval'])}; WC - SE {analysis.format_interval(row['coverage_difference'])}")
   for level, rows in result.get('matched_by_level', {}).items():
     if rows:
       row = rows[-1]
       print(f"  level {level} ({row['problems']} problems): WC@{row['wc_k']} - SE@{row['se_k']} coverage "
-            f"{_with_interval(row['coverage_difference'])}")
+            f"{analysis.format_interval(row['coverage_difference'])}")
   if 'solved_by' in result:
     solved = result['solved_by']
     counts = ', '.join(f"{name.replace('_', ' ')} {count}" for name, count in solved['counts'].items())
@@ -413,10 +414,6 @@ def main(argv: list[str]) -> None:
     result = summarize(config, plan, runs, problems, run_dir)
     print_summary(config, result, note, run_dir, time.monotonic() - start)
 
-
-def _prefix_tokens(model: str, dataset: str) -> int:
-  """Tokens of the shared few-shot prefix (BOS included) in this model's tokenizer."""
-  return _prompt_lengths(model, dataset, [])[0]
 
 
 if __name__ == '__main__':

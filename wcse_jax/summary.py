@@ -19,30 +19,39 @@ from __future__ import annotations
 import collections
 import json
 import pathlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from wcse_jax import analysis, metrics, rundir
 from wcse_jax.data import grader
 from wcse_jax.sampling import budget
 
 
-def _by_problem(samples: list[dict]) -> dict[int, list[dict]]:
+def by_problem(samples: Iterable[dict]) -> dict[int, list[dict]]:
+  """Samples grouped by problem_index (ascending), each group in sample order."""
   grouped = collections.defaultdict(list)
   for s in samples:
     grouped[s['problem_index']].append(s)
   return {p: sorted(v, key=lambda s: s['sample']) for p, v in sorted(grouped.items())}
 
 
-def model_metrics(samples: list[dict], *, params: float, prefix_tokens: int) -> dict:
-  """Coverage, diversity, answer and token statistics, and FLOPs of one model's samples."""
-  problems = _by_problem(samples)
+def model_metrics(
+    samples: list[dict], *, params: float, prefix_tokens: int, prompt_computed: int | None = None
+) -> dict:
+  """Coverage, diversity, answer and token statistics, and FLOPs of one model's samples.
+
+  `prompt_computed` (tokens) is what the sampler prefilled; by default that of one
+  sampler call: the prefix once and each problem's own text once. An adaptive run,
+  which prefills again each round, passes its own count.
+  """
+  problems = by_problem(samples)
   if not problems:
     return {'problems': 0, 'samples': 0}
   n = min(len(v) for v in problems.values())
   correct = [[s['correct'] for s in v[:n]] for v in problems.values()]
   texts = [[s['text'] for s in v[:n]] for v in problems.values()]
   generated = sum(s['num_tokens'] for s in samples)
-  prompt_computed = prefix_tokens + sum(v[0]['prompt_tokens'] - prefix_tokens for v in problems.values())
+  if prompt_computed is None:
+    prompt_computed = prefix_tokens + sum(v[0]['prompt_tokens'] - prefix_tokens for v in problems.values())
   return {
       'problems': len(problems),
       'samples': len(samples),
@@ -90,7 +99,7 @@ def analyses(
   problem_index i (its `level`, `subject` and `id` are read); `seed` seeds
   every bootstrap, so the intervals of a run are reproducible.
   """
-  curves = {role: analysis.problem_curves(_by_problem(s)) for role, s in samples.items() if s}
+  curves = {role: analysis.problem_curves(by_problem(s)) for role, s in samples.items() if s}
   levels = {i: p.level for i, p in enumerate(problems)}
   subjects = {i: p.subject for i, p in enumerate(problems)}
   per_model = {}

@@ -400,8 +400,8 @@ def _region_answer(region: str) -> tuple[tuple | str | None, str]:
   bold = _BOLD_LAST_LINE.search(region)
   if bold:  # a chat model's closing '**June 20**'
     return normalise_math_answer(bold.group(1)), 'bold_answer'
-  if region.rstrip(' *_')[-1:].isalpha():
-    return None, 'none'  # cut off mid-sentence
+  if extraction.ends_mid_sentence(region):
+    return None, 'none'
   number = _last_number(region)
   maths = list(_MATH_ENV.finditer(region))
   if number is not None and (not maths or number[1] >= maths[-1].end()):

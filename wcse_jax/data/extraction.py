@@ -219,6 +219,11 @@ def extract_math_answer(completion: str, stop: Sequence[str] = prompts.MATH_STOP
   return Extraction(None, 'region', region=region) if region else Extraction(None, 'none')
 
 
+def ends_mid_sentence(text: str) -> bool:
+  """Whether a text stops on a word (cut off at its token limit): it has stated no answer there."""
+  return text.rstrip(' *_')[-1:].isalpha()
+
+
 # A number as people write it: -3, 1,000, $18.50, .5 (no exponents: 1e999 is not an answer).
 _NUMBER = re.compile(r'-?\$?\s?-?(?:\d(?:[\d,]*\d)?(?:\.\d+)?|\.\d+)')
 _GSM8K_ANCHOR = re.compile(r'(?i:the (?:final )?answer is|(?:final )?answer:)|####')
@@ -252,14 +257,14 @@ def extract_gsm8k_answer(completion: str, stop: Sequence[str] = prompts.GSM8K_ST
       anchored = (starts[k], _as_written(numbers[k]), '####' if anchor.group() == '####' else 'answer_is')
       break
   box_at = max(text.rfind('\\boxed'), text.rfind('\\fbox'))
-  boxed = last_boxed(text)
-  number = None if boxed is None else _NUMBER.search(boxed)
+  span = None if box_at == -1 else _box_span(text, box_at)
+  number = None if span is None else _NUMBER.search(text, *span)
   if number is not None and (anchored is None or box_at > anchored[0]):
     return Extraction(_as_written(number), 'boxed')  # a final box after a retracted "The answer is"
   if anchored is not None:
     return Extraction(anchored[1], anchored[2])
-  if text.rstrip(' *_')[-1:].isalpha():
-    return Extraction(None, 'none')  # cut off mid-sentence: a number in passing is no answer
+  if ends_mid_sentence(text):
+    return Extraction(None, 'none')  # a number in passing is no answer
   return Extraction(_as_written(numbers[-1]), 'last_number')
 
 
