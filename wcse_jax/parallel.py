@@ -113,7 +113,9 @@ def cache_shardings(cache, mesh: Mesh):
   """NamedShardings for a KVCache: rows over `data`, key/value heads over `model`."""
 
   def sharding(leaf):
-    axes = CACHE_POSITION_AXES if leaf.ndim == 2 else CACHE_AXES
+    if leaf.ndim <= 2:  # positions [B, S] or a flag per row [B]
+      return logical_sharding(CACHE_POSITION_AXES[: leaf.ndim], leaf.shape, mesh)
+    axes = CACHE_AXES
     axes = ('layers',) * (leaf.ndim - len(axes)) + axes
     return logical_sharding(axes, leaf.shape, mesh)
 

@@ -16,4 +16,5 @@ from wcse_jax.model.transformer import (
     causal_mask,
     init_cache,
     segment_mask,
+    unstack_layers,
 )

@@ -52,6 +52,10 @@ class GemmaConfig:
   rms_norm_eps: float = 1e-6
   max_seq_len: int = 8192
   hub_id: str | None = None  # where real users get the weights
+  # How the layers are stored and run, not what they compute: stacked per
+  # pattern position and scanned (one period compiles, for any depth), or one
+  # by one (no per-layer slicing of weights and caches; see `unstack_layers`).
+  scan_layers: bool = True
 
   def __post_init__(self):
     if self.num_heads % self.num_kv_heads:
@@ -72,13 +76,13 @@ class GemmaConfig:
 
   @property
   def num_repeats(self) -> int:
-    """How many whole periods of `layer_pattern` the depth holds."""
-    return self.num_layers // len(self.layer_pattern)
+    """How many whole periods of `layer_pattern` are stacked and scanned."""
+    return self.num_layers // len(self.layer_pattern) if self.scan_layers else 0
 
   @property
   def num_tail_layers(self) -> int:
-    """Layers after the last whole period (a prefix of the pattern)."""
-    return self.num_layers % len(self.layer_pattern)
+    """Layers run one by one after the scanned periods (all of them without scanning)."""
+    return self.num_layers - self.num_repeats * len(self.layer_pattern)
 
   def replace(self, **changes) -> GemmaConfig:
     return dataclasses.replace(self, **changes)

@@ -108,6 +108,29 @@ class LayerCache:
   values: Float[Array, '*R B K S H']
 
 
+def _scatter_heads(buffer, slots, values, stacked: bool):
+  """Writes keys or values ([B, T, K, H], or [R, B, T, K, H] if stacked) at each
+  row's slots of a `[B, K, S, H]` (or `[R, B, K, S, H]`) buffer."""
+  b, k = slots.shape[0], buffer.shape[-3]
+  rows = jnp.arange(b)[:, None, None]
+  heads = jnp.arange(k)[None, :, None]
+  where = (rows, heads, slots[:, None, :])  # each [B, K, T] after broadcasting
+  values = jnp.moveaxis(values, -2, -3).astype(buffer.dtype)  # [..., B, K, T, H]
+  if stacked:
+    where = (jnp.arange(buffer.shape[0])[:, None, None, None], *(w[None] for w in where))
+  return buffer.at[where].set(values, mode='drop')
+
+
+def write_cache(
+    layer_cache: LayerCache, k, v, slots: Int[Array, 'B T'], *, stacked: bool = False
+) -> LayerCache:
+  """The cache with keys and values `[(R,) B, T, K, H]` written at `slots` (out of range: dropped)."""
+  return LayerCache(
+      keys=_scatter_heads(layer_cache.keys, slots, k, stacked),
+      values=_scatter_heads(layer_cache.values, slots, v, stacked),
+  )
+
+
 class Attention(nnx.Module):
   """Grouped-query attention over this call's tokens and, optionally, a cache."""
 
@@ -143,6 +166,9 @@ class Attention(nnx.Module):
       *,
       cache: LayerCache | None = None,
       cache_mask: Bool[Array, 'B T S'] | None = None,
+      write_slots: Int[Array, 'B T'] | None = None,
+      shared: LayerCache | None = None,
+      shared_mask: Bool[Array, 'B T P'] | None = None,
   ) -> tuple[Float[Array, 'B T D'], Float[Array, 'B T K H'], Float[Array, 'B T K H']]:
     """Returns the layer output and this call's keys and values (to cache).
 
@@ -150,6 +176,16 @@ class Attention(nnx.Module):
     cached keys and values (stored in the cache's dtype) and this call's, so a
     prefill followed by decoding computes what one pass over the whole
     sequence does when the cache's dtype is the compute dtype.
+
+    With `write_slots` (one token per row, as in decoding) this call's keys
+    and values are first written into the cache at those slots and the token
+    attends to the cache alone (`cache_mask` then covers its own slot); the
+    updated cache's keys and values are returned in place of this call's.
+    Read-after-write lets XLA update the cache in place: reading the cache
+    and then writing it makes XLA:CPU copy every layer's cache each step.
+
+    `shared` is a one-row cache (`[1, K, P, H]`: a prompt prefix) that every
+    row reads where `shared_mask` allows, without a copy per row.
     """
     dt = self.dtype
     q = dot('BTD,DNH->BTNH', x, self.q_proj[...], dt)
@@ -166,23 +202,41 @@ class Attention(nnx.Module):
     # One [T * G, H] block of queries per key/value head: the products with the
     # cache are then one matrix product per (row, head).
     q = q.reshape(b, t, kv, g, h).transpose(0, 2, 1, 3, 4).reshape(b, kv, t * g, h)
-    logits = dot('BKQH,BUKH->BKQU', q, k, dt)
-    masks = [mask]
-    if cache is not None:
-      logits = jnp.concatenate([dot('BKQH,BKSH->BKQS', q, cache.keys, dt), logits], axis=-1)
-      masks = [cache_mask, mask]
+    segments = []  # (keys and values spec, keys, values, mask [B T S])
+    if shared is not None:
+      segments.append(('KSH', shared.keys[0], shared.values[0], shared_mask))
+    if write_slots is not None:
+      cache = write_cache(cache, k, v, write_slots)
+      segments.append(('BKSH', cache.keys, cache.values, cache_mask))
+    else:
+      if cache is not None:
+        segments.append(('BKSH', cache.keys, cache.values, cache_mask))
+      segments.append(('BSKH', k, v, mask))
+    out = self._attend(q, segments, t)
+    out = out.reshape(b, kv, t, g, h).transpose(0, 2, 1, 3, 4).reshape(b, t, n, h)
+    out = dot('BTNH,NHD->BTD', out, self.o_proj[...], dt)
+    if write_slots is not None:
+      return out, cache.keys, cache.values
+    return out, k, v
+
+  def _attend(self, q: Float[Array, 'B K Q H'], segments, t: int) -> Float[Array, 'B K Q H']:
+    """Softmax attention of the queries over the keys of every segment together."""
+    dt = self.dtype
+    b, kv, _, h = q.shape
+    logits = jnp.concatenate(
+        [dot(f'BKQH,{spec}->BKQS', q, keys, dt) for spec, keys, _, _ in segments], axis=-1
+    )
     if self.softcap is not None:
       logits = jnp.tanh(logits / self.softcap) * self.softcap
-    full_mask = jnp.concatenate(masks, axis=-1)[:, None, :, None, :]  # B 1 T 1 S+U
-    logits = logits.reshape(b, kv, t, g, -1)
-    probs = jax.nn.softmax(jnp.where(full_mask, logits, _MASKED), axis=-1).reshape(b, kv, t * g, -1)
-
-    num_cached = 0 if cache is None else cache.keys.shape[2]
-    out = dot('BKQU,BUKH->BKQH', probs[..., num_cached:], v, dt)
-    if cache is not None:
-      out += dot('BKQS,BKSH->BKQH', probs[..., :num_cached], cache.values, dt)
-    out = out.reshape(b, kv, t, g, h).transpose(0, 2, 1, 3, 4).reshape(b, t, n, h)
-    return dot('BTNH,NHD->BTD', out, self.o_proj[...], dt), k, v
+    mask = jnp.concatenate([m for *_, m in segments], axis=-1)[:, None, :, None, :]  # B 1 T 1 S
+    logits = logits.reshape(b, kv, t, -1, logits.shape[-1])
+    probs = jax.nn.softmax(jnp.where(mask, logits, _MASKED), axis=-1).reshape(b, kv, -1, logits.shape[-1])
+    out, begin = 0.0, 0
+    for spec, keys, values, m in segments:
+      size = m.shape[-1]
+      out = out + dot(f'BKQS,{spec}->BKQH', probs[..., begin : begin + size], values, dt)
+      begin += size
+    return out
 
 
 class FeedForward(nnx.Module):
@@ -216,10 +270,9 @@ class Block(nnx.Module):
     self.mlp = FeedForward(config, rngs=rngs, dtype=dtype, param_dtype=param_dtype)
     self.post_ffw_norm = norm() if config.use_post_ffw_norm else None
 
-  def __call__(self, x, positions, mask, *, cache=None, cache_mask=None):
-    attended, k, v = self.attn(
-        self.pre_attention_norm(x), positions, mask, cache=cache, cache_mask=cache_mask
-    )
+  def __call__(self, x, positions, mask, **cache_args):
+    """`cache_args` go to `Attention`: cache, cache_mask, write_slots, shared, shared_mask."""
+    attended, k, v = self.attn(self.pre_attention_norm(x), positions, mask, **cache_args)
     if self.post_attention_norm is not None:
       attended = self.post_attention_norm(attended)
     x = x + attended

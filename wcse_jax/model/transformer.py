@@ -35,7 +35,7 @@ from flax import nnx
 from jaxtyping import Array, Bool, Float, Int
 
 from wcse_jax.model.config import AttentionKind, GemmaConfig
-from wcse_jax.model.modules import Block, Embedder, LayerCache, RMSNorm
+from wcse_jax.model.modules import Block, Embedder, LayerCache, RMSNorm, write_cache
 
 
 @flax.struct.dataclass
@@ -50,6 +50,7 @@ class KVCache:
   blocks: tuple[LayerCache, ...]
   tail: tuple[LayerCache, ...]
   positions: dict[str, Int[Array, 'B S']]
+  prefixed: Bool[Array, 'B']  # the row continues the `shared` prefix it is called with
 
   @property
   def batch_size(self) -> int:
@@ -75,20 +76,25 @@ def init_cache(
     shape = (*lead, batch_size, k, sizes[kind], h)
     return LayerCache(keys=jnp.zeros(shape, dtype), values=jnp.zeros(shape, dtype))
 
-  pattern = config.layer_pattern
   return KVCache(
       blocks=tuple(layer(kind, config.num_repeats) for kind in stacked_kinds(config)),
-      tail=tuple(layer(pattern[i]) for i in range(config.num_tail_layers)),
+      tail=tuple(layer(kind) for kind in tail_kinds(config)),
       positions={
           kind.value: jnp.full((batch_size, size), -1, jnp.int32)
           for kind, size in sizes.items()
       },
+      prefixed=jnp.zeros((batch_size,), bool),
   )
 
 
 def stacked_kinds(config: GemmaConfig) -> tuple[AttentionKind, ...]:
   """The kind of each stack in `Transformer.blocks` (none if no whole period)."""
   return config.layer_pattern if config.num_repeats else ()
+
+
+def tail_kinds(config: GemmaConfig) -> tuple[AttentionKind, ...]:
+  """The kind of each layer in `Transformer.tail`."""
+  return config.layer_kinds[config.num_layers - config.num_tail_layers :]
 
 
 def causal_mask(
@@ -148,11 +154,10 @@ class Transformer(nnx.Module):
 
       return create(rngs)
 
-    pattern = config.layer_pattern
     self.blocks = nnx.List([stacked_block(kind) for kind in stacked_kinds(config)])
     self.tail = nnx.List([
-        Block(config, pattern[i], rngs=rngs, dtype=dtype, param_dtype=param_dtype)
-        for i in range(config.num_tail_layers)
+        Block(config, kind, rngs=rngs, dtype=dtype, param_dtype=param_dtype)
+        for kind in tail_kinds(config)
     ])
     self.final_norm = RMSNorm(
         config.embed_dim, eps=config.rms_norm_eps, param_dtype=param_dtype
@@ -166,6 +171,7 @@ class Transformer(nnx.Module):
       attention_mask: Bool[Array, 'B T T'] | None = None,
       input_mask: Bool[Array, 'B T'] | None = None,
       cache: KVCache | None = None,
+      shared: KVCache | None = None,
       remat: bool = False,
       return_hidden: bool = False,
   ) -> tuple[Float[Array, 'B T V'], KVCache | None]:
@@ -179,86 +185,112 @@ class Transformer(nnx.Module):
       input_mask: which tokens are real (False for padding): padding is neither
         attended to by default nor written to the cache.
       cache: keys and values of earlier calls, from `init_cache`.
+      shared: a one-row cache of a prompt prefix (read-only), which the rows
+        of `cache` marked `prefixed` continue: they attend to its keys as to
+        their own, and it is stored once for all of them.
       remat: recompute each layer's activations in the backward pass.
       return_hidden: return the final normed hidden states [B, T, D] instead
         of logits; `logits(hidden)` turns any slice of them into logits, which
         lets a trainer never hold [B, T, V] at once.
     """
     config = self.config
+    if shared is not None and cache is None:
+      raise ValueError('A shared prefix is read by the rows of a cache: pass `cache` too.')
     if input_mask is None:
       input_mask = jnp.ones(tokens.shape, bool)
     if attention_mask is None:
       attention_mask = causal_mask(positions, input_mask)
     masks = {AttentionKind.GLOBAL: attention_mask}
-    cache_masks, slots = {}, {}
+    cache_masks, tail_masks, slots = {}, {}, {}
     if AttentionKind.LOCAL in config.layer_pattern:
       masks[AttentionKind.LOCAL] = _window(
           attention_mask, positions, positions, config.sliding_window
       )
+    # A one-token call (decoding) writes each tail layer's cache before reading
+    # it (`write_slots`), which lets XLA update it in place; the scanned stacks
+    # and longer calls attend to the cache and this call's keys apart, then write.
+    write_first = cache is not None and tokens.shape[1] == 1
+    new_positions, shared_masks = {}, {}
     if cache is not None:
       for kind in masks:
         cached_pos = cache.positions[kind.value]
-        seen = (cached_pos[:, None, :] >= 0) & (
-            cached_pos[:, None, :] <= positions[:, :, None]
-        )
-        if kind == AttentionKind.LOCAL:
-          seen = _window(seen, positions, cached_pos, config.sliding_window)
-        cache_masks[kind] = seen
         slots[kind] = _write_slots(positions, input_mask, cached_pos.shape[1])
+        new_positions[kind] = _scatter_rows(cached_pos, slots[kind], positions)
+        cache_masks[kind] = self._cache_mask(cached_pos, positions, kind)
+        if write_first:
+          tail_masks[kind] = self._cache_mask(new_positions[kind], positions, kind)
+        if shared is not None:
+          shared_pos = jnp.where(cache.prefixed[:, None], shared.positions[kind.value], -1)
+          shared_masks[kind] = self._cache_mask(shared_pos, positions, kind)
 
-    def run_block(block_def, block_state, x, layer_cache, kind):
+    def run_block(block_def, block_state, x, layer_cache, shared_cache, kind, write=False):
       block = nnx.merge(block_def, block_state)
-      x, k, v = block(
-          x, positions, masks[kind], cache=layer_cache, cache_mask=cache_masks.get(kind)
+      return block(
+          x, positions, masks[kind], cache=layer_cache,
+          cache_mask=(tail_masks if write else cache_masks).get(kind),
+          write_slots=slots[kind] if write else None,
+          shared=shared_cache, shared_mask=shared_masks.get(kind),
       )
-      return x, k, v
 
     if remat:
-      run_block = jax.checkpoint(run_block, static_argnums=(0, 4))
-
-    split_blocks = [nnx.split(b) for b in self.blocks]
-    block_defs = [d for d, _ in split_blocks]
-    pattern = config.layer_pattern
-
-    # The stacked caches go in as scan inputs (one layer's slice per step) and
-    # this call's keys and values come out stacked; they are written after the
-    # scan, so XLA never copies a whole stack inside the loop.
-    def period(x, inputs):
-      states, caches = inputs
-      new_kv = []
-      for j, kind in enumerate(stacked_kinds(config)):
-        layer_cache = caches[j] if caches is not None else None
-        x, k, v = run_block(block_defs[j], states[j], x, layer_cache, kind)
-        new_kv.append((k, v))
-      return x, (tuple(new_kv) if caches is not None else None)
+      run_block = jax.checkpoint(run_block, static_argnums=(0, 5, 6))
 
     x = self.embedder.encode(tokens)
-    block_caches = cache.blocks if cache is not None else None
-    x, new_kv = jax.lax.scan(
-        period, x, (tuple(s for _, s in split_blocks), block_caches), length=config.num_repeats
-    )
-    if cache is not None:
-      block_caches = tuple(
-          _write(layer_cache, k, v, slots[kind], stacked=True)
-          for layer_cache, (k, v), kind in zip(cache.blocks, new_kv, stacked_kinds(config))
+    block_caches = ()
+    if config.num_repeats:
+      split_blocks = [nnx.split(b) for b in self.blocks]
+      block_defs = [d for d, _ in split_blocks]
+
+      # The stacked caches go in as scan inputs (one layer's slice per step) and
+      # this call's keys and values come out stacked; they are written after the
+      # scan, so XLA never copies a whole stack inside the loop.
+      def period(x, inputs):
+        states, caches, shared_caches = inputs
+        new_kv = []
+        for j, kind in enumerate(stacked_kinds(config)):
+          layer_cache = caches[j] if caches is not None else None
+          shared_cache = shared_caches[j] if shared_caches is not None else None
+          x, k, v = run_block(block_defs[j], states[j], x, layer_cache, shared_cache, kind, False)
+          new_kv.append((k, v))
+        return x, (tuple(new_kv) if caches is not None else None)
+
+      scanned = (
+          tuple(s for _, s in split_blocks),
+          cache.blocks if cache is not None else None,
+          shared.blocks if shared is not None else None,
       )
+      x, new_kv = jax.lax.scan(period, x, scanned, length=config.num_repeats)
+      if cache is not None:
+        block_caches = tuple(
+            write_cache(layer_cache, k, v, slots[kind], stacked=True)
+            for layer_cache, (k, v), kind in zip(cache.blocks, new_kv, stacked_kinds(config))
+        )
     tail_caches = []
-    for i, block in enumerate(self.tail):
-      kind = pattern[i]
+    for i, (block, kind) in enumerate(zip(self.tail, tail_kinds(config))):
       block_def, block_state = nnx.split(block)
       layer_cache = cache.tail[i] if cache is not None else None
-      x, k, v = run_block(block_def, block_state, x, layer_cache, kind)
-      if cache is not None:
-        tail_caches.append(_write(layer_cache, k, v, slots[kind]))
+      shared_cache = shared.tail[i] if shared is not None else None
+      x, k, v = run_block(block_def, block_state, x, layer_cache, shared_cache, kind, write_first)
+      if write_first:
+        tail_caches.append(LayerCache(keys=k, values=v))
+      elif cache is not None:
+        tail_caches.append(write_cache(layer_cache, k, v, slots[kind]))
 
     out = self.final_norm(x) if return_hidden else self.logits(self.final_norm(x))
     if cache is None:
       return out, None
-    new_positions = {
-        kind.value: _scatter_rows(cache.positions[kind.value], slots[kind], positions)
-        for kind in slots
-    }
-    return out, KVCache(blocks=block_caches, tail=tuple(tail_caches), positions=new_positions)
+    positions_by_kind = {kind.value: p for kind, p in new_positions.items()}
+    return out, KVCache(
+        blocks=block_caches, tail=tuple(tail_caches), positions=positions_by_kind,
+        prefixed=cache.prefixed,
+    )
+
+  def _cache_mask(self, cached_pos: Int[Array, 'B S'], positions: Int[Array, 'B T'], kind) -> Bool[Array, 'B T S']:
+    """Which cached slots each token sees: held positions up to its own (within the window)."""
+    seen = (cached_pos[:, None, :] >= 0) & (cached_pos[:, None, :] <= positions[:, :, None])
+    if kind == AttentionKind.LOCAL:
+      seen = _window(seen, positions, cached_pos, self.config.sliding_window)
+    return seen
 
   def logits(self, hidden: Float[Array, '*B D']) -> Float[Array, '*B V']:
     """Float32 logits (soft-capped where the model does) from final hidden states."""
@@ -288,21 +320,33 @@ def _scatter_rows(buffer, slots, values):
   return buffer.at[rows, slots].set(values.astype(buffer.dtype), mode='drop')
 
 
-def _scatter_heads(buffer, slots, values, stacked: bool):
-  """Writes keys or values ([B, T, K, H], or [R, B, T, K, H] if stacked) at each
-  row's slots of a `[B, K, S, H]` (or `[R, B, K, S, H]`) buffer."""
-  b, k = slots.shape[0], buffer.shape[-3]
-  rows = jnp.arange(b)[:, None, None]
-  heads = jnp.arange(k)[None, :, None]
-  where = (rows, heads, slots[:, None, :])  # each [B, K, T] after broadcasting
-  values = jnp.moveaxis(values, -2, -3).astype(buffer.dtype)  # [..., B, K, T, H]
-  if stacked:
-    where = (jnp.arange(buffer.shape[0])[:, None, None, None], *(w[None] for w in where))
-  return buffer.at[where].set(values, mode='drop')
+def unstack_layers(
+    config: GemmaConfig, graphdef: nnx.GraphDef, params: nnx.State
+) -> tuple[GemmaConfig, nnx.GraphDef, nnx.State]:
+  """The same model with every layer on its own (`scan_layers=False`), same arrays.
 
-
-def _write(layer_cache: LayerCache, k, v, slots, *, stacked: bool = False) -> LayerCache:
-  return LayerCache(
-      keys=_scatter_heads(layer_cache.keys, slots, k, stacked),
-      values=_scatter_heads(layer_cache.values, slots, v, stacked),
-  )
+  On CPU, slicing a layer out of a stack inside a loop copies it, weights and
+  cache alike; one array per layer is read where it lies. Compiles every layer.
+  """
+  if not config.scan_layers:
+    return config, graphdef, params
+  flat = config.replace(scan_layers=False)
+  model = nnx.merge(graphdef, params)
+  period = len(config.layer_pattern)
+  layers: list = [None] * config.num_layers
+  for j, stack in enumerate(model.blocks):
+    block_def, stacked = nnx.split(stack)
+    for r in range(config.num_repeats):
+      layers[r * period + j] = jax.tree.map(lambda x: x[r], stacked)
+  for i, block in enumerate(model.tail):
+    layers[config.num_repeats * period + i] = nnx.split(block)[1]
+  target = nnx.eval_shape(lambda: Transformer(
+      flat, rngs=nnx.Rngs(0), dtype=model.dtype, param_dtype=jax.tree.leaves(params)[0].dtype
+  ))
+  new_graphdef, new_params = nnx.split(target)
+  pure = nnx.to_pure_dict(new_params)
+  pure['tail'] = {i: nnx.to_pure_dict(state) for i, state in enumerate(layers)}
+  old = nnx.to_pure_dict(params)
+  pure['embedder'], pure['final_norm'] = old['embedder'], old['final_norm']
+  nnx.replace_by_pure_dict(new_params, pure)
+  return flat, new_graphdef, new_params

@@ -1,7 +1,7 @@
 """Row operations on a `KVCache`: copy, select and clear whole rows.
 
-A row is one sequence: its keys and values in every layer plus the positions
-its slots hold. Copying all of it, positions included, is exact even for the
+A row is one sequence: its keys and values in every layer, the positions its
+slots hold, and whether it continues the shared prefix. Copying all of it, positions included, is exact even for the
 sliding-window rings, whose slot order depends on the row's length. Stacked
 layers carry a leading layer axis (`[R, B, K, S, H]`), so the row axis is 1
 there and 0 everywhere else.
@@ -26,6 +26,7 @@ def map_rows(fn, *caches: KVCache) -> KVCache:
       blocks=over(lambda c: c.blocks, 1),
       tail=over(lambda c: c.tail, 0),
       positions=over(lambda c: c.positions, 0),
+      prefixed=over(lambda c: c.prefixed, 0),
   )
 
 
@@ -55,7 +56,8 @@ def where_rows(mask: Bool[Array, 'B'], new: KVCache, old: KVCache) -> KVCache:
   return map_rows(select, new, old)
 
 
-def clear_rows(cache: KVCache, mask: Bool[Array, 'B']) -> KVCache:
-  """Empties the masked rows: their slots hold no position (keys stay, unread)."""
+def clear_rows(cache: KVCache, mask: Bool[Array, 'B'], prefixed: Bool[Array, 'B']) -> KVCache:
+  """Empties the masked rows: their slots hold no position (keys stay, unread),
+  and they continue the shared prefix where `prefixed`."""
   positions = {k: jnp.where(mask[:, None], -1, v) for k, v in cache.positions.items()}
-  return cache.replace(positions=positions)
+  return cache.replace(positions=positions, prefixed=jnp.where(mask, prefixed, cache.prefixed))

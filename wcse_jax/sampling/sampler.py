@@ -40,7 +40,7 @@ from jax.sharding import NamedSharding, PartitionSpec
 
 from wcse_jax import parallel
 from wcse_jax.checkpoints import LoadedModel, default_dtype
-from wcse_jax.model import KVCache, init_cache
+from wcse_jax.model import KVCache, init_cache, unstack_layers
 from wcse_jax.sampling import steps
 from wcse_jax.sampling.prompts import Prompt, PromptTooLongError, chunk_lengths, tokenize_prompts
 from wcse_jax.sampling.rules import SamplingParams
@@ -109,8 +109,11 @@ class _Compiled:
 
 
 @functools.lru_cache(maxsize=16)
-def _compiled(graphdef, config, mesh, *, num_slots, prefill_rows, max_len, cache_dtype, eos_ids) -> _Compiled:
-  empty_cache = lambda rows: init_cache(config, rows, max_len, cache_dtype)
+def _compiled(
+    graphdef, config, mesh, *, num_slots, prefill_rows, row_len, prefix_len, cache_dtype, eos_ids
+) -> _Compiled:
+  """For caches of `row_len` positions per row and a shared prefix of `prefix_len`."""
+  empty_cache = lambda rows, length=row_len: init_cache(config, rows, length, cache_dtype)
   cache_shardings = lambda rows: parallel.cache_shardings(
       jax.eval_shape(lambda: empty_cache(rows)), mesh
   )
@@ -138,7 +141,10 @@ def _compiled(graphdef, config, mesh, *, num_slots, prefill_rows, max_len, cache
           donate_argnums=(1, 2),
           out_shardings=(cache, slot_sharding, replicated, replicated),
       ),
-      new_prefix=jax.jit(lambda: empty_cache(1), out_shardings=cache_shardings(1)),
+      new_prefix=jax.jit(
+          lambda: empty_cache(1, prefix_len),
+          out_shardings=parallel.cache_shardings(jax.eval_shape(lambda: empty_cache(1, prefix_len)), mesh),
+      ),
       new_cache=jax.jit(lambda: empty_cache(num_slots), out_shardings=cache),
       new_pool=jax.jit(lambda: empty_cache(prefill_rows), out_shardings=pool),
       new_pool_logits=jax.jit(
@@ -187,6 +193,9 @@ class Sampler:
       raise ValueError(
           f'max_len={max_len} exceeds the {config.max_seq_len} positions {config.name} supports.'
       )
+    if model.mesh.devices.flat[0].platform == 'cpu':
+      config, graphdef, params = unstack_layers(config, model.graphdef, model.params)
+      model = dataclasses.replace(model, config=config, graphdef=graphdef, params=params)
     self.model = model
     self.tokenizer = model.tokenizer
     self.max_len = max_len
@@ -198,16 +207,26 @@ class Sampler:
     self.eos_ids = tuple(eos_ids if eos_ids is not None else (self.tokenizer.eos_token_id,))
     self._cache_dtype = cache_dtype or default_dtype()
 
+    self._shape = None  # (row_len, prefix_len) of the caches held
+    self.last_stats = RunStats()
+
+  def _use_shape(self, row_len: int, prefix_len: int):
+    """Compiles for (or reuses) caches of this many positions per row and prefix."""
+    if self._shape == (row_len, prefix_len):
+      return
+    model = self.model
     compiled = _compiled(
-        model.graphdef, config, model.mesh, num_slots=num_slots, prefill_rows=prefill_rows,
-        max_len=max_len, cache_dtype=self._cache_dtype, eos_ids=self.eos_ids,
+        model.graphdef, model.config, model.mesh, num_slots=self.num_slots,
+        prefill_rows=self.prefill_rows, row_len=row_len, prefix_len=prefix_len,
+        cache_dtype=self._cache_dtype, eos_ids=self.eos_ids,
     )
     self._extend, self._extend_last = compiled.extend, compiled.extend_last
     self._begin_rows, self._refill, self._decode = compiled.begin_rows, compiled.refill, compiled.decode
     self._new_prefix = compiled.new_prefix
+    self._cache = self._pool = None  # freed before the new ones are made
     self._cache, self._pool = compiled.new_cache(), compiled.new_pool()
     self._pool_logits, self._slots = compiled.new_pool_logits(), compiled.new_slots()
-    self.last_stats = RunStats()
+    self._shape = (row_len, prefix_len)
 
   def sample(
       self,
@@ -236,6 +255,13 @@ class Sampler:
             f'{params.max_new_tokens} does not fit in max_len={self.max_len}: raise '
             'max_len or shorten the prompt.'
         )
+    # Rows hold their own tokens only: the longest prompt's own part and the new
+    # tokens, in steps of 128 positions so that few shapes compile.
+    own = max((len(p.ids) for p in prompts), default=1) + params.max_new_tokens
+    self._use_shape(
+        min(_round_up(own, _ROW_STEP), self.max_len),
+        _round_up(len(prefix_ids), _ROW_STEP) if self.share_prompts else 0,
+    )
     skip = set(skip)
     groups = []
     for j, prompt in enumerate(prompts):
@@ -247,6 +273,13 @@ class Sampler:
     run = _Run(self, prefix_ids, groups, params, seed)
     self.last_stats = run.stats
     return run.completions()
+
+
+_ROW_STEP = 128
+
+
+def _round_up(n: int, step: int) -> int:
+  return max(step, -(-n // step) * step)
 
 
 @dataclasses.dataclass
@@ -300,7 +333,7 @@ class _Run:
       start = time.perf_counter()
       s._cache, s._slots, tokens, logprobs = s._decode(
           s.model.params, s._cache, s._slots, self.key, np.int32(self.params.max_new_tokens),
-          rules=self.params.token_rules, steps=s.chunk_steps,
+          self.prefix, rules=self.params.token_rules, steps=s.chunk_steps,
       )
       tokens, logprobs, active = jax.device_get((tokens, logprobs, s._slots.active))
       drawn_per_step = (tokens >= 0).sum(axis=0)
@@ -369,18 +402,17 @@ class _Run:
     for r, group in enumerate(batch):
       group.row, after_prefix[r] = r, group.prompt.after_prefix
       group.uncharged = len(group.prompt.ids)
-    clear = np.arange(rows) < len(batch)
-    clear &= ~after_prefix
-    s._pool = s._begin_rows(s._pool, self._prefix() if after_prefix.any() else None, after_prefix, clear)
+    shared = self._prefix() if after_prefix.any() else self.prefix
+    s._pool = s._begin_rows(s._pool, np.arange(rows) < len(batch), after_prefix)
     # All but the last token; then the last, for its logits.
     s._pool = self._feed(
-        s._pool, [g.prompt.ids[:-1] for g in batch], [g.start for g in batch], rows
+        s._pool, [g.prompt.ids[:-1] for g in batch], [g.start for g in batch], rows, shared
     )
     last = np.zeros((3, rows), np.int32)
     for r, group in enumerate(batch):
       last[:, r] = group.prompt.ids[-1], group.start + len(group.prompt.ids) - 1, 1
     s._pool, s._pool_logits = s._extend_last(
-        s.model.params, s._pool, s._pool_logits, last[0], last[1], last[2].astype(bool)
+        s.model.params, s._pool, s._pool_logits, last[0], last[1], last[2].astype(bool), shared
     )
     self.ready.extend(batch)
     jax.block_until_ready(s._pool_logits)
@@ -389,11 +421,11 @@ class _Run:
   def _prefix(self) -> KVCache:
     """The shared prefix's one-row cache, computed on first use in the run."""
     if self.prefix is None:
-      self.prefix = self._feed(self.s._new_prefix(), [self.prefix_ids], [0], 1)
+      self.prefix = self._feed(self.s._new_prefix(), [self.prefix_ids], [0], 1, None)
       self.uncharged += len(self.prefix_ids)
     return self.prefix
 
-  def _feed(self, cache: KVCache, ids: list[tuple[int, ...]], starts: list[int], rows: int):
+  def _feed(self, cache: KVCache, ids: list[tuple[int, ...]], starts: list[int], rows: int, shared):
     """Writes `ids[r]` from position `starts[r]` into row r, in padded chunks."""
     lengths = chunk_lengths(max(map(len, ids), default=0), self.s.prefill_chunk)
     total = sum(lengths)
@@ -408,7 +440,8 @@ class _Run:
     for length in lengths:
       window = slice(end, end + length)
       cache = self.s._extend(
-          self.s.model.params, cache, tokens[:, window], positions[:, window], mask[:, window]
+          self.s.model.params, cache, tokens[:, window], positions[:, window], mask[:, window],
+          shared,
       )
       end += length
     return cache

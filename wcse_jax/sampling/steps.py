@@ -12,11 +12,19 @@ decode step, for every active slot:
     the sample ends if token is EOS or the max_new_tokens-th token
     otherwise feed token at `position`: new logits, position + 1
 
-Pool. Each problem's prompt is prefilled once into a row of a small pool
+Prefix. The few-shot prefix shared by every prompt is prefilled once into a
+one-row cache that every row of the pool and of the slots reads (`shared`),
+never copied: each row stores only its own tokens.
+
+    prefix (one row)    [ few-shot prefix, ~700 tokens ]     read by all
+    pool row 3          [ problem 7's question ]             prefixed
+    slot 12             [ problem 7's question | sample 3 ]  prefixed
+    slot 40             [ problem 7's question | sample 4 ]  prefixed
+
+Pool. Each problem's own text is prefilled once into a row of a small pool
 cache, which also keeps the logits of its last prompt token. A slot starts a
 sample by copying a pool row and its logits (fan-out: N samples of a problem
-cost one prefill). Pool rows start as a copy of the shared prefix's row, so
-only each problem's own text is computed.
+cost one prefill, and the copy is the question's tokens only).
 """
 
 from __future__ import annotations
@@ -75,10 +83,11 @@ def extend(
     tokens: Int[Array, 'B T'],
     positions: Int[Array, 'B T'],
     input_mask: Bool[Array, 'B T'],
+    shared: KVCache | None,
 ) -> KVCache:
   """Writes a chunk of prompt tokens into the cache; no logits are computed."""
   _, cache = nnx.merge(graphdef, params)(
-      tokens, positions, input_mask=input_mask, cache=cache
+      tokens, positions, input_mask=input_mask, cache=cache, shared=shared, return_hidden=True
   )
   return cache
 
@@ -91,6 +100,7 @@ def extend_last(
     tokens: Int[Array, 'B'],
     positions: Int[Array, 'B'],
     input_mask: Bool[Array, 'B'],
+    shared: KVCache | None,
 ) -> tuple[KVCache, Float[Array, 'B V']]:
   """Writes each row's last prompt token and keeps its logits (unmasked rows keep theirs).
 
@@ -98,21 +108,15 @@ def extend_last(
   it is given, and a prompt needs them for its last token only.
   """
   new_logits, cache = nnx.merge(graphdef, params)(
-      tokens[:, None], positions[:, None], input_mask=input_mask[:, None], cache=cache
+      tokens[:, None], positions[:, None], input_mask=input_mask[:, None], cache=cache,
+      shared=shared,
   )
   return cache, jnp.where(input_mask[:, None], new_logits[:, 0], logits)
 
 
-def begin_rows(
-    pool: KVCache,
-    prefix: KVCache | None,
-    from_prefix: Bool[Array, 'P'],
-    clear: Bool[Array, 'P'],
-) -> KVCache:
-  """Starts pool rows for new prompts: a copy of the one-row prefix, or empty."""
-  if prefix is not None:
-    pool = cache_rows.where_rows(from_prefix, prefix, pool)
-  return cache_rows.clear_rows(pool, clear)
+def begin_rows(pool: KVCache, begin: Bool[Array, 'P'], prefixed: Bool[Array, 'P']) -> KVCache:
+  """Empties pool rows for new prompts, which continue the shared prefix where `prefixed`."""
+  return cache_rows.clear_rows(pool, begin, prefixed)
 
 
 def refill(
@@ -144,6 +148,7 @@ def decode_chunk(
     slots: Slots,
     seed: Key[Array, ''],
     max_new_tokens: Int[Array, ''],
+    shared: KVCache | None,
     *,
     rules: TokenRules,
     steps: int,
@@ -173,6 +178,7 @@ def decode_chunk(
         slots.position[:, None],
         input_mask=feed[:, None],
         cache=cache,
+        shared=shared,
     )
     slots = slots.replace(
         logits=logits[:, 0], position=slots.position + feed, generated=generated, active=feed
