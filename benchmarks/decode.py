@@ -10,7 +10,8 @@ The workload: the bundled Gemma 3 270M, the GSM8K 8-shot prefix and the first
 `--problems` test questions, `--samples` samples of each, up to `--new_tokens`
 new tokens, temperature 0.7 and top-k 40, `--num_slots` sequences decoded
 together, ending at EOS (no stop strings). Ours runs once per dtype in
-`--dtypes` (weights, KV cache and products; sums in float32).
+`--dtypes` (weights and their products; sums in float32), with the sampler's
+default KV cache dtype (float32 on CPU, bfloat16 on accelerators).
 
 Peers (`--peers`) each run in their own environment as a subprocess, one after
 another, on the same workload (the prompts, counts and settings go to them as a
@@ -22,9 +23,9 @@ of float32/bfloat16 x sdpa/eager). `benchmarks/peers/setup.sh` builds the vLLM
 and llama.cpp environments once; transformers uses this environment's test
 extra. A peer that is not built is reported as such.
 
-Roofline. A decode step reads every weight and the whole KV cache of every
-slot (our attention reads each layer's whole buffer), and computes 2 x
-parameters plus the attention products per slot: it can be no faster than the
+Roofline. A decode step reads every weight, every slot's own KV rows and the
+shared prefix's once (our attention reads each layer's whole buffer), and
+computes 2 x parameters plus the attention products per slot: it can be no faster than the
 larger of its bytes over the memory bandwidth and its FLOPs over the matmul
 peak (in the dtype used). The bandwidth is measured twice, independently: XLA's
 read of a 1 GiB array and numpy copies over every core; the larger is used.
@@ -80,26 +81,30 @@ def random_model(preset: str, dtype) -> LoadedModel:
   )
 
 
-def step_floor(loaded: LoadedModel, num_slots: int, max_len: int, dtype, bandwidth: float, peak: float) -> dict:
-  """Bytes and FLOPs of one decode step of `num_slots` slots, and the least time it can take."""
-  config = loaded.config
-  weights = sum(x.size for x in jax.tree.leaves(loaded.params)) * jnp.dtype(dtype).itemsize
-  cache = jax.eval_shape(lambda: init_cache(config, num_slots, max_len, dtype))
-  kv = sum(x.size * x.dtype.itemsize for x in jax.tree.leaves(cache))
-  slots_per_layer = [
-      min(config.sliding_window or max_len, max_len) if kind.value == 'local' else max_len
-      for kind in (config.layer_pattern * config.num_layers)[: config.num_layers]
-  ]
-  attention = sum(4 * config.num_heads * config.head_dim * s for s in slots_per_layer)
-  flops = num_slots * (2 * count_params(config) + attention)
-  floor = max((weights + kv) / bandwidth, flops / peak)
-  return {'weights_bytes': weights, 'kv_cache_bytes': kv, 'flops': flops, 'seconds': floor,
-          'bound': 'memory' if (weights + kv) / bandwidth >= flops / peak else 'compute'}
+def step_floor(sampler: Sampler, kv_bytes: int, dtype, bandwidth: float, peak: float) -> dict:
+  """Bytes and FLOPs of one decode step of the sampler's slots, and the least time it can take.
+
+  A step reads every weight and the KV it attends to (each slot's own rows and
+  the shared prefix once), and computes 2 x parameters plus, per slot and
+  layer, the attention products over its own slots and the prefix's.
+  """
+  config = sampler.model.config
+  weights = sum(x.size for x in jax.tree.leaves(sampler.model.params)) * jnp.dtype(dtype).itemsize
+  row_len, prefix_len = sampler._shape
+  seen = lambda kind, n: min(config.sliding_window or n, n) if kind.value == 'local' else n
+  attention = sum(
+      4 * config.num_heads * config.head_dim * (seen(kind, row_len) + seen(kind, prefix_len))
+      for kind in config.layer_kinds
+  )
+  flops = sampler.num_slots * (2 * count_params(config) + attention)
+  floor = max((weights + kv_bytes) / bandwidth, flops / peak)
+  return {'weights_bytes': weights, 'kv_cache_bytes': kv_bytes, 'flops': flops, 'seconds': floor,
+          'bound': 'memory' if (weights + kv_bytes) / bandwidth >= flops / peak else 'compute'}
 
 
 def run_ours(args, loaded: LoadedModel, prefix, questions, num_slots: int, dtype, yardsticks) -> dict:
   max_len = context_length(loaded.tokenizer, loaded.config, prefix, questions, args.new_tokens)
-  sampler = Sampler(loaded, max_len=max_len, num_slots=num_slots, chunk_steps=args.chunk_steps, cache_dtype=dtype)
+  sampler = Sampler(loaded, max_len=max_len, num_slots=num_slots, chunk_steps=args.chunk_steps)
   params = SamplingParams(temperature=args.temperature, top_k=args.top_k, max_new_tokens=args.new_tokens)
   start = time.perf_counter()  # compiles every shape the timed run uses
   warm_params = dataclasses.replace(params, max_new_tokens=args.chunk_steps)
@@ -112,10 +117,13 @@ def run_ours(args, loaded: LoadedModel, prefix, questions, num_slots: int, dtype
   generated = sum(c.num_tokens for c in completions)
   computed = sum(c.prompt_tokens_computed for c in completions)
   peak = yardsticks['matmul_peak_flop_per_s'][jnp.dtype(dtype).name]
-  floor = step_floor(loaded, num_slots, max_len, dtype, yardsticks['bandwidth_bytes_per_s'], peak)
+  floor = step_floor(sampler, stats.kv_cache_bytes, dtype, yardsticks['bandwidth_bytes_per_s'], peak)
+  # What the same slots read when each held its whole prompt in a dense row.
+  dense = jax.eval_shape(lambda: init_cache(loaded.config, num_slots, max_len, dtype))
   step = stats.decode_seconds / max(stats.decode_steps, 1)
   return {
       'dtype': jnp.dtype(dtype).name,
+      'cache_dtype': jnp.dtype(sampler._cache_dtype).name,
       'num_slots': num_slots,
       'max_len': max_len,
       'seconds': round(seconds, 2),
@@ -133,7 +141,11 @@ def run_ours(args, loaded: LoadedModel, prefix, questions, num_slots: int, dtype
       'tokens_drawn_after_a_stop': stats.wasted_after_stop,
       'roofline': {
           'step_floor_ms': round(1e3 * floor['seconds'], 2), 'bound': floor['bound'],
-          'bytes_per_step': {'weights': floor['weights_bytes'], 'kv_cache': floor['kv_cache_bytes']},
+          'bytes_per_step': {
+              'weights': floor['weights_bytes'], 'kv_cache': floor['kv_cache_bytes'],
+              'kv_cache_if_every_row_held_its_whole_prompt': sum(x.size * x.dtype.itemsize for x in jax.tree.leaves(dense)),
+          },
+          'row_and_prefix_positions': list(sampler._shape),
           'gflop_per_step': round(floor['flops'] / 1e9, 2),
           'decode_loop_fraction': round(floor['seconds'] / step, 4),
       },

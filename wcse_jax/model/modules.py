@@ -6,14 +6,14 @@ Dimension letters used in shapes and einsums:
   heads, G query heads per key/value head (N = K * G), H head_dim, V vocab,
   Q = T * G query rows per key/value head.
 
-Precision. Every matrix product takes its inputs in the compute dtype
+Precision. Every product with a weight takes its inputs in the compute dtype
 (`dtype`: bfloat16 or float32) and accumulates and returns float32 (`dot`);
 activations between products (residual stream, norms, RoPE, softmax) stay
-float32. With bfloat16 weights this is the usual mixed-precision recipe. On
-CPU, a lone bfloat16 product with float32 results runs about twice as fast as
-a float32 one (and several times faster than one rounding its results to
-bfloat16), but inside the scanned model XLA:CPU converts the bfloat16
-operands to float32 first, so there float32 is as fast and is the default.
+float32. Products with cached keys and values take theirs in the wider of the
+compute dtype and the cache's dtype, so a float32 cache is never rounded. With bfloat16 weights
+this is the usual mixed-precision recipe. On CPU, bfloat16 weights with a
+float32 cache decode fastest (a bfloat16 cache is slower there: XLA:CPU
+converts it on every read); float32 throughout is the exact default.
 """
 
 from __future__ import annotations
@@ -98,19 +98,22 @@ class LayerCache:
 
   Global layers get as many slots as the longest sequence, so they never wrap;
   local (sliding-window) layers keep only their window. Heads come before
-  slots (`[B, K, S, H]`), so each head's keys of a row are one contiguous
-  `[S, H]` matrix: on CPU the attention products read it twice as fast as the
-  `[B, S, K, H]` layout. A stack of layers carries a leading layer axis:
-  `[R, B, K, S, H]`.
+  slots, so each head's keys (and values) of a row are one contiguous matrix:
+  on CPU the attention products read it twice as fast as the `[B, S, K, H]`
+  layout. Keys are stored transposed (`[B, K, H, S]`, values `[B, K, S, H]`)
+  so that both products are plain, untransposed matrix products: on XLA:CPU
+  the query-key product over `[S, H]` keys ran 3.5x slower. A stack of layers
+  carries a leading layer axis: `[R, B, K, H, S]`.
   """
 
-  keys: Float[Array, '*R B K S H']
+  keys: Float[Array, '*R B K H S']
   values: Float[Array, '*R B K S H']
 
 
-def _scatter_heads(buffer, slots, values, stacked: bool):
+def _scatter_heads(buffer, slots, values, *, stacked: bool, slots_last: bool):
   """Writes keys or values ([B, T, K, H], or [R, B, T, K, H] if stacked) at each
-  row's slots of a `[B, K, S, H]` (or `[R, B, K, S, H]`) buffer."""
+  row's slots of a `[B, K, S, H]` buffer (`[B, K, H, S]` if `slots_last`; with a
+  leading `R` if stacked)."""
   b, k = slots.shape[0], buffer.shape[-3]
   rows = jnp.arange(b)[:, None, None]
   heads = jnp.arange(k)[None, :, None]
@@ -118,6 +121,8 @@ def _scatter_heads(buffer, slots, values, stacked: bool):
   values = jnp.moveaxis(values, -2, -3).astype(buffer.dtype)  # [..., B, K, T, H]
   if stacked:
     where = (jnp.arange(buffer.shape[0])[:, None, None, None], *(w[None] for w in where))
+  if slots_last:  # indices split by a slice: their dimensions come first, [..., B, K, T] + [H]
+    where = (*where[:-1], slice(None), where[-1])
   return buffer.at[where].set(values, mode='drop')
 
 
@@ -126,8 +131,8 @@ def write_cache(
 ) -> LayerCache:
   """The cache with keys and values `[(R,) B, T, K, H]` written at `slots` (out of range: dropped)."""
   return LayerCache(
-      keys=_scatter_heads(layer_cache.keys, slots, k, stacked),
-      values=_scatter_heads(layer_cache.values, slots, v, stacked),
+      keys=_scatter_heads(layer_cache.keys, slots, k, stacked=stacked, slots_last=True),
+      values=_scatter_heads(layer_cache.values, slots, v, stacked=stacked, slots_last=False),
   )
 
 
@@ -202,39 +207,44 @@ class Attention(nnx.Module):
     # One [T * G, H] block of queries per key/value head: the products with the
     # cache are then one matrix product per (row, head).
     q = q.reshape(b, t, kv, g, h).transpose(0, 2, 1, 3, 4).reshape(b, kv, t * g, h)
-    segments = []  # (keys and values spec, keys, values, mask [B T S])
+    # (keys spec, values spec, keys, values, mask [B T S], product dtype). A
+    # float32 cache is read as it is, never rounded to a narrower compute dtype.
+    wide = lambda c: jnp.promote_types(dt, c.keys.dtype)
+    segments = []
     if shared is not None:
-      segments.append(('KSH', shared.keys[0], shared.values[0], shared_mask))
+      segments.append(('KHS', 'KSH', shared.keys[0], shared.values[0], shared_mask, wide(shared)))
     if write_slots is not None:
       cache = write_cache(cache, k, v, write_slots)
-      segments.append(('BKSH', cache.keys, cache.values, cache_mask))
+      segments.append(('BKHS', 'BKSH', cache.keys, cache.values, cache_mask, wide(cache)))
     else:
       if cache is not None:
-        segments.append(('BKSH', cache.keys, cache.values, cache_mask))
-      segments.append(('BSKH', k, v, mask))
+        segments.append(('BKHS', 'BKSH', cache.keys, cache.values, cache_mask, wide(cache)))
+      segments.append(('BSKH', 'BSKH', k, v, mask, dt))
     out = self._attend(q, segments, t)
-    out = out.reshape(b, kv, t, g, h).transpose(0, 2, 1, 3, 4).reshape(b, t, n, h)
-    out = dot('BTNH,NHD->BTD', out, self.o_proj[...], dt)
+    out = out.reshape(b, kv, t, g, h).transpose(0, 2, 1, 3, 4).reshape(b, t, n * h)
+    # Heads and head_dim merged on both sides: XLA:CPU otherwise copies the
+    # weight into another layout on every call.
+    out = dot('BTX,XD->BTD', out, self.o_proj[...].reshape(n * h, -1), dt)
     if write_slots is not None:
       return out, cache.keys, cache.values
     return out, k, v
 
   def _attend(self, q: Float[Array, 'B K Q H'], segments, t: int) -> Float[Array, 'B K Q H']:
     """Softmax attention of the queries over the keys of every segment together."""
-    dt = self.dtype
     b, kv, _, h = q.shape
     logits = jnp.concatenate(
-        [dot(f'BKQH,{spec}->BKQS', q, keys, dt) for spec, keys, _, _ in segments], axis=-1
+        [dot(f'BKQH,{spec}->BKQS', q, keys, dtype) for spec, _, keys, _, _, dtype in segments],
+        axis=-1,
     )
     if self.softcap is not None:
       logits = jnp.tanh(logits / self.softcap) * self.softcap
-    mask = jnp.concatenate([m for *_, m in segments], axis=-1)[:, None, :, None, :]  # B 1 T 1 S
+    mask = jnp.concatenate([m for *_, m, _ in segments], axis=-1)[:, None, :, None, :]  # B 1 T 1 S
     logits = logits.reshape(b, kv, t, -1, logits.shape[-1])
     probs = jax.nn.softmax(jnp.where(mask, logits, _MASKED), axis=-1).reshape(b, kv, -1, logits.shape[-1])
     out, begin = 0.0, 0
-    for spec, keys, values, m in segments:
+    for _, spec, _, values, m, dtype in segments:
       size = m.shape[-1]
-      out = out + dot(f'BKQS,{spec}->BKQH', probs[..., begin : begin + size], values, dt)
+      out = out + dot(f'BKQS,{spec}->BKQH', probs[..., begin : begin + size], values, dtype)
       begin += size
     return out
 

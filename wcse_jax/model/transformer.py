@@ -42,8 +42,8 @@ from wcse_jax.model.modules import Block, Embedder, LayerCache, RMSNorm, write_c
 class KVCache:
   """The cache of a whole model, laid out like its parameters.
 
-  `blocks[j]` holds the stacked layers at pattern position j (`[R, B, K, S, H]`),
-  `tail[i]` the i-th tail layer (`[B, K, S, H]`); `positions[kind]` (`[B, S]`)
+  `blocks[j]` holds the stacked layers at pattern position j (values
+  `[R, B, K, S, H]`, keys transposed), `tail[i]` the i-th tail layer (`[B, K, S, H]`); `positions[kind]` (`[B, S]`)
   records which position each slot of that kind of layer holds, -1 if none.
   """
 
@@ -73,8 +73,8 @@ def init_cache(
   k, h = config.num_kv_heads, config.head_dim
 
   def layer(kind, *lead):
-    shape = (*lead, batch_size, k, sizes[kind], h)
-    return LayerCache(keys=jnp.zeros(shape, dtype), values=jnp.zeros(shape, dtype))
+    keys, values = (*lead, batch_size, k, h, sizes[kind]), (*lead, batch_size, k, sizes[kind], h)
+    return LayerCache(keys=jnp.zeros(keys, dtype), values=jnp.zeros(values, dtype))
 
   return KVCache(
       blocks=tuple(layer(kind, config.num_repeats) for kind in stacked_kinds(config)),

@@ -81,6 +81,8 @@ class RunStats:
   `slot_steps` counts slot-steps run (slots x decode steps), `tokens` the ones
   that drew a token, `wasted_after_stop` the tokens drawn after a stop string
   had already ended their sample (the host sees stops between chunks).
+  `kv_cache_bytes` is what a decode step's attention reads at most: every
+  slot's own rows and the shared prefix, once.
   """
 
   decode_seconds: float = 0.0
@@ -89,6 +91,7 @@ class RunStats:
   slot_steps: int = 0
   tokens: int = 0
   wasted_after_stop: int = 0
+  kv_cache_bytes: int = 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -278,6 +281,10 @@ class Sampler:
 _ROW_STEP = 128
 
 
+def _nbytes(tree) -> int:
+  return sum(x.nbytes for x in jax.tree.leaves(tree))
+
+
 def _round_up(n: int, step: int) -> int:
   return max(step, -(-n // step) * step)
 
@@ -330,6 +337,7 @@ class _Run:
       self._flush()
       if not any(self.live):
         return
+      self.stats.kv_cache_bytes = _nbytes(s._cache) + _nbytes(self.prefix)
       start = time.perf_counter()
       s._cache, s._slots, tokens, logprobs = s._decode(
           s.model.params, s._cache, s._slots, self.key, np.int32(self.params.max_new_tokens),
