@@ -55,6 +55,9 @@ def get_config(arg: str = 'auto') -> ml_collections.ConfigDict:
   # Throughput (our choices); on CPU in float32 these may change when a run resumes
   # without changing its results; elsewhere a resumed run keeps them (see README).
   c.num_slots = 256  # samples decoded together per host
+  # Weights: 'auto' is float32 on CPU (exact) and bfloat16 on GPU/TPU; bfloat16 on CPU decodes
+  # about 1.4x faster (the KV cache stays float32 there).
+  c.dtype = 'auto'
   c.prefill_rows = 16
   c.chunk_steps = 32
   c.mesh_model = 0  # tensor-parallel degree; 0 picks the smallest that fits the weights

@@ -54,6 +54,59 @@ def test_cached_decoding_matches_full_forward(tiny_hf, version):
   assert np.abs(cached - np.asarray(full))[mask].max() < 1e-4
 
 
+@pytest.mark.parametrize('version', [2, 3])
+@pytest.mark.parametrize('layers', ['scanned', 'one_by_one'])
+def test_rows_reading_a_shared_prefix_match_their_whole_sequences(tiny_hf, version, layers):
+  """A one-row prefix cache read by every row marked `prefixed` (never copied into
+  it), rows holding only their own tokens: the logits of each row's whole sequence.
+  Row 2 is not prefixed and holds its whole sequence itself. The prefix (10) and
+  the rows outgrow the window (6), and the rows' own caches wrap."""
+  from flax import nnx  # pylint: disable=g-import-not-at-top
+  from wcse_jax.model import unstack_layers  # pylint: disable=g-import-not-at-top
+
+  loaded = load_model(str(tiny_hf[version][0]), dtype=jnp.float32, with_tokenizer=False)
+  config, graphdef, params = loaded.config, loaded.graphdef, loaded.params
+  if layers == 'one_by_one':
+    config, graphdef, params = unstack_layers(config, graphdef, params)
+    assert config.num_repeats == 0 and config.num_tail_layers == config.num_layers
+  model = nnx.merge(graphdef, params)
+  rng = np.random.default_rng(3)
+  prefix = rng.integers(4, 300, 10)
+  own = [rng.integers(4, 300, n) for n in (9, 5)]
+  whole = rng.integers(4, 300, 14)  # row 2: not after the prefix
+  sequences = [np.concatenate([prefix, own[0]]), np.concatenate([prefix, own[1]]), whole]
+  expected = [np.asarray(model(jnp.asarray(q[None]), jnp.arange(len(q))[None])[0][0]) for q in sequences]
+
+  shared = init_cache(config, 1, max_len=16)
+  _, shared = model(jnp.asarray(prefix[None]), jnp.arange(10)[None], cache=shared)
+  cache = init_cache(config, 3, max_len=16)
+  cache = cache.replace(prefixed=jnp.array([True, True, False]))
+  starts = np.array([10, 10, 0])
+  lengths = np.array([9, 5, 14])
+  # A first chunk of 4 tokens per row, then one token at a time (ragged ends).
+  got = [[], [], []]
+  chunk = np.zeros((3, 4), np.int32)
+  for r, q in enumerate([own[0], own[1], whole]):
+    chunk[r] = q[:4]
+  logits, cache = model(
+      jnp.asarray(chunk), jnp.asarray(starts[:, None] + np.arange(4)), cache=cache, shared=shared
+  )
+  for r in range(3):
+    got[r].extend(np.asarray(logits[r]))
+  for t in range(4, max(lengths)):
+    step = np.array([q[t] if t < len(q) else 0 for q in (own[0], own[1], whole)], np.int32)
+    live = t < lengths
+    logits, cache = model(
+        jnp.asarray(step[:, None]), jnp.asarray((starts + t)[:, None]),
+        input_mask=jnp.asarray(live[:, None]), cache=cache, shared=shared,
+    )
+    for r in np.flatnonzero(live):
+      got[r].append(np.asarray(logits[r, 0]))
+  for r in range(3):
+    tail = expected[r][starts[r]:]
+    assert np.abs(np.stack(got[r]) - tail).max() < 1e-4, r
+
+
 def test_packed_rows_equal_separate_rows(tiny_hf):
   """Two sequences packed in one row with segment ids and per-segment positions."""
   from wcse_jax.model import segment_mask  # pylint: disable=g-import-not-at-top

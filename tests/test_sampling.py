@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 import sampling_helpers as helpers  # tests/ is on sys.path under pytest
+from wcse_jax.model import init_cache
 from wcse_jax.sampling import PromptTooLongError, SamplingParams, Sampler
 
 
@@ -91,6 +92,24 @@ def test_shared_prefix_fan_out_and_refills_give_the_plain_paths_outputs(model, o
   assert sum(c.prompt_tokens_computed for c in plain.values()) == sum(
       c.prompt_tokens for c in plain.values()
   )
+
+
+def test_rows_hold_only_their_own_tokens_when_every_prompt_continues_the_prefix(model):
+  questions = [q for j, q in enumerate(helpers.QUESTIONS) if j != 2]  # 2 is tokenized whole
+  prefix = helpers.PREFIX * 5  # 141 tokens
+  run = lambda sampler: {
+      (c.problem, c.sample): c for c in sampler.sample(
+          prefix, questions, num_samples=3, params=helpers.PARAMS, seed=5)
+  }
+  shared = Sampler(model, max_len=256, num_slots=4, prefill_rows=2, chunk_steps=5)
+  outputs = run(shared)
+  assert len(model.tokenizer.encode(prefix)) == 141
+  assert shared._shape == (128, 256)  # rows: 256 - 141 positions, in steps of 128
+  nbytes = lambda rows, length: sum(x.nbytes for x in jax.tree.leaves(init_cache(model.config, rows, length)))
+  assert shared.last_stats.kv_cache_bytes == nbytes(4, 128) + nbytes(1, 256) < nbytes(4, 256)
+  plain = Sampler(model, max_len=256, num_slots=3, prefill_rows=3, chunk_steps=7, share_prompts=False)
+  same(outputs, run(plain))
+  assert plain._shape == (256, 0)
 
 
 def test_stop_strings_end_samples_where_their_text_first_holds_one(sampler, outputs):

@@ -44,6 +44,7 @@ _ENUMS = {
     'sample_se': ('auto', 'yes', 'no'),
     'dataset': ('math', 'gsm8k', 'math500'),
     'allocation': ('uniform', 'adaptive'),
+    'dtype': ('auto', 'float32', 'bfloat16'),
 }
 _OVERRIDES = {
     'budget': (flags.DEFINE_string, 'low, high, or the SE samples per problem.'),
@@ -63,6 +64,8 @@ _OVERRIDES = {
     'min_p': (flags.DEFINE_float, 'Min-p (0: off).'),
     'max_new_tokens': (flags.DEFINE_integer, 'Most tokens per solution.'),
     'num_slots': (flags.DEFINE_integer, 'Samples decoded together per host.'),
+    'dtype': (flags.DEFINE_enum, 'Weights: auto (float32 on CPU, bfloat16 on GPU/TPU), float32 or '
+              'bfloat16 (about 1.4x faster decoding on CPU, where the KV cache stays float32).'),
     'flush_every': (flags.DEFINE_integer, 'Write graded samples to disk at least every N.'),
     'allocation': (flags.DEFINE_enum, 'uniform: every problem its S samples; adaptive: the same FLOPs in '
                    'rounds, a problem stopping at --stop_after_correct correct samples.'),
@@ -106,6 +109,11 @@ def check_settings(config: dict) -> None:
   for name, allowed in choices.items():
     if config[name] not in allowed:
       raise cli.SettingError(f"--{name} must be one of {', '.join(allowed)}, got {config[name]!r}.")
+
+
+def weights_dtype(config: dict):
+  """The dtype the weights and their products are in: the backend's default for 'auto'."""
+  return default_dtype() if config['dtype'] == 'auto' else jnp.dtype(config['dtype'])
 
 
 def sampling_params(config: dict, stop: tuple[str, ...]) -> SamplingParams:
@@ -202,7 +210,10 @@ class _Drawer:
     self.run, self.config, self.problems = run, config, problems
     devices = jax.local_devices()
     model_axis = config['mesh_model'] or parallel.fitting_model_axis(2 * run.params, devices)
-    loaded = load_model(run.name, mesh=parallel.make_mesh(model=model_axis, devices=devices))
+    loaded = load_model(
+        run.name, mesh=parallel.make_mesh(model=model_axis, devices=devices),
+        dtype=weights_dtype(config),
+    )
     self.prompt = few_shot_prompt(config['dataset'])
     self.questions = [self.prompt.format_question(p.question) for p in problems]  # 'Q: ...\nA:'
     self.sampler = Sampler(
@@ -398,7 +409,7 @@ def main(argv: list[str]) -> None:
   run_dir = pathlib.Path(config['output_dir'])
   stored = {k: v for k, v in config.items() if k != 'output_dir'}  # a run may be moved
   # Where the numbers are computed changes them: a run resumes on the backend and dtype it began on.
-  backend, dtype = jax.default_backend(), jnp.dtype(default_dtype()).name
+  backend, dtype = jax.default_backend(), jnp.dtype(weights_dtype(config)).name
   rundir.check_or_write_config(
       run_dir, {**stored, 'plan': dataclasses.asdict(plan), 'backend': backend, 'dtype': dtype},
       has_work=rundir.has_samples(run_dir), resumable=rundir.resumable_keys(backend, dtype),

@@ -8,14 +8,15 @@
 
 A run, on the host (the device work is in `steps`):
 
-    prefill the shared prefix once, into a one-row cache
+    prefill the shared prefix once, into a one-row cache that every row reads
     loop:
       give every free slot the next pending (problem, sample); when no
         prefilled problem has samples left, prefill the next `prefill_rows`
-        problems (their own text only) into the pool, starting from the prefix
-      run up to `chunk_steps` decode steps on device
+        problems (their own text only) into the pool, after the prefix
+      start up to `chunk_steps` decode steps on device
+      meanwhile, yield the samples the last chunk ended
       read the new tokens; end samples on EOS, max_new_tokens or a stop
-        string, yield them, and free their slots
+        string, and free their slots
 
 Shapes are static (slots, pool rows, chunk lengths from a few powers of two),
 so nothing compiles after the first chunks. Token `step` of sample i of
@@ -76,7 +77,8 @@ class RunStats:
   """Where one `Sampler.sample` call spent its time (read `Sampler.last_stats`).
 
   `decode_seconds` is the decode chunks from dispatch until their tokens are on
-  the host; `prefill_seconds` the prompt prefills; the rest of the wall time
+  the host, less the time the caller spent on the previous chunk's completions
+  meanwhile (they are handed over while the device decodes the next chunk); `prefill_seconds` the prompt prefills; the rest of the wall time
   is host work (refills, detokenising, stop strings) and the caller's.
   `slot_steps` counts slot-steps run (slots x decode steps), `tokens` the ones
   that drew a token, `wasted_after_stop` the tokens drawn after a stop string
@@ -258,9 +260,12 @@ class Sampler:
             f'{params.max_new_tokens} does not fit in max_len={self.max_len}: raise '
             'max_len or shorten the prompt.'
         )
-    # Rows hold their own tokens only: the longest prompt's own part and the new
-    # tokens, in steps of 128 positions so that few shapes compile.
-    own = max((len(p.ids) for p in prompts), default=1) + params.max_new_tokens
+    # Rows hold their own tokens only: what max_len leaves after the prefix
+    # (all of it when some prompt is prefilled whole), in steps of 128
+    # positions. The shapes depend on max_len and the prefix only, so every
+    # call with the same prefix reuses the compiled functions.
+    after_prefix = self.share_prompts and all(p.after_prefix for p in prompts)
+    own = self.max_len - len(prefix_ids) if after_prefix else self.max_len
     self._use_shape(
         min(_round_up(own, _ROW_STEP), self.max_len),
         _round_up(len(prefix_ids), _ROW_STEP) if self.share_prompts else 0,
@@ -332,10 +337,12 @@ class _Run:
 
   def completions(self) -> Iterator[Completion]:
     s = self.s
+    finished: list[Completion] = []
     while True:
       self._fill_slots()
       self._flush()
       if not any(self.live):
+        yield from finished
         return
       self.stats.kv_cache_bytes = _nbytes(s._cache) + _nbytes(self.prefix)
       start = time.perf_counter()
@@ -343,13 +350,18 @@ class _Run:
           s.model.params, s._cache, s._slots, self.key, np.int32(self.params.max_new_tokens),
           self.prefix, rules=self.params.token_rules, steps=s.chunk_steps,
       )
+      # The device decodes this chunk while the caller takes the last one's completions.
+      handed = time.perf_counter()
+      yield from finished
+      caller = time.perf_counter() - handed
       tokens, logprobs, active = jax.device_get((tokens, logprobs, s._slots.active))
       drawn_per_step = (tokens >= 0).sum(axis=0)
       steps_run = int(np.count_nonzero(drawn_per_step))
-      self.stats.decode_seconds += time.perf_counter() - start
+      self.stats.decode_seconds += time.perf_counter() - start - caller
       self.stats.decode_steps += steps_run
       self.stats.slot_steps += steps_run * s.num_slots
       self.stats.tokens += int(drawn_per_step.sum())
+      finished = []
       for b, live in enumerate(self.live):
         if live is None:
           continue
@@ -362,7 +374,7 @@ class _Run:
           self.stats.wasted_after_stop += len(live.token_ids) - completion.num_tokens
           self.live[b] = None
           self.orders.stop[b] = bool(active[b])
-          yield completion
+          finished.append(completion)
 
   def _no_orders(self) -> steps.Refill:
     n = self.s.num_slots
