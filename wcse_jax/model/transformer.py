@@ -24,6 +24,23 @@ position is at most its own; this call's valid tokens are then written to
 slot `position % S` of every layer and recorded in `cache.positions`. Because
 the positions travel with the cache, ragged rows need no padding inside the
 cache and a row is reset by marking its positions -1.
+
+A shared prefix. `shared` is a one-row cache holding a prompt prefix that
+many rows continue; the rows marked `prefixed` attend to its slots as to
+their own (same position and window rules), so the prefix is stored and read
+once, and each row stores only its own tokens, from the prefix's end on:
+
+    shared (1 row)    positions 0 .. 699        the few-shot prefix
+    row 0, prefixed   positions 700 .. 760      a question and its sample
+    row 1, prefixed   positions 700 .. 742      the same question, another sample
+    row 2             positions 0 .. 790        a prompt held whole
+
+A one-token call (decoding) writes each unscanned layer's keys and values
+into the cache before attending to it (XLA then updates the cache in place);
+longer calls attend to the cache and to their own tokens apart and write
+afterwards, so that a chunk longer than a sliding window sees every key it
+needs. `config.scan_layers=False` (`unstack_layers`) runs every layer on its
+own: slower to compile, but on CPU nothing is sliced out of a stack.
 """
 
 from __future__ import annotations
@@ -42,15 +59,17 @@ from wcse_jax.model.modules import Block, Embedder, LayerCache, RMSNorm, write_c
 class KVCache:
   """The cache of a whole model, laid out like its parameters.
 
-  `blocks[j]` holds the stacked layers at pattern position j (values
-  `[R, B, K, S, H]`, keys transposed), `tail[i]` the i-th tail layer (`[B, K, S, H]`); `positions[kind]` (`[B, S]`)
-  records which position each slot of that kind of layer holds, -1 if none.
+  `blocks[j]` holds the stacked layers at pattern position j (`[R, B, ...]`),
+  `tail[i]` the i-th layer run on its own (`[B, ...]`; see `LayerCache` for the
+  key and value layouts); `positions[kind]` (`[B, S]`) records which position
+  each slot of that kind of layer holds, -1 if none; `prefixed[b]` whether row
+  b continues the one-row `shared` prefix the model is called with.
   """
 
   blocks: tuple[LayerCache, ...]
   tail: tuple[LayerCache, ...]
   positions: dict[str, Int[Array, 'B S']]
-  prefixed: Bool[Array, 'B']  # the row continues the `shared` prefix it is called with
+  prefixed: Bool[Array, 'B']
 
   @property
   def batch_size(self) -> int:

@@ -23,7 +23,8 @@ so nothing compiles after the first chunks. Token `step` of sample i of
 problem j is drawn with key fold_in(fold_in(fold_in(key(seed), j), i), step):
 the outputs do not depend on the number of slots, their order, or devices.
 With `share_prompts=False` every sample's whole prompt is prefilled from
-scratch into its own pool row: the plain path, same outputs, more compute.
+scratch into its own pool row: the plain path, more compute, the same
+outputs up to the order in which float32 sums the attention terms.
 """
 
 from __future__ import annotations
