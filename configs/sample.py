@@ -4,7 +4,7 @@ r"""Configs for the compute-matched sampling run, `python -m wcse_jax.sample`.
         `auto`: `local` on a machine without an accelerator, else `paper_math`.
     python -m wcse_jax.sample --config=configs/sample.py:local --budget=high
         The bundled Gemma 3 270M (WC) at the count compute-matched to Gemma 3 1B
-        (SE, 37 vs 10 samples), 6 GSM8K test problems, graded: about 10 minutes on
+        (SE, 37 vs 10 samples), 6 GSM8K test problems, graded: about 3 minutes on
         2 CPU cores, works offline.
     python -m wcse_jax.sample --config=configs/sample.py:paper_math --budget=high
         Gemma2-9B (WC, 30 samples) vs Gemma2-27B (SE, 10 samples) on the 7,500
@@ -76,7 +76,7 @@ def get_config(arg: str = 'auto') -> ml_collections.ConfigDict:
     c.sample_se = 'no'
     c.dataset = 'gsm8k'
     c.split = 'test'
-    c.limit = 6  # 6 problems x 37 samples: about 10 minutes on 2 CPU cores
+    c.limit = 6  # 6 problems x 37 samples: about 3 minutes on 2 CPU cores
     c.max_new_tokens = 192  # GSM8K solutions take about 100 tokens
     c.num_slots = 64
     c.prefill_rows = 4
