@@ -119,7 +119,7 @@ def run_ours(args, loaded: LoadedModel, prefix, questions, num_slots: int, dtype
   peak = yardsticks['matmul_peak_flop_per_s'][jnp.dtype(dtype).name]
   floor = step_floor(sampler, stats.kv_cache_bytes, dtype, yardsticks['bandwidth_bytes_per_s'], peak)
   # What the same slots read when each held its whole prompt in a dense row.
-  dense = jax.eval_shape(lambda: init_cache(loaded.config, num_slots, max_len, dtype))
+  dense = jax.eval_shape(lambda: init_cache(loaded.config, num_slots, max_len, sampler._cache_dtype))
   step = stats.decode_seconds / max(stats.decode_steps, 1)
   return {
       'dtype': jnp.dtype(dtype).name,
