@@ -10,8 +10,8 @@ Precision. Every product with a weight takes its inputs in the compute dtype
 (`dtype`: bfloat16 or float32) and accumulates and returns float32 (`dot`);
 activations between products (residual stream, norms, RoPE, softmax) stay
 float32. Products with cached keys and values take theirs in the wider of the
-compute dtype and the cache's dtype, so a float32 cache is never rounded. With bfloat16 weights
-this is the usual mixed-precision recipe. On CPU, bfloat16 weights with a
+compute dtype and the cache's dtype, so a float32 cache is never rounded.
+With bfloat16 weights this is the usual mixed-precision recipe. On CPU, bfloat16 weights with a
 float32 cache decode fastest (a bfloat16 cache is slower there: XLA:CPU
 converts it on every read); float32 throughout is the exact default.
 """

@@ -354,7 +354,7 @@ def unstack_layers(
   period = len(config.layer_pattern)
   layers: list = [None] * config.num_layers
   for j, stack in enumerate(model.blocks):
-    block_def, stacked = nnx.split(stack)
+    stacked = nnx.split(stack)[1]
     for r in range(config.num_repeats):
       layers[r * period + j] = jax.tree.map(lambda x: x[r], stacked)
   for i, block in enumerate(model.tail):

@@ -1,10 +1,10 @@
 """Row operations on a `KVCache`: copy, select and clear whole rows.
 
 A row is one sequence: its keys and values in every layer, the positions its
-slots hold, and whether it continues the shared prefix. Copying all of it, positions included, is exact even for the
-sliding-window rings, whose slot order depends on the row's length. Stacked
-layers carry a leading layer axis (`[R, B, K, S, H]`), so the row axis is 1
-there and 0 everywhere else.
+slots hold, and whether it continues the shared prefix. Copying all of it,
+positions included, is exact even for the sliding-window rings, whose slot
+order depends on the row's length. Stacked layers carry a leading layer axis
+(`[R, B, ...]`), so the row axis is 1 there and 0 everywhere else.
 """
 
 from __future__ import annotations
@@ -41,10 +41,10 @@ def where_rows(mask: Bool[Array, 'B'], new: KVCache, old: KVCache) -> KVCache:
   >>> import dataclasses
   >>> from wcse_jax.model import get_preset, init_cache
   >>> config = dataclasses.replace(get_preset('gemma3-270m'), num_layers=1)
-  >>> prefix = init_cache(config, batch_size=1, max_len=4)   # one row, e.g. a prefilled prefix
-  >>> prefix = prefix.replace(positions={k: v + 1 for k, v in prefix.positions.items()})
-  >>> cache = where_rows(jnp.array([True, False]), prefix, init_cache(config, 2, 4))
-  >>> cache.positions['global'].tolist()                    # row 0 := prefix
+  >>> row = init_cache(config, batch_size=1, max_len=4)      # one row, broadcast
+  >>> row = row.replace(positions={k: v + 1 for k, v in row.positions.items()})
+  >>> cache = where_rows(jnp.array([True, False]), row, init_cache(config, 2, 4))
+  >>> cache.positions['global'].tolist()                    # row 0 := row
   [[0, 0, 0, 0], [-1, -1, -1, -1]]
   """
 

@@ -78,9 +78,10 @@ class RunStats:
   """Where one `Sampler.sample` call spent its time (read `Sampler.last_stats`).
 
   `decode_seconds` is the decode chunks from dispatch until their tokens are on
-  the host, less the time the caller spent on the previous chunk's completions
-  meanwhile (they are handed over while the device decodes the next chunk); `prefill_seconds` the prompt prefills; the rest of the wall time
-  is host work (refills, detokenising, stop strings) and the caller's.
+  the host, less the time the caller spent meanwhile on the previous chunk's
+  completions (handed over while the device decodes the next chunk);
+  `prefill_seconds` the prompt prefills; the rest of the wall time is host
+  work (refills, detokenising, stop strings) and the caller's.
   `slot_steps` counts slot-steps run (slots x decode steps), `tokens` the ones
   that drew a token, `wasted_after_stop` the tokens drawn after a stop string
   had already ended their sample (the host sees stops between chunks).
@@ -120,8 +121,8 @@ def _compiled(
 ) -> _Compiled:
   """For caches of `row_len` positions per row and a shared prefix of `prefix_len`."""
   empty_cache = lambda rows, length=row_len: init_cache(config, rows, length, cache_dtype)
-  cache_shardings = lambda rows: parallel.cache_shardings(
-      jax.eval_shape(lambda: empty_cache(rows)), mesh
+  cache_shardings = lambda rows, length=row_len: parallel.cache_shardings(
+      jax.eval_shape(lambda: empty_cache(rows, length)), mesh
   )
   replicated = NamedSharding(mesh, PartitionSpec())
   slot_sharding = jax.tree.map(
@@ -148,8 +149,7 @@ def _compiled(
           out_shardings=(cache, slot_sharding, replicated, replicated),
       ),
       new_prefix=jax.jit(
-          lambda: empty_cache(1, prefix_len),
-          out_shardings=parallel.cache_shardings(jax.eval_shape(lambda: empty_cache(1, prefix_len)), mesh),
+          lambda: empty_cache(1, prefix_len), out_shardings=cache_shardings(1, prefix_len)
       ),
       new_cache=jax.jit(lambda: empty_cache(num_slots), out_shardings=cache),
       new_pool=jax.jit(lambda: empty_cache(prefill_rows), out_shardings=pool),
