@@ -23,7 +23,7 @@ import sys
 import jax.numpy as jnp
 from absl import app, flags
 
-from wcse_jax import cli, parallel
+from wcse_jax import cli
 from wcse_jax.checkpoints import load_model
 from wcse_jax.checkpoints.export_hf import DTYPES, check_export_dir, export_hf
 
@@ -38,7 +38,7 @@ def main(argv: list[str]) -> None:
     raise app.UsageError('usage: python -m wcse_jax.export MODEL OUT_DIR [--dtype=bfloat16|float32] [--overwrite]')
   model, out_dir = argv[1:]
   check_export_dir(out_dir, overwrite=_OVERWRITE.value)  # before minutes of loading
-  parallel.initialize_multihost()
+  cli.initialize_multihost()
   loaded = load_model(
       model, dtype=getattr(jnp, _DTYPE.value), fsdp=True, weights=_WEIGHTS.value,
       tokenizer=_TOKENIZER.value,

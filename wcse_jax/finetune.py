@@ -117,7 +117,7 @@ def device_batch(batch: sft_data.Batch, accumulation: int, mesh) -> dict:
 
 def main(argv: list[str]) -> None:
   del argv
-  parallel.initialize_multihost()
+  cli.initialize_multihost()
   config = settings()
   out = pathlib.Path(config['output_dir'])
   # Settings bind a run once it has saved a step; one that stopped before that (too

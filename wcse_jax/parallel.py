@@ -133,14 +133,90 @@ def _plain_path(path) -> tuple:
   return tuple(o for o in out if o != 'value')
 
 
-def initialize_multihost() -> None:
-  """Joins the other processes of a multi-host TPU slice (or a JAX_COORDINATOR_ADDRESS job).
+# Environment variables a hand-started job may set instead of flags (JAX itself
+# reads only the first).
+COORDINATOR_ENV, NUM_PROCESSES_ENV, PROCESS_ID_ENV = (
+    'JAX_COORDINATOR_ADDRESS', 'JAX_NUM_PROCESSES', 'JAX_PROCESS_ID'
+)
 
-  Single-host runs skip it. Call before anything touches a device.
-  """
+
+class MultihostError(ValueError):
+  """A multi-process setting that cannot work."""
+
+
+def cluster_detected() -> bool:
+  """Whether this process is one of several that JAX finds by itself: a multi-host
+  Cloud TPU slice, a SLURM job of several tasks, or an Open MPI job."""
   hosts = [h for h in os.environ.get('TPU_WORKER_HOSTNAMES', '').split(',') if h]
-  if len(hosts) > 1 or os.environ.get('JAX_COORDINATOR_ADDRESS'):
-    jax.distributed.initialize()
+  several = lambda name: int(os.environ.get(name) or 1) > 1
+  return (
+      len(hosts) > 1
+      or ('SLURM_JOB_ID' in os.environ and several('SLURM_NTASKS'))
+      or several('OMPI_COMM_WORLD_SIZE')
+  )
+
+
+def initialize_multihost(
+    coordinator_address: str | None = None,
+    num_processes: int | None = None,
+    process_id: int | None = None,
+) -> None:
+  """Joins the other processes of a multi-process job; call before anything touches a device.
+
+  Given a coordinator (argument or JAX_COORDINATOR_ADDRESS), the process
+  count and this process's id come from the arguments or from
+  JAX_NUM_PROCESSES and JAX_PROCESS_ID: that is how N processes are started
+  by hand (one GPU box, or several CPU processes on one machine). Without one,
+  a cluster JAX detects (multi-host TPU slice, SLURM, Open MPI) is joined with
+  JAX's own detection. Otherwise the run is a single process and nothing
+  happens. On CPU, collectives go through gloo.
+  """
+  coordinator_address = coordinator_address or os.environ.get(COORDINATOR_ENV) or None
+  num_processes = num_processes if num_processes is not None else _env_int(NUM_PROCESSES_ENV)
+  process_id = process_id if process_id is not None else _env_int(PROCESS_ID_ENV)
+  if coordinator_address is None:
+    if num_processes not in (None, 1) or process_id not in (None, 0):
+      raise MultihostError(
+          'A process count or id was given without a coordinator: set --coordinator_address '
+          f'(or {COORDINATOR_ENV}) to host:port of process 0.'
+      )
+    if cluster_detected():
+      _use_gloo_on_cpu()
+      jax.distributed.initialize()
+    return
+  if num_processes is None or process_id is None:
+    if cluster_detected():  # the cluster supplies the count and the id
+      _use_gloo_on_cpu()
+      jax.distributed.initialize(coordinator_address)
+      return
+    raise MultihostError(
+        f'--coordinator_address={coordinator_address} needs --num_processes and --process_id '
+        f'(or {NUM_PROCESSES_ENV} and {PROCESS_ID_ENV}) for a job started by hand.'
+    )
+  if num_processes < 1 or not 0 <= process_id < num_processes:
+    raise MultihostError(
+        f'--process_id must be in [0, {num_processes}) and --num_processes >= 1; '
+        f'got process_id={process_id}, num_processes={num_processes}.'
+    )
+  if num_processes == 1:
+    return
+  _use_gloo_on_cpu()
+  jax.distributed.initialize(coordinator_address, num_processes, process_id)
+
+
+def _env_int(name: str) -> int | None:
+  value = os.environ.get(name)
+  if not value:
+    return None
+  try:
+    return int(value)
+  except ValueError:
+    raise MultihostError(f'{name}={value!r} is not an integer.') from None
+
+
+def _use_gloo_on_cpu() -> None:
+  """CPU devices of several processes talk through gloo (GPU and TPU are unaffected)."""
+  jax.config.update('jax_cpu_collectives_implementation', 'gloo')
 
 
 def fitting_model_axis(param_bytes: int, devices, *, share: float = 0.5) -> int:

@@ -50,7 +50,8 @@ def write_json_atomic(path: pathlib.Path, data) -> None:
 
 
 def check_or_write_config(
-    run_dir: pathlib.Path, config: dict, *, has_work: bool = True, resumable: Iterable[str] = RESUMABLE_KEYS
+    run_dir: pathlib.Path, config: dict, *, has_work: bool = True, resumable: Iterable[str] = RESUMABLE_KEYS,
+    write: bool = True,
 ) -> None:
   """Writes config.json, or checks that a resumed run asks for the same work.
 
@@ -58,6 +59,8 @@ def check_or_write_config(
 
   `has_work=False` says the directory holds nothing the settings must match yet
   (a run that stopped before saving anything), so its config is replaced.
+  `write=False` only checks: in a multi-host job every host checks and one
+  writes, so that hosts sharing the directory never race on the file.
   """
   path = run_dir / 'config.json'
   config = json.loads(json.dumps(config))  # compare as stored: tuples are lists there
@@ -72,7 +75,8 @@ def check_or_write_config(
           f'{run_dir} holds a run with other settings ({", ".join(changed)}); '
           'resume it with the same settings or choose another --output_dir.'
       )
-  write_json_atomic(path, config)
+  if write:
+    write_json_atomic(path, config)
 
 
 def model_dir_name(role: str, model: str) -> str:
@@ -168,6 +172,30 @@ def has_samples(run_dir: pathlib.Path) -> bool:
 
 
 def samples_of(run_dir: pathlib.Path, model_dir: str) -> Iterator[dict]:
-  """Every sample of one model, over all host shards."""
+  """Every sample of one model, over all host shards, each (problem, sample) once.
+
+  A run resumed with another number of hosts keeps its earlier shards (named
+  `-of-<old count>`) and draws only what none of them holds, so shards never
+  disagree on a pair; should two hold one, the first shard's copy counts.
+  """
+  seen = set()
   for path in sorted((run_dir / 'samples' / model_dir).glob('shard-*.jsonl')):
-    yield from read_lines(path)
+    for record in read_lines(path):
+      key = (record['problem_index'], record['sample'])
+      if key not in seen:
+        seen.add(key)
+        yield record
+
+
+def unseen_shards(run_dir: pathlib.Path, model_dir: str, lines_by_host: Iterable[int]) -> list[str]:
+  """The shards of a multi-host run this host cannot see whole: each host `h` says it
+  wrote `lines_by_host[h]` lines to its shard; returns 'path (n of m lines)' for each
+  shard here with fewer (missing, or not yet copied in full)."""
+  counts = list(lines_by_host)
+  missing = []
+  for host, wrote in enumerate(counts):
+    path = shard_path(run_dir, model_dir, host, len(counts))
+    seen = len(read_lines(path))
+    if seen < wrote:
+      missing.append(f'{path} ({seen} of {wrote} lines)')
+  return missing

@@ -23,6 +23,7 @@ import time
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from absl import flags
 from ml_collections import config_flags
 from tqdm import tqdm
@@ -158,29 +159,38 @@ def plan_runs(config: dict) -> tuple[budget.Plan, list[ModelRun], str]:
   return plan, runs, note
 
 
-def sample_model(run: ModelRun, config: dict, problems, run_dir: pathlib.Path) -> None:
-  """Samples, grades and appends this host's share of one model's samples."""
+def sample_model(run: ModelRun, config: dict, problems, run_dir: pathlib.Path) -> int:
+  """Samples, grades and appends this host's share of one model's samples; returns the
+  lines in this host's shard.
+
+  Problem j is host j % hosts's. What any shard of the directory already holds
+  (this host's, or one written before a change in the number of hosts) is not
+  drawn again.
+  """
   host, hosts = jax.process_index(), jax.process_count()
   shard = rundir.shard_path(run_dir, run.directory, host, hosts)
-  written = rundir.read_lines(shard, repair=True)
-  mine = list(range(host, len(problems), hosts))  # problem j is host j % hosts's
+  rundir.read_lines(shard, repair=True)  # cuts a line torn by a crash
+  visible = lambda: list(rundir.samples_of(run_dir, run.directory))
+  mine = list(range(host, len(problems), hosts))
   if config['allocation'] == 'adaptive':
-    _draw_adaptive(run, config, problems, shard, written, mine)
+    _draw_adaptive(run, config, problems, shard, visible, mine)
   else:
-    done = {(r['problem_index'], r['sample']) for r in written}
+    done = {(r['problem_index'], r['sample']) for r in visible()}
     pairs = [(j, i) for j in mine for i in range(run.samples) if (j, i) not in done]
     if pairs:
       _Drawer(run, config, problems).draw(pairs, shard)
-  rundir.finalize_shard(shard)
+  if shard.exists():
+    rundir.finalize_shard(shard)
+  return len(rundir.read_lines(shard))
 
 
-def _draw_adaptive(run: ModelRun, config: dict, problems, shard: pathlib.Path, written: list, mine: list) -> None:
+def _draw_adaptive(run: ModelRun, config: dict, problems, shard: pathlib.Path, visible, mine: list) -> None:
   """Rounds of allocation.next_round until the uniform run's FLOPs are spent (see allocation.py)."""
   prefix_tokens, own_tokens = _prompt_lengths(run.name, config['dataset'], problems)
   drawer = None  # the model loads only if a round is left to draw
   while True:
     plan = allocation.next_round(
-        written, problems=mine, prompt_tokens={j: own_tokens[j] for j in mine}, prefix_tokens=prefix_tokens,
+        visible(), problems=mine, prompt_tokens={j: own_tokens[j] for j in mine}, prefix_tokens=prefix_tokens,
         uniform_samples=run.samples, round_samples=config['round_samples'],
         stop_after_correct=config['stop_after_correct'], max_new_tokens=config['max_new_tokens'],
     )
@@ -188,7 +198,35 @@ def _draw_adaptive(run: ModelRun, config: dict, problems, shard: pathlib.Path, w
       return
     drawer = drawer or _Drawer(run, config, problems)
     drawer.draw(list(plan.pairs), shard, desc=f'round {plan.index}')
-    written = rundir.read_lines(shard)
+
+
+def check_complete(config: dict, runs: list[ModelRun], problems, run_dir: pathlib.Path, lines_by_host) -> None:
+  """Stops with one sentence unless this host sees every sample of the run.
+
+  `lines_by_host[h][r]` is what host h says it wrote for `runs[r]`. A run
+  directory on each host's own disk (not shared) is the usual cause.
+  """
+  unseen = [p for r, run in enumerate(runs)
+            for p in rundir.unseen_shards(run_dir, run.directory, [row[r] for row in lines_by_host])]
+  if unseen:
+    raise rundir.RunError(
+        f'Host 0 cannot see every host\'s samples, so it cannot summarise the run: {"; ".join(unseen)}. '
+        'Give all hosts one --output_dir on storage they share (an NFS or gcsfuse mount), '
+        f'or copy each host\'s {run_dir}/samples/ into one run directory and run the same '
+        'command there with one process to summarise.'
+    )
+  if config['allocation'] != 'uniform':
+    return
+  for run in runs:
+    have = {(s['problem_index'], s['sample']) for s in rundir.samples_of(run_dir, run.directory)}
+    missing = [(j, i) for j in range(len(problems)) for i in range(run.samples) if (j, i) not in have]
+    if missing:
+      j, i = missing[0]
+      raise rundir.RunError(
+          f'{run_dir}/samples/{run.directory} lacks {len(missing)} of the run\'s '
+          f'{len(problems) * run.samples} samples (the first: problem {j}, sample {i}); '
+          'run the same command again to draw them.'
+      )
 
 
 def _prompt_lengths(model: str, dataset: str, problems) -> tuple[int, list[int]]:
@@ -401,7 +439,7 @@ def print_summary(config: dict, result: dict, note: str, run_dir: pathlib.Path, 
 def main(argv: list[str]) -> None:
   del argv
   start = time.monotonic()
-  parallel.initialize_multihost()
+  cli.initialize_multihost()
   config = settings()
   plan, runs, note = plan_runs(config)
   problems = load_problems(config['dataset'], config['split'], source=config['data_source'])
@@ -413,18 +451,20 @@ def main(argv: list[str]) -> None:
   rundir.check_or_write_config(
       run_dir, {**stored, 'plan': dataclasses.asdict(plan), 'backend': backend, 'dtype': dtype},
       has_work=rundir.has_samples(run_dir), resumable=rundir.resumable_keys(backend, dtype),
+      write=jax.process_index() == 0,
   )
   print(f"{plan.describe()}; {len(problems)} problems -> {run_dir}", file=sys.stderr)
-  for run in runs:
-    sample_model(run, config, problems, run_dir)
+  lines = [sample_model(run, config, problems, run_dir) for run in runs]
+  lines_by_host = [lines]
   if jax.process_count() > 1:
     from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
 
-    multihost_utils.sync_global_devices('wcse_jax.sample: all shards written')
+    # Every host's shard line counts, which also waits for every host to finish.
+    lines_by_host = multihost_utils.process_allgather(np.asarray(lines, np.int32)).tolist()
   if jax.process_index() == 0:
+    check_complete(config, runs, problems, run_dir, lines_by_host)
     result = summarize(config, plan, runs, problems, run_dir)
     print_summary(config, result, note, run_dir, time.monotonic() - start)
-
 
 
 if __name__ == '__main__':

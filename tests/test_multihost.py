@@ -1,0 +1,115 @@
+"""Multi-process jobs on this machine (several JAX processes on CPU devices with a
+local coordinator): sampling with a shard per process, one summary of all of them,
+kills and restarts, and run directories the processes do not share."""
+
+import json
+import re
+import shutil
+import signal
+import sys
+import time
+
+import pytest
+
+import multihost
+from conftest import REPO
+from wcse_jax import parallel, rundir
+
+
+def _sample_command(model_dir, output_dir, *extra):
+  return [
+      sys.executable, '-m', 'wcse_jax.sample', f'--config={REPO}/configs/sample.py:local',
+      f'--wc={model_dir}', f'--se={model_dir}', '--dataset=gsm8k', '--split=test',
+      '--limit=5', '--max_new_tokens=24', '--num_slots=2', '--match=number', '--budget=4',
+      '--flush_every=1', f'--output_dir={output_dir}', *extra,
+  ]
+
+
+def _samples(run_dir, model_dir):
+  return sorted(rundir.samples_of(run_dir, model_dir), key=lambda r: (r['problem_index'], r['sample']))
+
+
+def _summary_files(run_dir):
+  """Every file but the sample shards, whose names carry the number of processes."""
+  return {
+      str(p.relative_to(run_dir)): p.read_bytes()
+      for p in sorted(run_dir.rglob('*')) if p.is_file() and 'samples' not in p.parts
+  }
+
+
+@pytest.fixture(scope='module')
+def one_process_run(tiny_model_dir, tmp_path_factory):
+  run_dir = tmp_path_factory.mktemp('one') / 'run'
+  multihost.run(_sample_command(tiny_model_dir, run_dir), 1)
+  return run_dir
+
+
+def test_two_processes_write_a_shard_each_and_one_summary_of_all(tiny_model_dir, one_process_run, tmp_path):
+  run_dir = tmp_path / 'run'
+  results = multihost.run(_sample_command(tiny_model_dir, run_dir), 2)
+  model = f'wc-{tiny_model_dir.name}'
+  shards = sorted(p.name for p in (run_dir / 'samples' / model).iterdir())
+  assert shards == ['shard-00000-of-00002.jsonl', 'shard-00001-of-00002.jsonl']
+  for host in (0, 1):  # problem j is process j % 2's
+    lines = rundir.read_lines(rundir.shard_path(run_dir, model, host, 2))
+    assert {r['problem_index'] % 2 for r in lines} == {host} and len(lines) == (3 - host) * 4
+  assert 'Ran 5 gsm8k' in results[0][1] and 'Ran 5 gsm8k' not in results[1][1]  # process 0 summarises
+  assert _samples(run_dir, model) == _samples(one_process_run, model)
+  assert json.loads((run_dir / 'metrics.json').read_text())['models']['wc']['samples'] == 5 * 4
+  assert _summary_files(run_dir) == _summary_files(one_process_run)
+
+
+def test_a_job_killed_mid_run_and_restarted_ends_with_the_same_files(tiny_model_dir, one_process_run, tmp_path):
+  run_dir = tmp_path / 'run'
+  model = f'wc-{tiny_model_dir.name}'
+  processes = multihost.start(_sample_command(tiny_model_dir, run_dir), 2)
+  shard = rundir.shard_path(run_dir, model, 1, 2)
+  deadline = time.monotonic() + 300
+  while time.monotonic() < deadline and all(p.poll() is None for p in processes):
+    if shard.exists() and shard.read_bytes().count(b'\n') >= 2:
+      break
+    time.sleep(0.005)
+  processes[1].send_signal(signal.SIGKILL)  # one host dies; the scheduler then stops the job
+  processes[0].send_signal(signal.SIGKILL)
+  multihost.wait(processes)
+  assert 2 <= shard.read_bytes().count(b'\n') < 8, 'not killed mid-way'
+  with open(shard, 'ab') as f:  # as if killed in the middle of writing a line
+    f.write(b'{"problem_index": 1, "sam')
+
+  multihost.run(_sample_command(tiny_model_dir, run_dir), 2)
+  assert _samples(run_dir, model) == _samples(one_process_run, model)
+  assert _summary_files(run_dir) == _summary_files(one_process_run)
+
+
+def test_unshared_run_directories_stop_the_summary_with_one_sentence(tiny_model_dir, one_process_run, tmp_path):
+  # Each process writes to a directory of its own, as on hosts with their own disks.
+  dirs = [tmp_path / f'host{i}' / 'run' for i in (0, 1)]
+  command = _sample_command(tiny_model_dir, '{}')[:-1]
+  results = multihost.wait(multihost.start(command, 2, per_process=lambda i: [f'--output_dir={dirs[i]}']))
+  (code0, _, err0), (code1, _, _) = results
+  assert code1 == 0 and code0 == 1
+  model = f'wc-{tiny_model_dir.name}'
+  error = err0.strip().splitlines()[-1]
+  assert error.startswith("error: Host 0 cannot see every host's samples") and 'shard-00001-of-00002.jsonl (0 of 8 lines)' in error
+  assert not (dirs[0] / 'metrics.json').exists()
+
+  # Gathering the shards into one directory and running once there summarises the run.
+  shutil.copy(rundir.shard_path(dirs[1], model, 1, 2), rundir.shard_path(dirs[0], model, 1, 2))
+  multihost.run(_sample_command(tiny_model_dir, dirs[0]), 1)
+  assert _samples(dirs[0], model) == _samples(one_process_run, model)
+  assert _summary_files(dirs[0]) == _summary_files(one_process_run)
+
+
+@pytest.mark.parametrize('args, env, message', [
+    (dict(coordinator_address='localhost:1234'), {}, 'needs --num_processes and --process_id'),
+    (dict(num_processes=2, process_id=1), {}, 'without a coordinator'),
+    (dict(coordinator_address='localhost:1234', num_processes=2, process_id=2), {}, 'must be in [0, 2)'),
+    ({}, {'JAX_COORDINATOR_ADDRESS': 'localhost:1234', 'JAX_NUM_PROCESSES': 'two'}, 'not an integer'),
+])
+def test_bad_multi_process_settings_stop_with_one_sentence(args, env, message, monkeypatch):
+  for name in ('JAX_COORDINATOR_ADDRESS', 'JAX_NUM_PROCESSES', 'JAX_PROCESS_ID', 'TPU_WORKER_HOSTNAMES'):
+    monkeypatch.delenv(name, raising=False)
+  for name, value in env.items():
+    monkeypatch.setenv(name, value)
+  with pytest.raises(parallel.MultihostError, match=re.escape(message)):
+    parallel.initialize_multihost(**args)
