@@ -59,6 +59,7 @@ def test_two_processes_write_a_shard_each_and_one_summary_of_all(tiny_model_dir,
   assert _summary_files(run_dir) == _summary_files(one_process_run)
 
 
+@pytest.mark.slow  # 40 s; the finetuning test below kills and restarts a 2-process job in the default suite
 def test_a_job_killed_mid_run_and_restarted_ends_with_the_same_files(tiny_model_dir, one_process_run, tmp_path):
   run_dir = tmp_path / 'run'
   model = f'wc-{tiny_model_dir.name}'
@@ -113,3 +114,43 @@ def test_bad_multi_process_settings_stop_with_one_sentence(args, env, message, m
     monkeypatch.setenv(name, value)
   with pytest.raises(parallel.MultihostError, match=re.escape(message)):
     parallel.initialize_multihost(**args)
+
+
+def _losses(out):
+  return [json.loads(line)['loss'] for line in (out / 'metrics.jsonl').read_text().splitlines()]
+
+
+def test_finetuning_on_a_mesh_of_two_processes_follows_one_process_and_resumes(tiny_model_dir, tmp_path):
+  from test_finetune_run import STEPS, _command, _sft_file  # pylint: disable=g-import-not-at-top
+
+  data = tmp_path / 'sft.jsonl'
+  _sft_file(data)
+  reference = tmp_path / 'one'
+  multihost.run(_command(tiny_model_dir, data, reference), 1)
+
+  # Two processes, one CPU device each: the data axis spans both. Killed after a
+  # checkpoint, restarted, the run restores that checkpoint in both processes.
+  out = tmp_path / 'two'
+  processes = multihost.start(_command(tiny_model_dir, data, out), 2)
+  deadline = time.monotonic() + 300
+  metrics = out / 'metrics.jsonl'
+  while time.monotonic() < deadline and all(p.poll() is None for p in processes):
+    if metrics.exists() and metrics.read_bytes().count(b'\n') >= 5:
+      break
+    time.sleep(0.01)
+  for p in processes:
+    p.send_signal(signal.SIGKILL)
+  multihost.wait(processes)
+  assert 5 <= metrics.read_bytes().count(b'\n') < STEPS, 'not killed mid-way'
+  results = multihost.run(_command(tiny_model_dir, data, out), 2)
+  assert 'from step 4' in results[0][2] or 'from step 6' in results[0][2]
+  assert _losses(out) == pytest.approx(_losses(reference), rel=1e-4)
+  assert json.loads((out / 'summary.json').read_text())['best_step'] == STEPS
+
+  # Exported by two processes (each gathers its shards) or by one: the same files.
+  export = lambda target, n: multihost.run(
+      [sys.executable, '-m', 'wcse_jax.export', str(out / 'best'), str(target), '--dtype=float32'], n)
+  export(tmp_path / 'hf2', 2)
+  export(tmp_path / 'hf1', 1)
+  files = lambda d: {p.name: p.read_bytes() for p in sorted(d.iterdir()) if p.is_file()}
+  assert files(tmp_path / 'hf2') == files(tmp_path / 'hf1') and any(n.endswith('.safetensors') for n in files(tmp_path / 'hf1'))

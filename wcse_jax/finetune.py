@@ -122,7 +122,8 @@ def main(argv: list[str]) -> None:
   out = pathlib.Path(config['output_dir'])
   # Settings bind a run once it has saved a step; one that stopped before that (too
   # little data, a typo) starts again with the new settings.
-  rundir.check_or_write_config(out, config, has_work=TrainCheckpoints.any_saved(out / 'checkpoints'))
+  rundir.check_or_write_config(out, config, has_work=TrainCheckpoints.any_saved(out / 'checkpoints'),
+                               write=jax.process_index() == 0)
 
   # Load: float32 master weights, compute in `compute_dtype`, FSDP over data.
   mesh = parallel.make_mesh(model=config['mesh_model'])
@@ -158,6 +159,11 @@ def main(argv: list[str]) -> None:
   # Scored checkpoints; none without held-out problems, and the last step is exported.
   eval_steps = set(np.linspace(0, total_steps, config['num_evals'] + 1).round().astype(int)[1:])
   eval_steps = eval_steps if validation else set()
+  if eval_steps and jax.process_count() > 1:
+    raise cli.SettingError(
+        'Validation during finetuning runs in one process; with several, set --config.num_evals=0 '
+        'and score the exported model with python -m wcse_jax.evaluate.'
+    )
   log = MetricsLog(out, resume_step=start)
   preemption = Preemption()
   flops_per_token = 6 * count_params(loaded.config)
@@ -213,8 +219,9 @@ def main(argv: list[str]) -> None:
   checkpoints.close()
   summary = {'best_step': best, 'total_steps': total_steps, 'examples': len(examples), **counts,
              'validation': log.validations()}
-  rundir.write_json_atomic(out / 'summary.json', summary)
-  print(json.dumps(summary, indent=2))
+  if jax.process_index() == 0:
+    rundir.write_json_atomic(out / 'summary.json', summary)
+    print(json.dumps(summary, indent=2))
 
 
 def validate(loaded: LoadedModel, params, problems, config: dict) -> float:
@@ -228,17 +235,23 @@ def validate(loaded: LoadedModel, params, problems, config: dict) -> float:
 
 class MetricsLog:
   """metrics.jsonl and TensorBoard; on resume, lines logged after the restored step
-  (work that is about to be redone) are dropped, so the file reads as one run."""
+  (work that is about to be redone) are dropped, so the file reads as one run.
+  In a multi-process job process 0 writes; the others write nothing."""
 
   def __init__(self, out: pathlib.Path, *, resume_step: int):
     import tensorboardX  # pylint: disable=g-import-not-at-top
 
     self.path = out / 'metrics.jsonl'
+    self.writes = jax.process_index() == 0
+    if not self.writes:
+      return
     kept = [r for r in rundir.read_lines(self.path, repair=True) if r['step'] <= resume_step]
     rundir.write_lines_atomic(self.path, kept)
     self._writer = tensorboardX.SummaryWriter(str(out / 'tensorboard'), purge_step=resume_step + 1)
 
   def write(self, record: dict) -> None:
+    if not self.writes:
+      return
     with open(self.path, 'a', encoding='utf-8') as f:
       f.write(rundir.json_line(record))
     for key, value in record.items():
@@ -247,7 +260,7 @@ class MetricsLog:
     self._writer.flush()
 
   def validations(self) -> list[dict]:
-    return [r for r in rundir.read_lines(self.path) if BEST_METRIC in r]
+    return [r for r in rundir.read_lines(self.path) if BEST_METRIC in r] if self.writes else []
 
 
 if __name__ == '__main__':

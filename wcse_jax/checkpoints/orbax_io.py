@@ -29,11 +29,17 @@ def is_our_checkpoint(path: pathlib.Path) -> bool:
 
 
 def save_model(path: str | pathlib.Path, loaded) -> pathlib.Path:
-  """Saves a `LoadedModel` (or anything with config, params, tokenizer)."""
+  """Saves a `LoadedModel` (or anything with config, params, tokenizer).
+
+  In a multi-process job every process calls it (each saves the parameter
+  shards it holds) and process 0 writes the tokenizer and config.
+  """
   path = pathlib.Path(path).absolute()
   path.mkdir(parents=True, exist_ok=True)
   with ocp.StandardCheckpointer() as checkpointer:
     checkpointer.save(path / 'params', nnx.to_pure_dict(loaded.params), force=True)
+  if jax.process_index() != 0:
+    return path
   if loaded.tokenizer is not None:
     loaded.tokenizer.save_pretrained(path / 'tokenizer')
   (path / CONFIG_FILE).write_text(json.dumps({'config': loaded.config.to_dict()}, indent=2))
