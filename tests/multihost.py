@@ -22,14 +22,16 @@ def env(**extra) -> dict:
   return out
 
 
-def start(command: list[str], num_processes: int, *, per_process=None, **popen) -> list[subprocess.Popen]:
+def start(
+    command: list[str], num_processes: int, *, per_process=None, extra_env=None, **popen
+) -> list[subprocess.Popen]:
   """Starts `command` as process 0..n-1 of one job; `per_process(i)` adds arguments to process i."""
   port = free_port()
   return [
       subprocess.Popen(
           [*command, f'--coordinator_address=127.0.0.1:{port}', f'--num_processes={num_processes}',
            f'--process_id={i}', *(per_process(i) if per_process else [])],
-          cwd=REPO, env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen,
+          cwd=REPO, env=env(**(extra_env or {})), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen,
       )
       for i in range(num_processes)
   ]

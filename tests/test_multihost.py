@@ -1,6 +1,7 @@
 """Multi-process jobs on this machine (several JAX processes on CPU devices with a
 local coordinator): sampling with a shard per process, one summary of all of them,
-kills and restarts, and run directories the processes do not share."""
+kills and restarts, run directories the processes do not share, and run
+directories on an object store (a local stand-in for gs://)."""
 
 import json
 import re
@@ -12,6 +13,7 @@ import time
 import pytest
 
 import multihost
+import objectstore
 from conftest import REPO
 from wcse_jax import parallel, rundir
 
@@ -59,7 +61,7 @@ def test_two_processes_write_a_shard_each_and_one_summary_of_all(tiny_model_dir,
   assert _summary_files(run_dir) == _summary_files(one_process_run)
 
 
-@pytest.mark.slow  # 40 s; the finetuning test below kills and restarts a 2-process job in the default suite
+@pytest.mark.slow  # 40 s; the object-store test below kills and restarts a 2-process job in the default suite
 def test_a_job_killed_mid_run_and_restarted_ends_with_the_same_files(tiny_model_dir, one_process_run, tmp_path):
   run_dir = tmp_path / 'run'
   model = f'wc-{tiny_model_dir.name}'
@@ -101,6 +103,34 @@ def test_unshared_run_directories_stop_the_summary_with_one_sentence(tiny_model_
   assert _summary_files(dirs[0]) == _summary_files(one_process_run)
 
 
+def test_a_job_on_an_object_store_killed_and_restarted_ends_with_the_same_files(
+    tiny_model_dir, one_process_run, tmp_path
+):
+  root = tmp_path / 'store'
+  command = [sys.executable, str(REPO / 'tests' / 'standin_run.py'),
+             *_sample_command(tiny_model_dir, f'{objectstore.PROTOCOL}://bucket/runs/x')[2:]]
+  job = lambda: multihost.start(command, 2, extra_env={objectstore.ROOT_ENV: str(root)})
+  run_dir = root / 'bucket' / 'runs' / 'x'
+  model = f'wc-{tiny_model_dir.name}'
+  parts = run_dir / 'samples' / model / 'shard-00001-of-00002.jsonl.parts'
+  processes = job()
+  deadline = time.monotonic() + 300
+  while time.monotonic() < deadline and all(p.poll() is None for p in processes):
+    if parts.exists() and len(list(parts.iterdir())) >= 2:
+      break
+    time.sleep(0.005)
+  for p in processes:
+    p.send_signal(signal.SIGKILL)
+  multihost.wait(processes)
+  assert 2 <= len(list(parts.iterdir())) < 8, 'not killed mid-way'
+
+  results = multihost.wait(job())
+  assert all(code == 0 for code, _, _ in results), results[0][2][-3000:]
+  assert not parts.exists()  # folded into the shard
+  assert _samples(run_dir, model) == _samples(one_process_run, model)
+  assert _summary_files(run_dir) == _summary_files(one_process_run)
+
+
 @pytest.mark.parametrize('args, env, message', [
     (dict(coordinator_address='localhost:1234'), {}, 'needs --num_processes and --process_id'),
     (dict(num_processes=2, process_id=1), {}, 'without a coordinator'),
@@ -120,6 +150,7 @@ def _losses(out):
   return [json.loads(line)['loss'] for line in (out / 'metrics.jsonl').read_text().splitlines()]
 
 
+@pytest.mark.slow  # 2 minutes
 def test_finetuning_on_a_mesh_of_two_processes_follows_one_process_and_resumes(tiny_model_dir, tmp_path):
   from test_finetune_run import STEPS, _command, _sft_file  # pylint: disable=g-import-not-at-top
 

@@ -91,7 +91,7 @@ def main(argv: list[str]) -> None:
   needed = {'judge': 3, 'export': 4, 'labels': 4}  # the program, the verb and its arguments
   if len(argv) < 2 or argv[1] not in needed or len(argv) != needed[argv[1]]:
     raise app.UsageError('usage: false_positives judge RUN_DIR | export RUN_DIR OUT.csv | labels RUN_DIR IN.csv')
-  verb, run_dir = argv[1], pathlib.Path(argv[2])
+  verb, run_dir = argv[1], rundir.run_path(argv[2])
   if verb == 'labels':
     record(run_dir, flags.FLAGS.role, 'human', metrics.false_positive_rate_from_labels(argv[3]), labels=argv[3])
     return

@@ -120,7 +120,7 @@ def main(argv: list[str]) -> None:
     raise app.UsageError('usage: python -m wcse_jax.plan PILOT_RUN [--budget=high] [--backtest=0.25]')
   if not 0 <= args.backtest < 1:
     raise cli.SettingError(f'--backtest takes a fraction in [0, 1), got {args.backtest}.')
-  run_dir = pathlib.Path(argv[1])
+  run_dir = rundir.run_path(argv[1])
   result = plan_from_pilot(run_dir, args.budget, seed=args.forecast_seed, backtest=args.backtest)
   rundir.write_json_atomic(run_dir / 'forecast.json', result)
   t = result['target']

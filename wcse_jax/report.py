@@ -18,7 +18,7 @@ import pathlib
 
 from absl import app
 
-from wcse_jax import analysis, cli
+from wcse_jax import analysis, cli, rundir
 
 
 def markdown(metrics: dict) -> str:
@@ -136,7 +136,8 @@ def plot(metrics: dict, path: pathlib.Path, forecast: dict | None = None) -> Non
     ax.legend()
   fig.suptitle(f"{metrics['dataset']} {metrics['split']} ({metrics['problems']} problems)")
   fig.tight_layout()
-  fig.savefig(path, dpi=120)
+  with path.open('wb') as f:  # a local file or an object
+    fig.savefig(f, format='png', dpi=120)
   plt.close(fig)
 
 
@@ -166,7 +167,8 @@ def plot_levels(metrics: dict, path: pathlib.Path) -> bool:
   ax.legend()
   ax.grid(alpha=0.3, axis='y')
   fig.tight_layout()
-  fig.savefig(path, dpi=120)
+  with path.open('wb') as f:  # a local file or an object
+    fig.savefig(f, format='png', dpi=120)
   plt.close(fig)
   return True
 
@@ -174,7 +176,7 @@ def plot_levels(metrics: dict, path: pathlib.Path) -> bool:
 def main(argv: list[str]) -> None:
   if len(argv) != 2:
     raise app.UsageError('usage: python -m wcse_jax.report RUN_DIR')
-  run_dir = pathlib.Path(argv[1])
+  run_dir = rundir.run_path(argv[1])
   path = run_dir / 'metrics.json'
   if not path.exists():
     raise FileNotFoundError(f'{path} does not exist: is {run_dir} a finished sampling run?')

@@ -14,6 +14,16 @@ goes; a line cut short by a crash is dropped on restart, and the pairs
 is complete it is rewritten sorted by (problem, sample) through a temporary
 file and an atomic rename, so a run killed any number of times ends with
 exactly the files of an uninterrupted one.
+
+A run directory may also be a URL that fsspec knows (`gs://bucket/runs/x`,
+`s3://...`; install the matching extra, `wcse_jax[gcs]`). Object stores
+cannot append to an object or rename one atomically, but writing an object
+is atomic: it is whole or absent. So there a shard's lines are appended as
+numbered part objects beside it (`shard-...jsonl.parts/part-000003.jsonl`),
+which finalising folds into the one sorted shard before it deletes them;
+whole files (config, metrics, SFT sets) are written in one put. A crash
+cannot tear a line, and a crash between the fold and the deletes leaves
+copies that readers drop (each (problem, sample) counts once).
 """
 
 from __future__ import annotations
@@ -21,7 +31,10 @@ from __future__ import annotations
 import json
 import os
 import pathlib
+import re
 from collections.abc import Iterable, Iterator
+
+import upath
 
 # Config keys that do not change results: they may differ when a run resumes.
 RESUMABLE_KEYS = ('grader_workers', 'flush_every')
@@ -42,11 +55,36 @@ class RunError(ValueError):
   """A run directory that cannot be used as asked."""
 
 
-def write_json_atomic(path: pathlib.Path, data) -> None:
+def run_path(location: str | os.PathLike) -> pathlib.Path:
+  """A run directory (or a file in one): a local path, or a URL of any filesystem fsspec
+  knows (`gs://bucket/runs/x`), as a pathlib-like `upath.UPath`."""
+  if isinstance(location, pathlib.Path):
+    return location
+  location = os.fspath(location)
+  if '://' in location and not location.startswith('file://'):
+    return upath.UPath(location)
+  return pathlib.Path(location.removeprefix('file://'))
+
+
+def is_local(path: pathlib.Path) -> bool:
+  """Whether `path` is on a filesystem of this machine (appends, fsync and renames work)."""
+  return getattr(path, 'protocol', '') in ('', 'file', 'local')
+
+
+def _write_atomic(path: pathlib.Path, text: str) -> None:
+  """Replaces `path` with `text`: through a temporary file and a rename on a local
+  filesystem; in one put on an object store, where a written object is whole or absent."""
   path.parent.mkdir(parents=True, exist_ok=True)
+  if not is_local(path):
+    path.write_text(text, encoding='utf-8')
+    return
   tmp = path.with_suffix(path.suffix + '.tmp')
-  tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + '\n')
+  tmp.write_text(text, encoding='utf-8')
   os.replace(tmp, path)
+
+
+def write_json_atomic(path: pathlib.Path, data) -> None:
+  _write_atomic(path, json.dumps(data, indent=2, sort_keys=True) + '\n')
 
 
 def check_or_write_config(
@@ -106,21 +144,32 @@ def shard_path(run_dir: pathlib.Path, model_dir: str, index: int = 0, count: int
   return run_dir / 'samples' / model_dir / f'shard-{index:05d}-of-{count:05d}.jsonl'
 
 
-def read_lines(path: pathlib.Path, *, repair: bool = False) -> list[dict]:
-  """The whole JSON lines of a shard; with `repair`, cuts off a torn last line."""
-  if not path.exists():
+def _parts_dir(path: pathlib.Path) -> pathlib.Path:
+  return path.with_name(path.name + '.parts')
+
+
+def _parts(path: pathlib.Path) -> list[pathlib.Path]:
+  """The part objects appended to `path` on an object store, in order (none locally)."""
+  if is_local(path) or not _parts_dir(path).exists():
     return []
-  data = path.read_bytes()
-  end = data.rfind(b'\n') + 1
-  if end < len(data) and repair:
-    with open(path, 'r+b') as f:
-      f.truncate(end)
+  return sorted(_parts_dir(path).glob('part-*.jsonl'), key=lambda p: p.name)
+
+
+def read_lines(path: pathlib.Path, *, repair: bool = False) -> list[dict]:
+  """The whole JSON lines of a file (and, on an object store, of its appended parts);
+  with `repair`, cuts off a torn last line of a local file."""
   records = []
-  for number, line in enumerate(data[:end].splitlines(), start=1):
-    try:
-      records.append(json.loads(line))
-    except ValueError:
-      raise RunError(f'{path}:{number}: not a JSON line; the file was edited or damaged.') from None
+  for piece in ([path] if path.exists() else []) + _parts(path):
+    data = piece.read_bytes()
+    end = data.rfind(b'\n') + 1
+    if end < len(data) and repair and is_local(piece):
+      with open(piece, 'r+b') as f:
+        f.truncate(end)
+    for number, line in enumerate(data[:end].splitlines(), start=1):
+      try:
+        records.append(json.loads(line))
+      except ValueError:
+        raise RunError(f'{piece}:{number}: not a JSON line; the file was edited or damaged.') from None
   return records
 
 
@@ -129,29 +178,40 @@ def json_line(record: dict) -> str:
 
 
 def write_lines_atomic(path: pathlib.Path, records: Iterable[dict]) -> None:
-  """Replaces `path` with these records, through a temporary file and a rename."""
-  path.parent.mkdir(parents=True, exist_ok=True)
-  tmp = path.with_suffix(path.suffix + '.tmp')
-  with open(tmp, 'w', encoding='utf-8') as f:
-    f.writelines(json_line(r) for r in records)
-  os.replace(tmp, path)
+  """Replaces `path` with these records (atomically, as `_write_atomic`)."""
+  _write_atomic(path, ''.join(json_line(r) for r in records))
 
 
 class ShardWriter:
-  """Appends records as whole, flushed lines."""
+  """Appends records as whole lines, each call's durable when it returns: flushed and
+  synced to a local file, or one new part object on an object store."""
 
   def __init__(self, path: pathlib.Path):
     path.parent.mkdir(parents=True, exist_ok=True)
     self.path = path
-    self._file = open(path, 'a', encoding='utf-8')
+    self._file = None
+    if is_local(path):
+      self._file = open(path, 'a', encoding='utf-8')
+    else:
+      done = [int(m.group(1)) for p in _parts(path) if (m := re.fullmatch(r'part-(\d+)\.jsonl', p.name))]
+      self._next_part = max(done, default=-1) + 1
 
   def write(self, records: Iterable[dict]) -> None:
-    self._file.write(''.join(json_line(r) for r in records))
+    text = ''.join(json_line(r) for r in records)
+    if self._file is None:
+      if text:
+        part = _parts_dir(self.path) / f'part-{self._next_part:06d}.jsonl'
+        part.parent.mkdir(parents=True, exist_ok=True)
+        part.write_text(text, encoding='utf-8')
+        self._next_part += 1
+      return
+    self._file.write(text)
     self._file.flush()
     os.fsync(self._file.fileno())
 
   def close(self) -> None:
-    self._file.close()
+    if self._file is not None:
+      self._file.close()
 
   def __enter__(self) -> ShardWriter:
     return self
@@ -160,15 +220,33 @@ class ShardWriter:
     self.close()
 
 
-def finalize_shard(path: pathlib.Path) -> None:
-  """Rewrites a complete shard sorted by (problem, sample), atomically."""
-  records = sorted(read_lines(path), key=lambda r: (r['problem_index'], r['sample']))
-  write_lines_atomic(path, records)
+def finalize_shard(path: pathlib.Path) -> int:
+  """Rewrites a complete shard sorted by (problem, sample), each pair once, atomically
+  (folding in its parts on an object store); returns its line count."""
+  parts = _parts(path)
+  if not path.exists() and not parts:
+    return 0
+  records = {(r['problem_index'], r['sample']): r for r in reversed(read_lines(path))}
+  write_lines_atomic(path, [records[key] for key in sorted(records)])
+  if parts:
+    parts_dir = _parts_dir(path)
+    parts_dir.fs.rm(parts_dir.path, recursive=True)
+  return len(records)
+
+
+def _shards(model_dir: pathlib.Path) -> list[pathlib.Path]:
+  """A model's shards, including (on an object store) those that are parts only so far."""
+  names = {p.name for p in model_dir.glob('shard-*.jsonl')}
+  names |= {p.name.removesuffix('.parts') for p in model_dir.glob('shard-*.jsonl.parts')}
+  return [model_dir / name for name in sorted(names)]
 
 
 def has_samples(run_dir: pathlib.Path) -> bool:
   """Whether any sample shard of the run holds a sample (its settings then bind it)."""
-  return any(path.stat().st_size for path in (run_dir / 'samples').glob('*/shard-*.jsonl'))
+  return any(
+      (path.exists() and path.stat().st_size) or _parts(path)
+      for model_dir in (run_dir / 'samples').glob('*') for path in _shards(model_dir)
+  )
 
 
 def samples_of(run_dir: pathlib.Path, model_dir: str) -> Iterator[dict]:
@@ -179,7 +257,7 @@ def samples_of(run_dir: pathlib.Path, model_dir: str) -> Iterator[dict]:
   disagree on a pair; should two hold one, the first shard's copy counts.
   """
   seen = set()
-  for path in sorted((run_dir / 'samples' / model_dir).glob('shard-*.jsonl')):
+  for path in _shards(run_dir / 'samples' / model_dir):
     for record in read_lines(path):
       key = (record['problem_index'], record['sample'])
       if key not in seen:

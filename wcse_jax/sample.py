@@ -179,9 +179,7 @@ def sample_model(run: ModelRun, config: dict, problems, run_dir: pathlib.Path) -
     pairs = [(j, i) for j in mine for i in range(run.samples) if (j, i) not in done]
     if pairs:
       _Drawer(run, config, problems).draw(pairs, shard)
-  if shard.exists():
-    rundir.finalize_shard(shard)
-  return len(rundir.read_lines(shard))
+  return rundir.finalize_shard(shard)
 
 
 def _draw_adaptive(run: ModelRun, config: dict, problems, shard: pathlib.Path, visible, mine: list) -> None:
@@ -444,7 +442,7 @@ def main(argv: list[str]) -> None:
   plan, runs, note = plan_runs(config)
   problems = load_problems(config['dataset'], config['split'], source=config['data_source'])
   problems = problems.problems[: config['limit'] or None]
-  run_dir = pathlib.Path(config['output_dir'])
+  run_dir = rundir.run_path(config['output_dir'])
   stored = {k: v for k, v in config.items() if k != 'output_dir'}  # a run may be moved
   # Where the numbers are computed changes them: a run resumes on the backend and dtype it began on.
   backend, dtype = jax.default_backend(), jnp.dtype(weights_dtype(config)).name

@@ -151,7 +151,7 @@ def push_to_hub(run_dir: pathlib.Path, repo: str) -> str:
 def main(argv: list[str]) -> None:
   if len(argv) != 2:
     raise app.UsageError('usage: python -m wcse_jax.subsets RUN_DIR [--fractions=...] [--coverage=...]')
-  run_dir = pathlib.Path(argv[1])
+  run_dir = rundir.run_path(argv[1])
   fractions = [_fraction(f, 'fractions') for f in flags.FLAGS.fractions]
   for target in flags.FLAGS.coverage:
     if target != 'same_as_se':
