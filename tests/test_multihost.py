@@ -131,6 +131,53 @@ def test_a_job_on_an_object_store_killed_and_restarted_ends_with_the_same_files(
   assert _summary_files(run_dir) == _summary_files(one_process_run)
 
 
+@pytest.fixture
+def store(tmp_path, monkeypatch):
+  monkeypatch.setenv(objectstore.ROOT_ENV, str(tmp_path / 'store'))
+  objectstore.register()
+  return tmp_path / 'store'
+
+
+def test_object_store_lines_are_parts_until_folded_and_a_crash_between_leaves_copies_only(store):
+  shard = rundir.shard_path(rundir.run_path(f'{objectstore.PROTOCOL}://bucket/run'), 'wc-m', 0, 1)
+  with rundir.ShardWriter(shard) as writer:
+    writer.write([{'problem_index': 1, 'sample': 0}])
+    writer.write([{'problem_index': 0, 'sample': 1}, {'problem_index': 0, 'sample': 0}])
+  with pytest.raises(OSError, match='cannot append'):
+    with shard.open('a') as f:
+      f.write('x')
+  local = store / 'bucket' / 'run' / 'samples' / 'wc-m'
+  assert sorted(p.name for p in (local / 'shard-00000-of-00001.jsonl.parts').iterdir()) == [
+      'part-000000.jsonl', 'part-000001.jsonl']
+  assert rundir.has_samples(shard.parents[2]) and len(rundir.read_lines(shard)) == 3
+  # A crash after the fold's put, before its deletes: the parts repeat the shard.
+  parts = {p.name: p.read_bytes() for p in (local / 'shard-00000-of-00001.jsonl.parts').iterdir()}
+  assert rundir.finalize_shard(shard) == 3
+  (local / 'shard-00000-of-00001.jsonl.parts').mkdir()
+  for name, data in parts.items():
+    (local / 'shard-00000-of-00001.jsonl.parts' / name).write_bytes(data)
+  assert len(list(rundir.samples_of(shard.parents[2], 'wc-m'))) == 3
+  assert rundir.finalize_shard(shard) == 3
+  assert [(r['problem_index'], r['sample']) for r in rundir.read_lines(shard)] == [(0, 0), (0, 1), (1, 0)]
+  assert not (local / 'shard-00000-of-00001.jsonl.parts').exists()
+
+
+def test_a_finetuning_log_on_an_object_store_resumes_as_one_run(store):
+  from wcse_jax.train.log import MetricsLog  # pylint: disable=g-import-not-at-top
+
+  out = rundir.run_path(f'{objectstore.PROTOCOL}://bucket/finetune')
+  log = MetricsLog(out, resume_step=0)
+  for step in (1, 2, 3):
+    log.write({'step': step, 'loss': 1.0 / step})
+  log.close()
+  assert not log.tensorboard and not (store / 'bucket' / 'finetune' / 'tensorboard').exists()
+  log = MetricsLog(out, resume_step=2)  # restored step 2: step 3 is redone
+  log.write({'step': 3, 'loss': 0.25})
+  log.write({'step': 4, 'loss': 0.2, 'val_pass_at_1': 0.5})
+  assert [r['loss'] for r in rundir.read_lines(out / 'metrics.jsonl')] == [1.0, 0.5, 0.25, 0.2]
+  assert log.validations() == [{'step': 4, 'loss': 0.2, 'val_pass_at_1': 0.5}]
+
+
 @pytest.mark.parametrize('args, env, message', [
     (dict(coordinator_address='localhost:1234'), {}, 'needs --num_processes and --process_id'),
     (dict(num_processes=2, process_id=1), {}, 'without a coordinator'),

@@ -45,6 +45,7 @@ from wcse_jax.evaluate import evaluate
 from wcse_jax.model import count_params
 from wcse_jax.train import data as sft_data
 from wcse_jax.train.checkpoints import BEST_METRIC, TrainCheckpoints
+from wcse_jax.train.log import MetricsLog
 from wcse_jax.train.step import OptimizerConfig, init_state, make_optimizer, make_train_step
 
 _CONFIGS = pathlib.Path(__file__).resolve().parents[1] / 'configs' / 'finetune.py'
@@ -119,7 +120,7 @@ def main(argv: list[str]) -> None:
   del argv
   cli.initialize_multihost()
   config = settings()
-  out = pathlib.Path(config['output_dir'])
+  out = rundir.run_path(config['output_dir'])
   # Settings bind a run once it has saved a step; one that stopped before that (too
   # little data, a typo) starts again with the new settings.
   rundir.check_or_write_config(out, config, has_work=TrainCheckpoints.any_saved(out / 'checkpoints'),
@@ -165,6 +166,9 @@ def main(argv: list[str]) -> None:
         'and score the exported model with python -m wcse_jax.evaluate.'
     )
   log = MetricsLog(out, resume_step=start)
+  if log.writes and not log.tensorboard:
+    print(f'TensorBoard logs are written for local output directories only; {out}/metrics.jsonl '
+          'has the same numbers.', file=sys.stderr)
   preemption = Preemption()
   flops_per_token = 6 * count_params(loaded.config)
   peak = perf.matmul_peak_flops(dtype=jnp.dtype(config['compute_dtype'])) * mesh.devices.size
@@ -217,6 +221,7 @@ def main(argv: list[str]) -> None:
   nnx.replace_by_pure_dict(loaded.params, best_params)
   save_model(out / 'best', loaded)
   checkpoints.close()
+  log.close()
   summary = {'best_step': best, 'total_steps': total_steps, 'examples': len(examples), **counts,
              'validation': log.validations()}
   if jax.process_index() == 0:
@@ -231,36 +236,6 @@ def validate(loaded: LoadedModel, params, problems, config: dict) -> float:
       max_new_tokens=config['val_max_new_tokens'],
   )
   return result.pass_at_1
-
-
-class MetricsLog:
-  """metrics.jsonl and TensorBoard; on resume, lines logged after the restored step
-  (work that is about to be redone) are dropped, so the file reads as one run.
-  In a multi-process job process 0 writes; the others write nothing."""
-
-  def __init__(self, out: pathlib.Path, *, resume_step: int):
-    import tensorboardX  # pylint: disable=g-import-not-at-top
-
-    self.path = out / 'metrics.jsonl'
-    self.writes = jax.process_index() == 0
-    if not self.writes:
-      return
-    kept = [r for r in rundir.read_lines(self.path, repair=True) if r['step'] <= resume_step]
-    rundir.write_lines_atomic(self.path, kept)
-    self._writer = tensorboardX.SummaryWriter(str(out / 'tensorboard'), purge_step=resume_step + 1)
-
-  def write(self, record: dict) -> None:
-    if not self.writes:
-      return
-    with open(self.path, 'a', encoding='utf-8') as f:
-      f.write(rundir.json_line(record))
-    for key, value in record.items():
-      if key != 'step':
-        self._writer.add_scalar(key, value, record['step'])
-    self._writer.flush()
-
-  def validations(self) -> list[dict]:
-    return [r for r in rundir.read_lines(self.path) if BEST_METRIC in r] if self.writes else []
 
 
 if __name__ == '__main__':

@@ -178,8 +178,22 @@ def json_line(record: dict) -> str:
 
 
 def write_lines_atomic(path: pathlib.Path, records: Iterable[dict]) -> None:
-  """Replaces `path` with these records (atomically, as `_write_atomic`)."""
+  """Replaces `path` (and on an object store its appended parts) with these records,
+  atomically as `_write_atomic`; parts left by a crash after the put are copies."""
+  parts = _parts(path)
   _write_atomic(path, ''.join(json_line(r) for r in records))
+  if parts:
+    parts_dir = _parts_dir(path)
+    parts_dir.fs.rm(parts_dir.path, recursive=True)
+
+
+def orbax_path(path: pathlib.Path):
+  """`path` as Orbax takes it: absolute if local, else the URL (Orbax reads gs:// itself)."""
+  if is_local(path):
+    return pathlib.Path(path).absolute()
+  from etils import epath  # pylint: disable=g-import-not-at-top
+
+  return epath.Path(str(path))
 
 
 class ShardWriter:
@@ -223,14 +237,10 @@ class ShardWriter:
 def finalize_shard(path: pathlib.Path) -> int:
   """Rewrites a complete shard sorted by (problem, sample), each pair once, atomically
   (folding in its parts on an object store); returns its line count."""
-  parts = _parts(path)
-  if not path.exists() and not parts:
+  if not path.exists() and not _parts(path):
     return 0
   records = {(r['problem_index'], r['sample']): r for r in reversed(read_lines(path))}
   write_lines_atomic(path, [records[key] for key in sorted(records)])
-  if parts:
-    parts_dir = _parts_dir(path)
-    parts_dir.fs.rm(parts_dir.path, recursive=True)
   return len(records)
 
 

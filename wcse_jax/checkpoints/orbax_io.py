@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import json
 import pathlib
+import tempfile
 
 import jax
 import orbax.checkpoint as ocp
 from flax import nnx
 from jax.sharding import Mesh
 
-from wcse_jax import parallel
+from wcse_jax import parallel, rundir
 from wcse_jax.checkpoints.assemble import CheckpointError, abstract_model
 from wcse_jax.model import GemmaConfig
 
@@ -29,19 +30,27 @@ def is_our_checkpoint(path: pathlib.Path) -> bool:
 
 
 def save_model(path: str | pathlib.Path, loaded) -> pathlib.Path:
-  """Saves a `LoadedModel` (or anything with config, params, tokenizer).
+  """Saves a `LoadedModel` (or anything with config, params, tokenizer), to a local
+  directory or a URL (`gs://...`: Orbax writes the parameters there itself).
 
   In a multi-process job every process calls it (each saves the parameter
   shards it holds) and process 0 writes the tokenizer and config.
   """
-  path = pathlib.Path(path).absolute()
+  path = rundir.run_path(path)
+  path = path.absolute() if rundir.is_local(path) else path
   path.mkdir(parents=True, exist_ok=True)
   with ocp.StandardCheckpointer() as checkpointer:
-    checkpointer.save(path / 'params', nnx.to_pure_dict(loaded.params), force=True)
+    checkpointer.save(rundir.orbax_path(path / 'params'), nnx.to_pure_dict(loaded.params), force=True)
   if jax.process_index() != 0:
     return path
   if loaded.tokenizer is not None:
-    loaded.tokenizer.save_pretrained(path / 'tokenizer')
+    if rundir.is_local(path):
+      loaded.tokenizer.save_pretrained(path / 'tokenizer')
+    else:  # transformers writes local files only: through a temporary directory
+      with tempfile.TemporaryDirectory() as local:
+        loaded.tokenizer.save_pretrained(local)
+        for file in pathlib.Path(local).iterdir():
+          (path / 'tokenizer' / file.name).write_bytes(file.read_bytes())
   (path / CONFIG_FILE).write_text(json.dumps({'config': loaded.config.to_dict()}, indent=2))
   return path
 

@@ -19,6 +19,8 @@ import jax
 import orbax.checkpoint as ocp
 from orbax.checkpoint.checkpoint_managers import preservation_policy
 
+from wcse_jax import rundir
+
 BEST_METRIC = 'val_pass_at_1'
 
 
@@ -45,7 +47,7 @@ class TrainCheckpoints:
         ),
     ])
     self.manager = ocp.CheckpointManager(
-        pathlib.Path(directory).absolute(),
+        rundir.orbax_path(directory),
         options=ocp.CheckpointManagerOptions(
             preservation_policy=policy,
             # Orbax records a step's metrics only when it tracks a best checkpoint.
