@@ -10,8 +10,15 @@
 # joins the slice through jax.distributed (wcse_jax.parallel.initialize_multihost), samples
 # its share of the problems and writes its own shard; after a preemption, run the same
 # line again and the run resumes. Hub weights: set HF_TOKEN in your environment; it is
-# passed to the workers. Put the run directory on a bucket mount or copy it back with
-#   gcloud compute tpus tpu-vm scp --recurse --worker=0 NAME:~/wcse_jax/runs . --zone ZONE
+# passed to the workers.
+#
+# Run directory: with BUCKET=gs://my-bucket/runs the command gets --output_dir=$BUCKET/NAME
+# (unless it sets --output_dir itself), which every host shares, and host 0 summarises the
+# whole run there. Without a bucket each host writes under ~/wcse_jax/runs on its own disk;
+# host 0 then stops before the summary, naming the shards it cannot see. Gather them, for
+# each worker W of the slice, with
+#   gcloud compute tpus tpu-vm scp --recurse --worker=W NAME:~/wcse_jax/runs . --zone ZONE
+# and run the same command here as one process: it draws nothing and summarises.
 set -euo pipefail
 if [[ $# -lt 5 || "$4" != "--" ]]; then
   echo "usage: $0 NAME ZONE ACCELERATOR -- COMMAND..." >&2
@@ -19,6 +26,9 @@ if [[ $# -lt 5 || "$4" != "--" ]]; then
 fi
 name=$1 zone=$2 accelerator=$3
 shift 4
+if [[ -n "${BUCKET:-}" ]] && ! printf '%s\n' "$@" | grep -q -- '--output_dir'; then
+  set -- "$@" "--output_dir=${BUCKET%/}/$name"
+fi
 command=$(printf '%q ' "$@")
 version=${TPU_SOFTWARE_VERSION:-tpu-ubuntu2204-base}
 
@@ -33,7 +43,7 @@ gcloud compute tpus tpu-vm scp /tmp/wcse_jax.tgz "$name":/tmp/ --worker=all --zo
 gcloud compute tpus tpu-vm ssh "$name" --worker=all --zone "$zone" --command "
   set -e
   mkdir -p ~/wcse_jax && tar -C ~/wcse_jax -xzf /tmp/wcse_jax.tgz
-  cd ~/wcse_jax && python3 -m pip install -q -U pip && python3 -m pip install -q -e . 'jax[tpu]'
+  cd ~/wcse_jax && python3 -m pip install -q -U pip && python3 -m pip install -q -e '.[gcs]' 'jax[tpu]'
   tmux kill-session -t wcse 2>/dev/null || true
   tmux new-session -d -s wcse 'cd ~/wcse_jax && HF_TOKEN=${HF_TOKEN:-} $command 2>&1 | tee -a ~/wcse_jax/launch.log'
 "
