@@ -107,6 +107,28 @@ def test_rows_reading_a_shared_prefix_match_their_whole_sequences(tiny_hf, versi
     assert np.abs(np.stack(got[r]) - tail).max() < 1e-4, r
 
 
+@pytest.mark.parametrize('dtype', [jnp.float32, jnp.bfloat16])
+def test_a_transposed_embedding_table_computes_the_same_logits(tiny_hf, dtype):
+  """`transpose_embedding` (the sampler's layout on CPU): the same lookup (bfloat16 tables
+  are gathered as integers) and the same output projection. In bfloat16 the logits are
+  equal bit for bit; in float32 XLA sums the projection with another kernel, in
+  another order, so they agree to float32 rounding."""
+  from flax import nnx  # pylint: disable=g-import-not-at-top
+  from wcse_jax.model import transpose_embedding  # pylint: disable=g-import-not-at-top
+
+  loaded = load_model(str(tiny_hf[3][0]), dtype=dtype, param_dtype=dtype, with_tokenizer=False)
+  config, graphdef, params = transpose_embedding(loaded.config, loaded.graphdef, loaded.params)
+  assert config.transposed_embedding and nnx.to_pure_dict(params)['embedder'].keys() == {'transposed_embedding'}
+  tokens = jnp.asarray(np.random.default_rng(0).integers(0, 300, (2, 7)))
+  positions = jnp.broadcast_to(jnp.arange(7), (2, 7))
+  before = nnx.merge(loaded.graphdef, loaded.params)(tokens, positions)[0]
+  after = nnx.merge(graphdef, params)(tokens, positions)[0]
+  if dtype == jnp.bfloat16:
+    np.testing.assert_array_equal(np.asarray(after), np.asarray(before))
+  else:
+    np.testing.assert_allclose(np.asarray(after), np.asarray(before), rtol=1e-6, atol=2e-6)
+
+
 def test_packed_rows_equal_separate_rows(tiny_hf):
   """Two sequences packed in one row with segment ids and per-segment positions."""
   from wcse_jax.model import segment_mask  # pylint: disable=g-import-not-at-top

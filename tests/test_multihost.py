@@ -61,6 +61,19 @@ def test_two_processes_write_a_shard_each_and_one_summary_of_all(tiny_model_dir,
   assert _summary_files(run_dir) == _summary_files(one_process_run)
 
 
+@pytest.mark.slow  # about 3 minutes: two runs of the bundled model
+def test_the_bundled_model_sampled_by_two_processes_gives_the_samples_of_one(tmp_path):
+  command = lambda out: [
+      sys.executable, '-m', 'wcse_jax.sample', '--dataset=gsm8k', '--split=test', '--limit=3',
+      '--budget=2', '--match=number', '--max_new_tokens=48', '--num_slots=4', f'--output_dir={out}']
+  multihost.run(command(tmp_path / 'one'), 1)
+  multihost.run(command(tmp_path / 'two'), 2)
+  model = 'wc-gemma3-270m'
+  assert len(_samples(tmp_path / 'two', model)) == 3 * 2
+  assert _samples(tmp_path / 'two', model) == _samples(tmp_path / 'one', model)
+  assert _summary_files(tmp_path / 'two') == _summary_files(tmp_path / 'one')
+
+
 @pytest.mark.slow  # 40 s; the object-store test below kills and restarts a 2-process job in the default suite
 def test_a_job_killed_mid_run_and_restarted_ends_with_the_same_files(tiny_model_dir, one_process_run, tmp_path):
   run_dir = tmp_path / 'run'

@@ -26,22 +26,46 @@ USER_ERRORS: tuple[type[Exception], ...] = (
 )
 
 # A job of N processes started by hand (JAX detects TPU slices, SLURM and Open MPI by itself).
-_COORDINATOR = flags.DEFINE_string(
-    'coordinator_address', None,
-    f'host:port of process 0 of a multi-process job (or {parallel.COORDINATOR_ENV}).')
-_NUM_PROCESSES = flags.DEFINE_integer(
-    'num_processes', None, f'Processes in the job (or {parallel.NUM_PROCESSES_ENV}).')
-_PROCESS_ID = flags.DEFINE_integer(
-    'process_id', None, f'This process, 0 to num_processes - 1 (or {parallel.PROCESS_ID_ENV}).')
+_MULTIHOST_FLAGS = (
+    ('coordinator_address', flags.DEFINE_string,
+     f'host:port of process 0 of a multi-process job (or {parallel.COORDINATOR_ENV}).'),
+    ('num_processes', flags.DEFINE_integer, f'Processes in the job (or {parallel.NUM_PROCESSES_ENV}).'),
+    ('process_id', flags.DEFINE_integer,
+     f'This process, 0 to num_processes - 1 (or {parallel.PROCESS_ID_ENV}).'),
+)
+for _name, _define, _help in _MULTIHOST_FLAGS:
+  _define(_name, None, _help)
 
 
-def initialize_multihost() -> None:
-  """Joins a multi-process job from the flags above, the environment, or the cluster."""
-  parallel.initialize_multihost(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
+def _join_job(argv: list[str]) -> None:
+  """Joins a multi-process job from the flags above, the environment, or the cluster.
+
+  Runs before the other flags are parsed: parsing loads the config file, and
+  a config that looks at the backend (`configs/sample.py:auto`) would
+  otherwise start it before `jax.distributed` may.
+  """
+  early = flags.FlagValues()
+  for name, define, help_text in _MULTIHOST_FLAGS:
+    define(name, None, help_text, flag_values=early)
+  early(argv, known_only=True)
+  parallel.initialize_multihost(early.coordinator_address, early.num_processes, early.process_id)
 
 
-def run(main: Callable[[list[str]], None]) -> None:
-  """`absl.app.run(main)`, with user errors printed as one line."""
+def run(main: Callable[[list[str]], None], *, multihost: bool = False) -> None:
+  """`absl.app.run(main)`, with user errors printed as one line.
+
+  `multihost`: the command is one process of a multi-process job when flags,
+  environment or cluster say so, and joins it first.
+  """
+
+  def parse(argv):
+    if multihost:
+      try:
+        _join_job(argv)
+      except parallel.MultihostError as e:
+        print(f'error: {e}', file=sys.stderr)
+        sys.exit(1)
+    return app.parse_flags_with_usage(argv)
 
   def guarded(argv):
     if not flags.FLAGS['verbosity'].present:  # library INFO logs (Orbax's) drown the progress bars
@@ -52,4 +76,4 @@ def run(main: Callable[[list[str]], None]) -> None:
       print(f'error: {e}', file=sys.stderr)
       sys.exit(1)
 
-  app.run(guarded)
+  app.run(guarded, flags_parser=parse)

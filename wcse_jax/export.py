@@ -38,7 +38,6 @@ def main(argv: list[str]) -> None:
     raise app.UsageError('usage: python -m wcse_jax.export MODEL OUT_DIR [--dtype=bfloat16|float32] [--overwrite]')
   model, out_dir = argv[1:]
   check_export_dir(out_dir, overwrite=_OVERWRITE.value)  # before minutes of loading
-  cli.initialize_multihost()
   loaded = load_model(
       model, dtype=getattr(jnp, _DTYPE.value), fsdp=True, weights=_WEIGHTS.value,
       tokenizer=_TOKENIZER.value,
@@ -48,4 +47,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == '__main__':
-  cli.run(main)
+  cli.run(main, multihost=True)

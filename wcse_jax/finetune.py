@@ -118,7 +118,6 @@ def device_batch(batch: sft_data.Batch, accumulation: int, mesh) -> dict:
 
 def main(argv: list[str]) -> None:
   del argv
-  cli.initialize_multihost()
   config = settings()
   out = rundir.run_path(config['output_dir'])
   # Settings bind a run once it has saved a step; one that stopped before that (too
@@ -239,4 +238,4 @@ def validate(loaded: LoadedModel, params, problems, config: dict) -> float:
 
 
 if __name__ == '__main__':
-  cli.run(main)
+  cli.run(main, multihost=True)

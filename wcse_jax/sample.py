@@ -437,7 +437,6 @@ def print_summary(config: dict, result: dict, note: str, run_dir: pathlib.Path, 
 def main(argv: list[str]) -> None:
   del argv
   start = time.monotonic()
-  cli.initialize_multihost()
   config = settings()
   plan, runs, note = plan_runs(config)
   problems = load_problems(config['dataset'], config['split'], source=config['data_source'])
@@ -466,4 +465,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == '__main__':
-  cli.run(main)
+  cli.run(main, multihost=True)

@@ -16,5 +16,6 @@ from wcse_jax.model.transformer import (
     causal_mask,
     init_cache,
     segment_mask,
+    transpose_embedding,
     unstack_layers,
 )

@@ -52,20 +52,39 @@ class RMSNorm(nnx.Module):
 
 
 class Embedder(nnx.Module):
-  """Token embedding, shared with the output projection."""
+  """Token embedding, shared with the output projection.
+
+  The table is `input_embedding` ([vocab, embed]), or `transposed_embedding`
+  ([embed, vocab]) when `config.transposed_embedding`: the same numbers.
+  """
 
   def __init__(self, config: GemmaConfig, *, rngs: nnx.Rngs, dtype, param_dtype):
     shape = (config.vocab_size, config.embed_dim)
     self.dtype = dtype
-    self.input_embedding = nnx.Param(_normal(rngs, shape, param_dtype))
+    self.transposed = config.transposed_embedding
+    if self.transposed:
+      self.transposed_embedding = nnx.Param(_normal(rngs, shape, param_dtype).T)
+    else:
+      self.input_embedding = nnx.Param(_normal(rngs, shape, param_dtype))
 
   def encode(self, tokens: Int[Array, 'B T']) -> Float[Array, 'B T D']:
-    table = self.input_embedding[...]
-    x = jnp.take(table, tokens, axis=0).astype(self.dtype).astype(jnp.float32)
+    table = self.transposed_embedding[...] if self.transposed else self.input_embedding[...]
+    # A 16-bit float table is gathered as integers: XLA:CPU gathers bfloat16 by
+    # converting the whole table to float32 first, on every call.
+    bits = table.dtype.itemsize == 2 and jnp.issubdtype(table.dtype, jnp.floating)
+    source = jax.lax.bitcast_convert_type(table, jnp.uint16) if bits else table
+    if self.transposed:
+      rows = jnp.moveaxis(jnp.take(source, tokens, axis=1), 0, -1)
+    else:
+      rows = jnp.take(source, tokens, axis=0)
+    rows = jax.lax.bitcast_convert_type(rows, table.dtype) if bits else rows
+    x = rows.astype(self.dtype).astype(jnp.float32)
     # The reference rounds sqrt(D) to the compute dtype before multiplying.
-    return x * jnp.asarray(table.shape[1] ** 0.5, self.dtype).astype(jnp.float32)
+    return x * jnp.asarray(x.shape[-1] ** 0.5, self.dtype).astype(jnp.float32)
 
   def decode(self, x: Float[Array, '*B D']) -> Float[Array, '*B V']:
+    if self.transposed:
+      return dot('...D,DV->...V', x, self.transposed_embedding[...], self.dtype)
     return dot('...D,VD->...V', x, self.input_embedding[...], self.dtype)
 
 

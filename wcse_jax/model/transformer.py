@@ -369,3 +369,27 @@ def unstack_layers(
   pure['embedder'], pure['final_norm'] = old['embedder'], old['final_norm']
   nnx.replace_by_pure_dict(new_params, pure)
   return flat, new_graphdef, new_params
+
+
+def transpose_embedding(
+    config: GemmaConfig, graphdef: nnx.GraphDef, params: nnx.State
+) -> tuple[GemmaConfig, nnx.GraphDef, nnx.State]:
+  """The same model with its embedding table stored [embed, vocab] (one transposed copy).
+
+  XLA:CPU's matmul reads the output projection's weight as [embed, vocab]: from
+  the checkpoint's [vocab, embed] table it copies the whole table into that
+  layout on every call of a jitted decode loop (0.2 s for Gemma 3's 262k x 640).
+  """
+  if config.transposed_embedding:
+    return config, graphdef, params
+  transposed = config.replace(transposed_embedding=True)
+  model = nnx.merge(graphdef, params)
+  target = nnx.eval_shape(lambda: Transformer(
+      transposed, rngs=nnx.Rngs(0), dtype=model.dtype, param_dtype=jax.tree.leaves(params)[0].dtype
+  ))
+  new_graphdef, new_params = nnx.split(target)
+  pure = nnx.to_pure_dict(params)
+  table = pure['embedder'].pop('input_embedding')
+  pure['embedder']['transposed_embedding'] = jnp.transpose(table)
+  nnx.replace_by_pure_dict(new_params, pure)
+  return transposed, new_graphdef, new_params

@@ -42,7 +42,7 @@ from jax.sharding import NamedSharding, PartitionSpec
 
 from wcse_jax import parallel
 from wcse_jax.checkpoints import LoadedModel, default_dtype
-from wcse_jax.model import KVCache, init_cache, unstack_layers
+from wcse_jax.model import KVCache, init_cache, transpose_embedding, unstack_layers
 from wcse_jax.sampling import steps
 from wcse_jax.sampling.prompts import Prompt, PromptTooLongError, chunk_lengths, tokenize_prompts
 from wcse_jax.sampling.rules import SamplingParams
@@ -201,6 +201,7 @@ class Sampler:
       )
     if model.mesh.devices.flat[0].platform == 'cpu':
       config, graphdef, params = unstack_layers(config, model.graphdef, model.params)
+      config, graphdef, params = transpose_embedding(config, graphdef, params)
       model = dataclasses.replace(model, config=config, graphdef=graphdef, params=params)
     self.model = model
     self.tokenizer = model.tokenizer
