@@ -126,7 +126,7 @@ def test_a_transposed_embedding_table_computes_the_same_logits(tiny_hf, dtype):
   if dtype == jnp.bfloat16:
     np.testing.assert_array_equal(np.asarray(after), np.asarray(before))
   else:
-    np.testing.assert_allclose(np.asarray(after), np.asarray(before), rtol=1e-6, atol=2e-6)
+    np.testing.assert_allclose(np.asarray(after), np.asarray(before), rtol=1e-6, atol=1e-5)  # terms up to ~20: a few ulp of the partial sums
 
 
 def test_packed_rows_equal_separate_rows(tiny_hf):
