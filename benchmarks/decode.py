@@ -118,6 +118,8 @@ def run_ours(args, loaded: LoadedModel, prefix, questions, num_slots: int, dtype
   computed = sum(c.prompt_tokens_computed for c in completions)
   peak = yardsticks['matmul_peak_flop_per_s'][jnp.dtype(dtype).name]
   floor = step_floor(sampler, stats.kv_cache_bytes, dtype, yardsticks['bandwidth_bytes_per_s'], peak)
+  xla_floor = step_floor(sampler, stats.kv_cache_bytes, dtype, yardsticks['bandwidth_bytes_per_s'],
+                         yardsticks['xla_matmul_peak_flop_per_s'][jnp.dtype(dtype).name])
   # What the same slots read when each held its whole prompt in a dense row.
   dense = jax.eval_shape(lambda: init_cache(loaded.config, num_slots, max_len, sampler._cache_dtype))
   step = stats.decode_seconds / max(stats.decode_steps, 1)
@@ -148,6 +150,8 @@ def run_ours(args, loaded: LoadedModel, prefix, questions, num_slots: int, dtype
           'row_and_prefix_positions': list(sampler._shape),
           'gflop_per_step': round(floor['flops'] / 1e9, 2),
           'decode_loop_fraction': round(floor['seconds'] / step, 4),
+          # ... against the floor XLA's own matmuls could reach (its peak, not the machine's).
+          'decode_loop_fraction_at_xla_matmul_peak': round(xla_floor['seconds'] / step, 4),
       },
   }
 
@@ -219,19 +223,25 @@ def main():
   }
   xla_read, host_copy = perf.memory_bandwidth(), perf.host_copy_bandwidth()
   xla_peaks = {d.name: perf.matmul_peak_flops(dtype=d) for d in dtypes}
-  # An independent check of the float32 peak on CPU: numpy's BLAS. The floor uses the
-  # larger, so a slow XLA kernel cannot make the roofline fraction look better.
-  blas_f32 = perf.host_matmul_peak_flops() if jax.default_backend() == 'cpu' else None
+  # Independent checks of the peaks on CPU: numpy's BLAS (float32) and torch (every
+  # dtype; AMX for bfloat16). The floor uses the largest, so a slow XLA kernel cannot
+  # make the roofline fraction look better.
+  cpu = jax.default_backend() == 'cpu'
+  blas_f32 = perf.host_matmul_peak_flops() if cpu else None
+  torch_peaks = {d.name: perf.torch_matmul_peak_flops(d) for d in dtypes} if cpu else {}
+  independent = {name: max([p for p in (torch_peaks.get(name), blas_f32 if name == 'float32' else None) if p],
+                           default=0.0) for name in xla_peaks}
   yardsticks = {
       'bandwidth_bytes_per_s': max(xla_read, host_copy),
-      'matmul_peak_flop_per_s': {
-          name: max(peak, blas_f32 or 0.0) if name == 'float32' else peak for name, peak in xla_peaks.items()},
+      'matmul_peak_flop_per_s': {name: max(peak, independent[name]) for name, peak in xla_peaks.items()},
+      'xla_matmul_peak_flop_per_s': xla_peaks,
   }
   report['yardsticks'] = {
       'memory_bandwidth_gb_per_s': {'xla_read': round(xla_read / 1e9, 2), 'numpy_copy_all_cores': round(host_copy / 1e9, 2)},
       'matmul_peak_gflop_per_s': {k: round(v / 1e9, 1) for k, v in xla_peaks.items()},
       'numpy_blas_float32_matmul_gflop_per_s': blas_f32 and round(blas_f32 / 1e9, 1),
-      'floor_uses': 'the larger bandwidth, and for float32 the larger matmul peak',
+      'torch_matmul_gflop_per_s': {k: v and round(v / 1e9, 1) for k, v in torch_peaks.items()},
+      'floor_uses': 'the larger bandwidth and, per dtype, the largest matmul peak (XLA, numpy BLAS, torch)',
   }
   runs = []
   for dtype in dtypes:

@@ -26,12 +26,12 @@ import ml_collections
 
 
 def get_config(arg: str = 'auto') -> ml_collections.ConfigDict:
-  if arg == 'auto':
-    import jax  # pylint: disable=g-import-not-at-top
-
-    arg = 'local' if jax.default_backend() == 'cpu' else 'paper_math'
+  # `auto` holds `local`'s values under the name 'auto'; the run picks `local` or
+  # `paper_math` once JAX is up (looking at the backend here, while flags are parsed,
+  # would start it before a multi-host job may join: see wcse_jax.sample.settings).
   c = ml_collections.ConfigDict()
   c.name = arg
+  arg = 'local' if arg == 'auto' else arg
   c.wc = 'gemma2-9b'  # preset, path or hub id
   c.se = 'gemma2-27b'
   c.sample_se = 'auto'  # 'auto': when the SE weights can be loaded; 'yes' or 'no'

@@ -43,6 +43,23 @@ def host_matmul_peak_flops(*, n: int = 4096, repeats: int = 5) -> float:
   return 2 * n**3 * repeats / (time.perf_counter() - start)
 
 
+def torch_matmul_peak_flops(dtype, *, n: int = 4096, repeats: int = 5) -> float | None:
+  """FLOP/s of repeated [n, n] x [n, n] products through torch on the host CPU (its
+  oneDNN kernels use AMX for bfloat16 where the CPU has it), after a warm-up; None
+  where torch is not installed. A second matmul yardstick, independent of XLA."""
+  try:
+    import torch  # pylint: disable=g-import-not-at-top
+  except ImportError:
+    return None
+  a = torch.randn(n, n).to(getattr(torch, jnp.dtype(dtype).name))
+  out = torch.empty_like(a)
+  torch.matmul(a, a, out=out)
+  start = time.perf_counter()
+  for _ in range(repeats):
+    torch.matmul(a, a, out=out)
+  return 2 * n**3 * repeats / (time.perf_counter() - start)
+
+
 def memory_bandwidth(*, gib: float = 1.0, repeats: int = 5, device=None) -> float:
   """Bytes/s read by a jitted sum over a `gib` GiB array on one device, after a
   warm-up. A decode step mostly reads (weights, KV cache), so reading is the

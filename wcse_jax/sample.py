@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import importlib.util
 import pathlib
 import sys
 import time
@@ -81,8 +82,14 @@ _FLAGS = {
 
 
 def settings() -> dict:
-  """The config file's values with every flag given on the command line applied."""
+  """The config file's values with every flag given on the command line applied.
+
+  The `auto` config becomes `local` on CPU and `paper_math` elsewhere, keeping
+  any `--config.NAME=...` given with it.
+  """
   config = _CONFIG.value.to_dict()
+  if config['name'] == 'auto':
+    config = _resolve_auto(config)
   for name, flag in _FLAGS.items():
     if flag.present:
       config[name] = flag.value
@@ -90,6 +97,16 @@ def settings() -> dict:
     config['output_dir'] = f"runs/{config['name']}-{config['dataset']}-{config['budget']}"
   check_settings(config)
   return config
+
+
+def _resolve_auto(config: dict) -> dict:
+  spec = importlib.util.spec_from_file_location('wcse_jax_sample_configs', _CONFIGS)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  name = 'local' if jax.default_backend() == 'cpu' else 'paper_math'
+  given = module.get_config('auto').to_dict()  # what --config.NAME=... changed differs from it
+  changed = {key: value for key, value in config.items() if key != 'name' and given.get(key) != value}
+  return {**module.get_config(name).to_dict(), **changed}
 
 
 def check_settings(config: dict) -> None:
