@@ -28,7 +28,10 @@ shared prefix's once (our attention reads each layer's whole buffer), and
 computes 2 x parameters plus the attention products per slot: it can be no faster than the
 larger of its bytes over the memory bandwidth and its FLOPs over the matmul
 peak (in the dtype used). The bandwidth is measured twice, independently: XLA's
-read of a 1 GiB array and numpy copies over every core; the larger is used.
+read of a 1 GiB array and numpy copies over every core; the larger is used. The
+matmul peak likewise: XLA's, and on CPU numpy BLAS's (float32) and torch's (every
+dtype, where torch is installed); the largest is used, and the fraction at XLA's
+own peak is printed beside it.
 The decode loop is timed apart from prefill and host work (`Sampler.last_stats`),
 and its step time against that floor is its fraction of the roofline.
 
