@@ -17,18 +17,22 @@ import jax.numpy as jnp
 import numpy as np
 
 
+def _product_rate(product, n: int, repeats: int) -> float:
+  """FLOP/s of `product()`, an [n, n] x [n, n] matmul that returns when done, after a warm-up."""
+  product()
+  start = time.perf_counter()
+  for _ in range(repeats):
+    product()
+  return 2 * n**3 * repeats / (time.perf_counter() - start)
+
+
 def matmul_peak_flops(*, n: int = 4096, dtype=jnp.float32, repeats: int = 5, device=None) -> float:
   """FLOP/s of repeated [n, n] x [n, n] products on one device, after a warm-up, with
   `dtype` inputs and float32 sums, as the model's products (`model.modules.dot`)."""
   device = device or jax.devices()[0]
   a = jax.device_put(jax.random.normal(jax.random.key(0), (n, n), dtype), device)
   dot = jax.jit(lambda x, y: jnp.dot(x, y, preferred_element_type=jnp.float32))
-  dot(a, a).block_until_ready()
-  start = time.perf_counter()
-  for _ in range(repeats):
-    out = dot(a, a)
-  out.block_until_ready()
-  return 2 * n**3 * repeats / (time.perf_counter() - start)
+  return _product_rate(lambda: dot(a, a).block_until_ready(), n, repeats)
 
 
 def host_matmul_peak_flops(*, n: int = 4096, repeats: int = 5) -> float:
@@ -36,16 +40,12 @@ def host_matmul_peak_flops(*, n: int = 4096, repeats: int = 5) -> float:
   core), after a warm-up: a matmul yardstick independent of XLA for the host CPU."""
   a = np.random.default_rng(0).standard_normal((n, n), np.float32)
   out = np.empty_like(a)
-  np.matmul(a, a, out=out)
-  start = time.perf_counter()
-  for _ in range(repeats):
-    np.matmul(a, a, out=out)
-  return 2 * n**3 * repeats / (time.perf_counter() - start)
+  return _product_rate(lambda: np.matmul(a, a, out=out), n, repeats)
 
 
 def torch_matmul_peak_flops(dtype, *, n: int = 4096, repeats: int = 5) -> float | None:
   """FLOP/s of repeated [n, n] x [n, n] products through torch on the host CPU (its
-  oneDNN kernels use AMX for bfloat16 where the CPU has it), after a warm-up; None
+  oneDNN kernels, AMX for bfloat16 where the CPU offers it), after a warm-up; None
   where torch is not installed. A second matmul yardstick, independent of XLA."""
   try:
     import torch  # pylint: disable=g-import-not-at-top
@@ -53,11 +53,7 @@ def torch_matmul_peak_flops(dtype, *, n: int = 4096, repeats: int = 5) -> float 
     return None
   a = torch.randn(n, n).to(getattr(torch, jnp.dtype(dtype).name))
   out = torch.empty_like(a)
-  torch.matmul(a, a, out=out)
-  start = time.perf_counter()
-  for _ in range(repeats):
-    torch.matmul(a, a, out=out)
-  return 2 * n**3 * repeats / (time.perf_counter() - start)
+  return _product_rate(lambda: torch.matmul(a, a, out=out), n, repeats)
 
 
 def memory_bandwidth(*, gib: float = 1.0, repeats: int = 5, device=None) -> float:
