@@ -259,31 +259,40 @@ def has_samples(run_dir: pathlib.Path) -> bool:
   )
 
 
-def samples_of(run_dir: pathlib.Path, model_dir: str) -> Iterator[dict]:
-  """Every sample of one model, over all host shards, each (problem, sample) once.
+def read_samples(run_dir: pathlib.Path, model_dir: str) -> tuple[list[dict], dict[str, int]]:
+  """Every sample of one model over all host shards, each (problem, sample) once, and
+  each shard's line count by file name: one read of the shards.
 
   A run resumed with another number of hosts keeps its earlier shards (named
   `-of-<old count>`) and draws only what none of them holds, so shards never
   disagree on a pair; should two hold one, the first shard's copy counts.
   """
-  seen = set()
+  seen, samples, lines = set(), [], {}
   for path in _shards(run_dir / 'samples' / model_dir):
-    for record in read_lines(path):
+    records = read_lines(path)
+    lines[path.name] = len(records)
+    for record in records:
       key = (record['problem_index'], record['sample'])
       if key not in seen:
         seen.add(key)
-        yield record
+        samples.append(record)
+  return samples, lines
 
 
-def unseen_shards(run_dir: pathlib.Path, model_dir: str, lines_by_host: Iterable[int]) -> list[str]:
-  """The shards of a multi-host run this host cannot see whole: each host `h` says it
-  wrote `lines_by_host[h]` lines to its shard; returns 'path (n of m lines)' for each
-  shard here with fewer (missing, or not yet copied in full)."""
+def samples_of(run_dir: pathlib.Path, model_dir: str) -> list[dict]:
+  """Every sample of one model, over all host shards, each (problem, sample) once."""
+  return read_samples(run_dir, model_dir)[0]
+
+
+def unseen_shards(model_dir: pathlib.Path, lines_seen: dict[str, int], lines_by_host: Iterable[int]) -> list[str]:
+  """The shards of a multi-host run this host cannot see whole: host `h` says it wrote
+  `lines_by_host[h]` lines to its shard, and `lines_seen` (from `read_samples`) is what
+  this host reads in each; returns 'path (n of m lines)' for each shard here with fewer
+  (missing, or not yet copied in full)."""
   counts = list(lines_by_host)
   missing = []
   for host, wrote in enumerate(counts):
-    path = shard_path(run_dir, model_dir, host, len(counts))
-    seen = len(read_lines(path))
-    if seen < wrote:
-      missing.append(f'{path} ({seen} of {wrote} lines)')
+    name = shard_path(model_dir.parents[1], model_dir.name, host, len(counts)).name
+    if lines_seen.get(name, 0) < wrote:
+      missing.append(f'{model_dir / name} ({lines_seen.get(name, 0)} of {wrote} lines)')
   return missing

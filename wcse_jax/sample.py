@@ -187,7 +187,7 @@ def sample_model(run: ModelRun, config: dict, problems, run_dir: pathlib.Path) -
   host, hosts = jax.process_index(), jax.process_count()
   shard = rundir.shard_path(run_dir, run.directory, host, hosts)
   rundir.read_lines(shard, repair=True)  # cuts a line torn by a crash
-  visible = lambda: list(rundir.samples_of(run_dir, run.directory))
+  visible = lambda: rundir.samples_of(run_dir, run.directory)
   mine = list(range(host, len(problems), hosts))
   if config['allocation'] == 'adaptive':
     _draw_adaptive(run, config, problems, shard, visible, mine)
@@ -215,25 +215,29 @@ def _draw_adaptive(run: ModelRun, config: dict, problems, shard: pathlib.Path, v
     drawer.draw(list(plan.pairs), shard, desc=f'round {plan.index}')
 
 
-def check_complete(config: dict, runs: list[ModelRun], problems, run_dir: pathlib.Path, lines_by_host) -> None:
-  """Stops with one sentence unless this host sees every sample of the run.
+def read_complete(config: dict, runs: list[ModelRun], problems, run_dir: pathlib.Path,
+                  lines_by_host) -> dict[str, list[dict]]:
+  """Every sample of the run by role, read once; stops with one sentence unless this
+  host sees all of them.
 
   `lines_by_host[h][r]` is what host h says it wrote for `runs[r]`. A run
   directory on each host's own disk (not shared) is the usual cause.
   """
-  unseen = [p for r, run in enumerate(runs)
-            for p in rundir.unseen_shards(run_dir, run.directory, [row[r] for row in lines_by_host])]
+  samples, unseen = {}, []
+  for r, run in enumerate(runs):
+    samples[run.role], lines_seen = rundir.read_samples(run_dir, run.directory)
+    unseen += rundir.unseen_shards(run_dir / 'samples' / run.directory, lines_seen, [row[r] for row in lines_by_host])
   if unseen:
     raise rundir.RunError(
         f'Host 0 cannot see every host\'s samples, so it cannot summarise the run: {"; ".join(unseen)}. '
-        'Give all hosts one --output_dir on storage they share (an NFS or gcsfuse mount), '
-        f'or copy each host\'s {run_dir}/samples/ into one run directory and run the same '
-        'command there with one process to summarise.'
+        'Give all hosts one --output_dir they share (a bucket, --output_dir=gs://BUCKET/runs/NAME, '
+        f'or an NFS mount), or copy each host\'s {run_dir}/samples/ into one run directory and run '
+        'the same command there with one process to summarise.'
     )
   if config['allocation'] != 'uniform':
-    return
+    return samples
   for run in runs:
-    have = {(s['problem_index'], s['sample']) for s in rundir.samples_of(run_dir, run.directory)}
+    have = {(s['problem_index'], s['sample']) for s in samples[run.role]}
     missing = [(j, i) for j in range(len(problems)) for i in range(run.samples) if (j, i) not in have]
     if missing:
       j, i = missing[0]
@@ -242,6 +246,7 @@ def check_complete(config: dict, runs: list[ModelRun], problems, run_dir: pathli
           f'{len(problems) * run.samples} samples (the first: problem {j}, sample {i}); '
           'run the same command again to draw them.'
       )
+  return samples
 
 
 def _prompt_lengths(model: str, dataset: str, problems) -> tuple[int, list[int]]:
@@ -335,12 +340,16 @@ def _graded(completions, problems, run: ModelRun, grader: Grader) -> list[dict]:
   ]
 
 
-def summarize(config: dict, plan: budget.Plan, runs: list[ModelRun], problems, run_dir: pathlib.Path) -> dict:
-  """metrics.json and the SFT sets from the finished sample shards."""
+def summarize(config: dict, plan: budget.Plan, runs: list[ModelRun], problems, run_dir: pathlib.Path,
+              all_samples: dict[str, list[dict]] | None = None) -> dict:
+  """metrics.json and the SFT sets from the finished samples by role (`read_complete`'s;
+  read from the shards when not given)."""
+  if all_samples is None:
+    all_samples = {run.role: rundir.samples_of(run_dir, run.directory) for run in runs}
   questions = {p.id: p.question for p in problems}
-  models, all_samples = {}, {}
+  models = {}
   for run in runs:
-    samples = all_samples[run.role] = list(rundir.samples_of(run_dir, run.directory))
+    samples = all_samples[run.role]
     adaptive = config.get('allocation') == 'adaptive'
     # Each problem's own prompt length is needed only to replay an adaptive run's rounds.
     prefix_tokens, own_tokens = _prompt_lengths(run.name, config['dataset'], problems if adaptive else [])
@@ -476,8 +485,8 @@ def main(argv: list[str]) -> None:
     # Every host's shard line counts, which also waits for every host to finish.
     lines_by_host = multihost_utils.process_allgather(np.asarray(lines, np.int32)).tolist()
   if jax.process_index() == 0:
-    check_complete(config, runs, problems, run_dir, lines_by_host)
-    result = summarize(config, plan, runs, problems, run_dir)
+    samples = read_complete(config, runs, problems, run_dir, lines_by_host)
+    result = summarize(config, plan, runs, problems, run_dir, samples)
     print_summary(config, result, note, run_dir, time.monotonic() - start)
 
 
