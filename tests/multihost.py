@@ -4,8 +4,10 @@ coordinator, gloo collectives."""
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
+import time
 
 from conftest import REPO
 
@@ -35,6 +37,17 @@ def start(
       )
       for i in range(num_processes)
   ]
+
+
+def kill_when(processes: list[subprocess.Popen], ready, *, timeout: float = 300, poll: float = 0.005) -> None:
+  """SIGKILLs every process (process 1 first, as a host dying; then the rest, as a scheduler
+  stopping the job) once `ready()` holds, a process has exited, or `timeout` passed."""
+  deadline = time.monotonic() + timeout
+  while time.monotonic() < deadline and all(p.poll() is None for p in processes) and not ready():
+    time.sleep(poll)
+  for p in processes[1:] + processes[:1]:
+    p.send_signal(signal.SIGKILL)
+  wait(processes)
 
 
 def wait(processes: list[subprocess.Popen], timeout: float = 600) -> list[tuple[int, str, str]]:

@@ -6,9 +6,7 @@ directories on an object store (a local stand-in for gs://)."""
 import json
 import re
 import shutil
-import signal
 import sys
-import time
 
 import pytest
 
@@ -80,14 +78,7 @@ def test_a_job_killed_mid_run_and_restarted_ends_with_the_same_files(tiny_model_
   model = f'wc-{tiny_model_dir.name}'
   processes = multihost.start(_sample_command(tiny_model_dir, run_dir), 2)
   shard = rundir.shard_path(run_dir, model, 1, 2)
-  deadline = time.monotonic() + 300
-  while time.monotonic() < deadline and all(p.poll() is None for p in processes):
-    if shard.exists() and shard.read_bytes().count(b'\n') >= 2:
-      break
-    time.sleep(0.005)
-  processes[1].send_signal(signal.SIGKILL)  # one host dies; the scheduler then stops the job
-  processes[0].send_signal(signal.SIGKILL)
-  multihost.wait(processes)
+  multihost.kill_when(processes, lambda: shard.exists() and shard.read_bytes().count(b'\n') >= 2)
   assert 2 <= shard.read_bytes().count(b'\n') < 8, 'not killed mid-way'
   with open(shard, 'ab') as f:  # as if killed in the middle of writing a line
     f.write(b'{"problem_index": 1, "sam')
@@ -127,14 +118,7 @@ def test_a_job_on_an_object_store_killed_and_restarted_ends_with_the_same_files(
   model = f'wc-{tiny_model_dir.name}'
   parts = run_dir / 'samples' / model / 'shard-00001-of-00002.jsonl.parts'
   processes = job()
-  deadline = time.monotonic() + 300
-  while time.monotonic() < deadline and all(p.poll() is None for p in processes):
-    if parts.exists() and len(list(parts.iterdir())) >= 2:
-      break
-    time.sleep(0.005)
-  for p in processes:
-    p.send_signal(signal.SIGKILL)
-  multihost.wait(processes)
+  multihost.kill_when(processes, lambda: parts.exists() and len(list(parts.iterdir())) >= 2)
   assert 2 <= len(list(parts.iterdir())) < 8, 'not killed mid-way'
 
   results = multihost.wait(job())
@@ -223,15 +207,8 @@ def test_finetuning_on_a_mesh_of_two_processes_follows_one_process_and_resumes(t
   # checkpoint, restarted, the run restores that checkpoint in both processes.
   out = tmp_path / 'two'
   processes = multihost.start(_command(tiny_model_dir, data, out), 2)
-  deadline = time.monotonic() + 300
   metrics = out / 'metrics.jsonl'
-  while time.monotonic() < deadline and all(p.poll() is None for p in processes):
-    if metrics.exists() and metrics.read_bytes().count(b'\n') >= 5:
-      break
-    time.sleep(0.01)
-  for p in processes:
-    p.send_signal(signal.SIGKILL)
-  multihost.wait(processes)
+  multihost.kill_when(processes, lambda: metrics.exists() and metrics.read_bytes().count(b'\n') >= 5, poll=0.01)
   assert 5 <= metrics.read_bytes().count(b'\n') < STEPS, 'not killed mid-way'
   results = multihost.run(_command(tiny_model_dir, data, out), 2)
   assert 'from step 4' in results[0][2] or 'from step 6' in results[0][2]
