@@ -9,12 +9,15 @@ from wcse_jax.model.config import (
     get_preset,
 )
 from wcse_jax.model.modules import LayerCache
+from wcse_jax.model.paged import PagedKVCache
 from wcse_jax.model.transformer import (
     KVCache,
     Transformer,
     cache_sizes,
     causal_mask,
+    copy_pages,
     init_cache,
+    init_paged_cache,
     segment_mask,
     transpose_embedding,
     unstack_layers,

@@ -18,6 +18,8 @@ converts it on every read); float32 throughout is the exact default.
 
 from __future__ import annotations
 
+import dataclasses
+
 import flax.struct
 import jax
 import jax.numpy as jnp
@@ -193,6 +195,7 @@ class Attention(nnx.Module):
       write_slots: Int[Array, 'B T'] | None = None,
       shared: LayerCache | None = None,
       shared_mask: Bool[Array, 'B T P'] | None = None,
+      pages=None,
   ) -> tuple[Float[Array, 'B T D'], Float[Array, 'B T K H'], Float[Array, 'B T K H']]:
     """Returns the layer output and this call's keys and values (to cache).
 
@@ -210,6 +213,11 @@ class Attention(nnx.Module):
 
     `shared` is a one-row cache (`[1, K, P, H]`: a prompt prefix) that every
     row reads where `shared_mask` allows, without a copy per row.
+
+    With `pages` (a `paged.LayerPages`) this call's keys and values are
+    written into the layer's page pool first and every token attends to its
+    row's pages (positions up to its own); the new pool is returned in place
+    of the keys, and None in place of the values.
     """
     dt = self.dtype
     q = dot('BTD,DNH->BTNH', x, self.q_proj[...], dt)
@@ -221,6 +229,8 @@ class Attention(nnx.Module):
     k = apply_rope(k, positions, base=self.rope_base, scale=self.rope_scale)
     q = q * self.query_scale
 
+    if pages is not None:
+      return self._attend_pages(q, k, v, positions, pages)
     b, t, n, h = q.shape
     kv, g = self.num_kv_heads, n // self.num_kv_heads
     # One [T * G, H] block of queries per key/value head: the products with the
@@ -247,6 +257,22 @@ class Attention(nnx.Module):
     if write_slots is not None:
       return out, cache.keys, cache.values
     return out, k, v
+
+  def _attend_pages(self, q, k, v, positions, pages):
+    """Writes this call's keys and values into the pool, then attends to the rows' pages."""
+    pool = pages.write(k, v, positions)
+    pages = dataclasses.replace(pages, pool=pool)
+    b, t, n, h = q.shape
+    out = pages.kernel(q, positions, window=self.window, softcap=self.softcap)
+    if out is None:
+      kv, g = self.num_kv_heads, n // self.num_kv_heads
+      grouped = q.reshape(b, t, kv, g, h).transpose(0, 2, 1, 3, 4).reshape(b, kv, t * g, h)
+      spec, keys, values = pages.gather()
+      dtype = jnp.promote_types(self.dtype, keys.dtype)
+      out = self._attend(grouped, [(spec, spec, keys, values, pages.mask(positions, self.window), dtype)], t)
+      out = out.reshape(b, kv, t, g, h).transpose(0, 2, 1, 3, 4)
+    out = dot('BTX,XD->BTD', out.reshape(b, t, n * h), self.o_proj[...].reshape(n * h, -1), self.dtype)
+    return out, pool, None
 
   def _attend(self, q: Float[Array, 'B K Q H'], segments, t: int) -> Float[Array, 'B K Q H']:
     """Softmax attention of the queries over the keys of every segment together."""
@@ -300,7 +326,7 @@ class Block(nnx.Module):
     self.post_ffw_norm = norm() if config.use_post_ffw_norm else None
 
   def __call__(self, x, positions, mask, **cache_args):
-    """`cache_args` go to `Attention`: cache, cache_mask, write_slots, shared, shared_mask."""
+    """`cache_args` go to `Attention`: cache, cache_mask, write_slots, shared, shared_mask, pages."""
     attended, k, v = self.attn(self.pre_attention_norm(x), positions, mask, **cache_args)
     if self.post_attention_norm is not None:
       attended = self.post_attention_norm(attended)

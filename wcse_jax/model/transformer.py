@@ -51,6 +51,7 @@ import jax.numpy as jnp
 from flax import nnx
 from jaxtyping import Array, Bool, Float, Int
 
+from wcse_jax.model import paged
 from wcse_jax.model.config import AttentionKind, GemmaConfig
 from wcse_jax.model.modules import Block, Embedder, LayerCache, RMSNorm, write_cache
 
@@ -103,6 +104,51 @@ def init_cache(
           for kind, size in sizes.items()
       },
       prefixed=jnp.zeros((batch_size,), bool),
+  )
+
+
+def init_paged_cache(
+    config: GemmaConfig,
+    num_pages: dict[str, int],
+    *,
+    page_size: int,
+    layout: str = 'tokens',
+    attention: str = 'xla',
+    dtype=jnp.float32,
+) -> paged.PagedKVCache:
+  """Empty page pools: `num_pages[kind]` pages per layer of each kind (page 0 the null page).
+
+  The rows' tables are handed over with each call (`cache.replace(tables=...)`).
+  """
+  if layout not in paged.LAYOUTS or attention not in paged.ATTENTION:
+    raise ValueError(f'Unknown page layout {layout!r} or attention {attention!r}.')
+  k, h = config.num_kv_heads, config.head_dim
+  pool = lambda kind, layers=1: paged.empty_pool(
+      layout, layers * num_pages[kind.value], page_size, k, h, dtype
+  )
+  return paged.PagedKVCache(
+      blocks=tuple(pool(kind, config.num_repeats) for kind in stacked_kinds(config)),
+      tail=tuple(pool(kind) for kind in tail_kinds(config)),
+      tables={kind: jnp.zeros((1, 1), jnp.int32) for kind in num_pages},
+      page_size=page_size, layout=layout, attention=attention,
+  )
+
+
+def copy_pages(
+    config: GemmaConfig,
+    cache: paged.PagedKVCache,
+    source: dict[str, Int[Array, 'M']],
+    target: dict[str, Int[Array, 'M']],
+) -> paged.PagedKVCache:
+  """The cache with page `target[kind][m]` a copy of `source[kind][m]` in every layer of that kind."""
+  copy = lambda pool, kind, layers: paged.copy_in_pool(
+      cache.layout, pool, source[kind.value], target[kind.value], layers
+  )
+  return cache.replace(
+      blocks=tuple(
+          copy(pool, kind, config.num_repeats) for pool, kind in zip(cache.blocks, stacked_kinds(config))
+      ),
+      tail=tuple(copy(pool, kind, 1) for pool, kind in zip(cache.tail, tail_kinds(config))),
   )
 
 
@@ -213,6 +259,10 @@ class Transformer(nnx.Module):
         lets a trainer never hold [B, T, V] at once.
     """
     config = self.config
+    if isinstance(cache, paged.PagedKVCache):
+      if shared is not None or attention_mask is not None:
+        raise ValueError('A paged cache holds the prefix in its pages and masks by position.')
+      return self._paged(tokens, positions, input_mask, cache, return_hidden)
     if shared is not None and cache is None:
       raise ValueError('A shared prefix is read by the rows of a cache: pass `cache` too.')
     if input_mask is None:
@@ -303,6 +353,51 @@ class Transformer(nnx.Module):
         blocks=block_caches, tail=tuple(tail_caches), positions=positions_by_kind,
         prefixed=cache.prefixed,
     )
+
+  def _paged(self, tokens, positions, input_mask, cache: PagedKVCache, return_hidden):
+    """The forward pass over a paged cache: each layer writes its keys and values
+    into its pool and attends to the rows' pages (see `paged`)."""
+    config = self.config
+    if input_mask is None:
+      input_mask = jnp.ones(tokens.shape, bool)
+
+    def run(block, x, pool, kind, offset):
+      pages = paged.LayerPages(
+          pool=pool, table=cache.tables[kind.value], offset=offset, input_mask=input_mask,
+          page_size=cache.page_size, layout=cache.layout, attention=cache.attention,
+      )
+      x, pool, _ = block(x, positions, None, pages=pages)
+      return x, pool
+
+    x = self.embedder.encode(tokens)
+    blocks = ()
+    if config.num_repeats:
+      split_blocks = [nnx.split(b) for b in self.blocks]
+      kinds = stacked_kinds(config)
+
+      # Pools ride in the carry and are updated in place; layer r's pages start
+      # at r * P of its stack's pool.
+      def period(carry, inputs):
+        x, pools = carry
+        states, r = inputs
+        new = []
+        for j, kind in enumerate(kinds):
+          per_layer = paged.pool_pages(cache.layout, pools[j]) // config.num_repeats
+          block = nnx.merge(split_blocks[j][0], states[j])
+          x, pool = run(block, x, pools[j], kind, r * per_layer)
+          new.append(pool)
+        return (x, tuple(new)), None
+
+      states = tuple(s for _, s in split_blocks)
+      (x, blocks), _ = jax.lax.scan(
+          period, (x, cache.blocks), (states, jnp.arange(config.num_repeats)),
+      )
+    tail = []
+    for block, pool, kind in zip(self.tail, cache.tail, tail_kinds(config)):
+      x, pool = run(block, x, pool, kind, jnp.int32(0))
+      tail.append(pool)
+    out = self.final_norm(x) if return_hidden else self.logits(self.final_norm(x))
+    return out, cache.replace(blocks=blocks, tail=tuple(tail))
 
   def _cache_mask(self, cached_pos: Int[Array, 'B S'], positions: Int[Array, 'B T'], kind) -> Bool[Array, 'B T S']:
     """Which cached slots each token sees: held positions up to its own (within the window)."""

@@ -1,0 +1,127 @@
+"""The paged KV cache: forward passes over pages against whole sequences, the Pallas
+kernels against the XLA path, and the host's page tables."""
+
+import numpy as np
+import pytest
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from wcse_jax.checkpoints import load_model
+from wcse_jax.model import copy_pages, init_paged_cache, unstack_layers
+from wcse_jax.model import paged
+from wcse_jax.sampling.pages import PagesExhaustedError, PageTables, worst_case_pages
+
+PAGE = 4
+
+
+def _tables(config, num_pages=64, width=8):
+  kinds = {kind.value: (config.sliding_window if kind.value == 'local' else None)
+           for kind in config.layer_pattern}
+  return PageTables({k: num_pages for k in kinds}, page_size=PAGE, width=width, windows=kinds)
+
+
+def _apply_copies(config, cache, copies):
+  kinds = cache.tables.keys()
+  source = {k: jnp.asarray([s for kind, s, _ in copies if kind == k] or [0], jnp.int32) for k in kinds}
+  target = {k: jnp.asarray([t for kind, _, t in copies if kind == k] or [0], jnp.int32) for k in kinds}
+  return copy_pages(config, cache, source, target)
+
+
+@jax.jit
+def _forward(graphdef, params, tokens, positions, mask, cache):
+  return nnx.merge(graphdef, params)(tokens, positions, input_mask=mask, cache=cache)
+
+
+def _call(model, tables, cache, seqs, tokens, positions, mask):
+  """One forward call of rows `seqs` (their pages grown to cover this call)."""
+  for seq, pos, m in zip(seqs, positions, mask):
+    if m.any():
+      tables.grow(seq, int(pos[m].max()) + 1)
+  cache = cache.replace(tables={k: jnp.asarray(tables.table(seqs, k)) for k in cache.tables})
+  logits, cache = _forward(
+      *nnx.split(model), jnp.asarray(tokens), jnp.asarray(positions), jnp.asarray(mask), cache
+  )
+  for seq, pos in zip(seqs, positions):
+    tables.trim(seq, int(pos.max()) + 1)
+  return np.asarray(logits), cache
+
+
+@pytest.mark.parametrize('version, layers, layout', [
+    (1, 'scanned', 'heads'), (2, 'scanned', 'tokens'), (2, 'one_by_one', 'heads'),
+    (3, 'scanned', 'heads'), (3, 'one_by_one', 'tokens'),
+])
+def test_rows_over_shared_pages_match_their_whole_sequences(tiny_hf, version, layers, layout):
+  """A 10-token prefix written once, two rows forked from it (sharing its whole
+  pages, copying the partial one), a row holding its whole sequence, and a fourth
+  row forked from row 0 in the middle of a page (a sample fanned out from its
+  problem): every row's logits equal those of its whole sequence. The rows outgrow
+  the window (6), so local pages are given back as they go."""
+  loaded = load_model(str(tiny_hf[version][0]), dtype=jnp.float32, with_tokenizer=False)
+  config, graphdef, params = loaded.config, loaded.graphdef, loaded.params
+  if layers == 'one_by_one':
+    config, graphdef, params = unstack_layers(config, graphdef, params)
+  model = nnx.merge(graphdef, params)
+  rng = np.random.default_rng(3)
+  prefix = rng.integers(4, 300, 10)
+  own = [rng.integers(4, 300, n) for n in (13, 5)]
+  whole = rng.integers(4, 300, 14)
+  forked = rng.integers(4, 300, 8)  # row 3 continues row 0's first 10 + 4 tokens
+  sequences = [
+      np.concatenate([prefix, own[0]]), np.concatenate([prefix, own[1]]), whole,
+      np.concatenate([prefix, own[0][:4], forked]),
+  ]
+  expected = [np.asarray(model(jnp.asarray(q[None]), jnp.arange(len(q))[None])[0][0]) for q in sequences]
+
+  tables = _tables(config)
+  cache = init_paged_cache(
+      config, {k: 64 for k in tables.free_pages}, page_size=PAGE, layout=layout
+  )
+  root = tables.new()
+  _, cache = _call(model, tables, cache, [root], prefix[None], np.arange(10)[None], np.ones((1, 10), bool))
+  rows, copies = [], []
+  for _ in range(2):
+    row, row_copies = tables.fork(root, 10)
+    rows.append(row)
+    copies += row_copies
+  cache = _apply_copies(config, cache, copies)
+  tables.free(root)  # the rows keep the prefix's pages alive
+  rows.append(tables.new())
+  starts = [10, 10, 0]
+  got = [[], [], [], []]
+  streams = [own[0], own[1], whole]
+  chunk = np.stack([q[:4] for q in streams])
+  logits, cache = _call(
+      model, tables, cache, rows, chunk, np.array(starts)[:, None] + np.arange(4), np.ones((3, 4), bool)
+  )
+  for r in range(3):
+    got[r].extend(logits[r])
+  row3, row3_copies = tables.fork(rows[0], 14)
+  assert len(row3_copies) == len(tables.free_pages)  # 14 is inside a page: one copy per kind
+  cache = _apply_copies(config, cache, row3_copies)
+  rows.append(row3)
+  streams.append(np.concatenate([own[0][:4], forked]))
+  starts.append(10)
+  lengths = [len(q) for q in streams]
+  for t in range(4, max(lengths)):
+    step = np.array([q[t] if t < len(q) else 0 for q in streams], np.int32)
+    live = t < np.array(lengths)
+    logits, cache = _call(
+        model, tables, cache, rows, step[:, None], (np.array(starts) + t)[:, None], live[:, None]
+    )
+    for r in np.flatnonzero(live):
+      got[r].append(logits[r, 0])
+  got[3] = got[0][:4] + got[3]
+  for r in range(4):
+    tail = expected[r][starts[r]:]
+    assert np.abs(np.stack(got[r]) - tail).max() < 1e-4, r
+  for seq in rows:
+    tables.free(seq)
+  assert all(tables.in_use(kind) == 0 for kind in tables.free_pages)
+  # The null page was never written.
+  pools = [(pool, config.num_repeats) for pool in cache.blocks] + [(pool, 1) for pool in cache.tail]
+  for pool, layers_in_pool in pools:
+    per_layer = paged.pool_pages(layout, pool) // layers_in_pool
+    for x in pool:
+      pages = x if layout == 'tokens' else jnp.moveaxis(x, 1, 0)
+      assert not np.asarray(pages[::per_layer]).any()

@@ -1,0 +1,151 @@
+"""Page tables on the host: the pages each sequence holds, shared by reference count.
+
+The device holds the page pools (`wcse_jax.model.paged`); which page holds
+which positions of which sequence is decided here and handed to each call
+as tables. A sequence is a list of page numbers per kind of layer, entry i
+for its positions `i * page_size` onwards (`NULL_PAGE` where it holds none).
+
+    tables = PageTables({'global': 64, 'local': 24}, page_size=4, width=8,
+                        windows={'global': None, 'local': 6})
+    prefix = tables.new()
+    tables.grow(prefix, 10)                  # positions 0..9: 3 pages
+    problem, copies = tables.fork(prefix, 10)  # shares 2, copies the third
+    tables.grow(problem, 15)
+
+A fork shares every whole page the child can still see and copies the page
+where parent and child part (`copies` lists (kind, source, target) for the
+device); `trim` gives back the pages of local layers that have left the
+window; `free` gives back a sequence's pages. A page returns to the free
+list when no sequence holds it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from wcse_jax.model.paged import NULL_PAGE, pages_for
+
+
+class PagesExhaustedError(RuntimeError):
+  """The page pool holds too few pages for the sequences asked of it."""
+
+
+Sequence = dict  # kind -> list[int]
+
+
+class PageTables:
+  """Free lists and reference counts of one page pool per kind of layer."""
+
+  def __init__(
+      self,
+      num_pages: dict[str, int],
+      *,
+      page_size: int,
+      width: int,
+      windows: dict[str, int | None],
+  ):
+    self.page_size = page_size
+    self.width = width
+    self.windows = windows
+    self.free_pages = {kind: list(range(n - 1, NULL_PAGE, -1)) for kind, n in num_pages.items()}
+    self.refs = {kind: np.zeros(n, np.int32) for kind, n in num_pages.items()}
+
+  def new(self) -> Sequence:
+    return {kind: [] for kind in self.free_pages}
+
+  def _take(self, kind: str) -> int:
+    if not self.free_pages[kind]:
+      raise PagesExhaustedError(
+          f'The {kind} page pool ({len(self.refs[kind]) - 1} pages) is exhausted.'
+      )
+    page = self.free_pages[kind].pop()
+    self.refs[kind][page] = 1
+    return page
+
+  def _hold(self, kind: str, page: int):
+    if page != NULL_PAGE:
+      self.refs[kind][page] += 1
+
+  def _drop(self, kind: str, page: int):
+    if page == NULL_PAGE:
+      return
+    self.refs[kind][page] -= 1
+    if self.refs[kind][page] == 0:
+      self.free_pages[kind].append(page)
+
+  def first_seen(self, kind: str, position: int) -> int:
+    """The first logical page a query at `position` (or later) can see."""
+    window = self.windows[kind]
+    return 0 if window is None else max(0, position - window + 1) // self.page_size
+
+  def grow(self, seq: Sequence, end: int):
+    """Gives `seq` pages for every position below `end`."""
+    needed = pages_for(end, self.page_size)
+    if needed > self.width:
+      raise PagesExhaustedError(
+          f'{end} positions need {needed} pages; a table holds {self.width}.'
+      )
+    for kind, entries in seq.items():
+      while len(entries) < needed:
+        entries.append(self._take(kind))
+
+  def fork(self, parent: Sequence, length: int) -> tuple[Sequence, list[tuple[str, int, int]]]:
+    """A sequence continuing `parent`'s first `length` positions, and the page copies it needs."""
+    child, copies = self.new(), []
+    whole, partial = divmod(length, self.page_size)
+    for kind, entries in parent.items():
+      first = self.first_seen(kind, length)
+      mine = child[kind]
+      for i in range(whole):
+        page = entries[i] if i >= first else NULL_PAGE
+        self._hold(kind, page)
+        mine.append(page)
+      if partial:
+        page = self._take(kind)
+        copies.append((kind, entries[whole], page))
+        mine.append(page)
+    return child, copies
+
+  def trim(self, seq: Sequence, position: int):
+    """Gives back the pages a query at `position` (or later) can no longer see."""
+    for kind, entries in seq.items():
+      for i in range(min(self.first_seen(kind, position), len(entries))):
+        self._drop(kind, entries[i])
+        entries[i] = NULL_PAGE
+
+  def free(self, seq: Sequence):
+    for kind, entries in seq.items():
+      for page in entries:
+        self._drop(kind, page)
+      entries.clear()
+
+  def table(self, seqs: list[Sequence | None], kind: str) -> np.ndarray:
+    """`[len(seqs), width]` int32: each sequence's pages (null for none)."""
+    out = np.full((len(seqs), self.width), NULL_PAGE, np.int32)
+    for r, seq in enumerate(seqs):
+      if seq is not None:
+        out[r, : len(seq[kind])] = seq[kind]
+    return out
+
+  def in_use(self, kind: str) -> int:
+    return int(np.count_nonzero(self.refs[kind]))
+
+
+def worst_case_pages(
+    *,
+    page_size: int,
+    max_len: int,
+    prefix_len: int,
+    sequences: int,
+    window: int | None,
+    chunk: int,
+) -> int:
+  """Pages of one kind (null page included) that `sequences` live rows and a shared
+  prefix can hold at once: a row holds its own pages from where it forks (one copied),
+  and a local row no more than its window and the chunk it is writing."""
+  own = pages_for(max(max_len - prefix_len, 1), page_size) + 1
+  prefix = pages_for(prefix_len, page_size)
+  if window is not None:
+    span = pages_for(window + chunk, page_size) + 1
+    own, prefix = min(own, span), min(prefix, span)
+  return 1 + prefix + sequences * own
