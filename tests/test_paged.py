@@ -125,3 +125,72 @@ def test_rows_over_shared_pages_match_their_whole_sequences(tiny_hf, version, la
     for x in pool:
       pages = x if layout == 'tokens' else jnp.moveaxis(x, 1, 0)
       assert not np.asarray(pages[::per_layer]).any()
+
+
+def _attention_over_pages(preset, kind, layout, attention, t, *, seed=0):
+  """One attention layer of `preset`'s head layout (narrow embedding, window 12),
+  called over pages of random earlier keys: its output and new pool."""
+  from wcse_jax.model import AttentionKind, get_preset  # pylint: disable=g-import-not-at-top
+  from wcse_jax.model.modules import Attention  # pylint: disable=g-import-not-at-top
+
+  config = get_preset(preset).replace(embed_dim=32, sliding_window=12)
+  layer = Attention(config, AttentionKind(kind), rngs=nnx.Rngs(seed), dtype=jnp.float32, param_dtype=jnp.float32)
+  rng = np.random.default_rng(seed)
+  page, width, rows = 8, 4, 3
+  total = rows * width + 1
+  pool = paged.empty_pool(layout, total, page, config.num_kv_heads, config.head_dim, jnp.float32)
+  pool = tuple(jnp.asarray(rng.standard_normal(x.shape), jnp.float32) for x in pool)
+  table = 1 + rng.permutation(rows * width).reshape(rows, width).astype(np.int32)
+  ends = np.array([30, 17, 5])  # each row's last position in this call
+  positions = ends[:, None] - t + 1 + np.arange(t)
+  pages = paged.LayerPages(
+      pool=pool, table=jnp.asarray(table), offset=jnp.int32(0), input_mask=jnp.ones((rows, t), bool),
+      page_size=page, layout=layout, attention=attention,
+  )
+  x = jnp.asarray(rng.standard_normal((rows, t, 32)), jnp.float32)
+  out, new_pool, _ = layer(x, jnp.asarray(positions), None, pages=pages)
+  return np.asarray(out), new_pool
+
+
+# Every family and head layout by default (MQA, MHA, GQA, head_dim 128 with its own
+# query scale, query-key norms); the other presets' layouts repeat these (slow).
+PRESET_NAMES = ['gemma-2b', 'gemma-7b', 'gemma2-2b', 'gemma2-27b', 'gemma3-1b'] + [
+    pytest.param(name, marks=pytest.mark.slow)
+    for name in ['gemma2-9b', 'gemma3-270m', 'gemma3-4b', 'gemma3-12b', 'gemma3-27b']
+]
+
+
+@pytest.mark.parametrize('preset', PRESET_NAMES)
+def test_the_gpu_paged_kernel_in_interpret_mode_matches_the_xla_path(preset):
+  """JAX's GPU paged attention kernel (Pallas interpret mode) on one-token calls:
+  every preset's query and key/value head layout (MQA, GQA, MHA), soft-capping
+  where the family has it. Local layers take the XLA path (the kernel has no window)."""
+  expected, _ = _attention_over_pages(preset, 'global', 'heads', 'xla', 1)
+  got, _ = _attention_over_pages(preset, 'global', 'heads', 'interpret', 1)
+  np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize('preset', PRESET_NAMES)
+@pytest.mark.parametrize('kind, t', [('global', 1), ('local', 3)])
+def test_what_the_tpu_ragged_kernel_is_handed_matches_the_xla_path(preset, kind, t):
+  """The TPU ragged paged attention kernel's inputs (interleaved key/value heads,
+  kv lengths, query offsets, tables, window, soft cap), run by JAX's reference
+  implementation of that kernel: decode and 3-token prefill chunks, sliding
+  windows on local layers, every preset's head layout."""
+  expected, pool = _attention_over_pages(preset, kind, 'tokens', 'xla', t)
+  got, same_pool = _attention_over_pages(preset, kind, 'tokens', 'reference', t)
+  np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+  np.testing.assert_array_equal(np.asarray(pool[0]), np.asarray(same_pool[0]))
+
+
+def test_the_tpu_ragged_kernel_runs_where_the_interpreter_can():
+  """The kernel itself in Pallas's TPU interpret mode, where this JAX's interpreter
+  supports it; it cannot yet reshape a kernel's buffers, which this kernel does."""
+  expected, _ = _attention_over_pages('gemma2-2b', 'local', 'tokens', 'xla', 1)
+  try:
+    got, _ = _attention_over_pages('gemma2-2b', 'local', 'tokens', 'interpret', 1)
+  except Exception as error:  # pylint: disable=broad-except
+    if 'ReshapeTransform' in str(error):
+      pytest.skip("this JAX's TPU interpreter cannot reshape a kernel buffer")
+    raise
+  np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)

@@ -219,8 +219,10 @@ class LayerPages:
     elif interpret:
       from jax.experimental.pallas import tpu as pltpu
 
+      # Block sizes are tuned per TPU generation; off a TPU they are given.
+      blocks = dict(num_kv_pages_per_block=1, num_queries_per_block=8)
       with pltpu.force_tpu_interpret_mode():
-        out = tpu_ragged.ragged_paged_attention(*args, **options)
+        out = tpu_ragged.ragged_paged_attention(*args, **options, **blocks)
     else:
       out = tpu_ragged.ragged_paged_attention(*args, **options)
     return out.reshape(b, t, n, h).astype(jnp.float32)
