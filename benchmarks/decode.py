@@ -93,7 +93,7 @@ def step_floor(sampler: Sampler, kv_bytes: int, dtype, bandwidth: float, peak: f
   """
   config = sampler.model.config
   weights = sum(x.size for x in jax.tree.leaves(sampler.model.params)) * jnp.dtype(dtype).itemsize
-  row_len, prefix_len = sampler._shape
+  row_len, prefix_len = sampler.cache_shape
   seen = lambda kind, n: min(config.sliding_window or n, n) if kind.value == 'local' else n
   attention = sum(
       4 * config.num_heads * config.head_dim * (seen(kind, row_len) + seen(kind, prefix_len))
@@ -150,7 +150,7 @@ def run_ours(args, loaded: LoadedModel, prefix, questions, num_slots: int, dtype
               'weights': floor['weights_bytes'], 'kv_cache': floor['kv_cache_bytes'],
               'kv_cache_if_every_row_held_its_whole_prompt': sum(x.size * x.dtype.itemsize for x in jax.tree.leaves(dense)),
           },
-          'row_and_prefix_positions': list(sampler._shape),
+          'row_and_prefix_positions': list(sampler.cache_shape),
           'gflop_per_step': round(floor['flops'] / 1e9, 2),
           'decode_loop_fraction': round(floor['seconds'] / step, 4),
           # ... against the floor XLA's own matmuls could reach (its peak, not the machine's).

@@ -4,7 +4,7 @@ Run as a script it samples a fixed workload on every visible device (mesh
 data=2, model=2 when there are four) and prints the completions as JSON, so a
 test can compare runs across device counts:
 
-    XLA_FLAGS=--xla_force_host_platform_device_count=4 python tests/sampling_helpers.py
+    XLA_FLAGS=--xla_force_host_platform_device_count=4 python tests/sampling_helpers.py [paged]
 """
 
 from __future__ import annotations
@@ -83,9 +83,12 @@ def run(sampler: Sampler, *, num_samples: int = 3, params: SamplingParams = PARA
 
 
 if __name__ == '__main__':
+  import sys  # pylint: disable=g-import-not-at-top
+
   model_axis = 2 if len(jax.devices()) == 4 else 1
   mesh = parallel.make_mesh(model=model_axis)
-  out = run(standard_sampler(mesh))
+  layout = dict(kv_layout='paged', page_size=4) if sys.argv[1:] == ['paged'] else {}
+  out = run(standard_sampler(mesh, **layout))
   print(json.dumps({
       'devices': len(jax.devices()),
       'mesh': dict(mesh.shape),

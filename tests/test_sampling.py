@@ -104,12 +104,12 @@ def test_rows_hold_only_their_own_tokens_when_every_prompt_continues_the_prefix(
   shared = Sampler(model, max_len=256, num_slots=4, prefill_rows=2, chunk_steps=5)
   outputs = run(shared)
   assert len(model.tokenizer.encode(prefix)) == 141
-  assert shared._shape == (128, 256)  # rows: 256 - 141 positions, in steps of 128
+  assert shared.cache_shape == (128, 256)  # rows: 256 - 141 positions, in steps of 128
   nbytes = lambda rows, length: sum(x.nbytes for x in jax.tree.leaves(init_cache(model.config, rows, length)))
   assert shared.last_stats.kv_cache_bytes == nbytes(4, 128) + nbytes(1, 256) < nbytes(4, 256)
   plain = Sampler(model, max_len=256, num_slots=3, prefill_rows=3, chunk_steps=7, share_prompts=False)
   same(outputs, run(plain))
-  assert plain._shape == (256, 0)
+  assert plain.cache_shape == (256, 0)
 
 
 def test_stop_strings_end_samples_where_their_text_first_holds_one(sampler, outputs):
@@ -140,7 +140,7 @@ def test_skipped_samples_are_not_drawn_and_the_rest_do_not_change(sampler, outpu
 
 def test_nothing_compiles_again_after_warm_up(sampler, outputs):
   del outputs  # warmed up with the standard workload
-  jitted = [sampler._decode, sampler._refill, sampler._extend, sampler._extend_last, sampler._begin_rows]
+  jitted = sampler.compiled_functions()
   before = [f._cache_size() for f in jitted]
   params = dataclasses.replace(helpers.PARAMS, max_new_tokens=9)
   helpers.run(sampler, num_samples=5, params=params, seed=123)
@@ -155,11 +155,14 @@ def test_a_prompt_longer_than_the_context_is_one_clear_line(model):
   assert '\n' not in message and 'Problem 1 ' in message and 'max_len=64' in message
 
 
-def test_outputs_are_identical_on_one_device_and_on_a_2x2_mesh_of_four(outputs):
+@pytest.mark.parametrize('layout', ['dense', 'paged'])
+def test_outputs_are_identical_on_one_device_and_on_a_2x2_mesh_of_four(outputs, layout):
+  """Against the dense cache on one device."""
   env = dict(os.environ, XLA_FLAGS='--xla_force_host_platform_device_count=4', JAX_PLATFORMS='cpu')
   script = pathlib.Path(__file__).parent / 'sampling_helpers.py'
   result = subprocess.run(
-      [sys.executable, str(script)], env=env, capture_output=True, text=True, check=True
+      [sys.executable, str(script), *(['paged'] if layout == 'paged' else [])],
+      env=env, capture_output=True, text=True, check=True,
   )
   report = json.loads(result.stdout.strip().splitlines()[-1])
   assert report['devices'] == 4 and report['mesh'] == {'data': 2, 'model': 2}
@@ -169,3 +172,33 @@ def test_outputs_are_identical_on_one_device_and_on_a_2x2_mesh_of_four(outputs):
     assert tuple(four[key]['token_ids']) == c.token_ids, key
     assert four[key]['text'] == c.text
     assert four[key]['logprob'] == pytest.approx(c.logprob, rel=1e-4, abs=1e-4)
+
+
+@pytest.mark.parametrize('layout, attention, page_size', [
+    ('tokens', 'xla', 4), ('heads', 'xla', 16), ('heads', 'interpret', 4),
+])
+def test_the_paged_cache_samples_what_the_dense_one_does(model, outputs, layout, attention, page_size):
+  """Same seeds, same samples: the prefix's pages shared by every problem, each
+  problem's by its samples, local pages given back as the window (8) moves on
+  (page size 4), or none given back (16); with the XLA path and with JAX's GPU
+  paged attention kernel in interpret mode. Every page is free again at the end."""
+  sampler = Sampler(
+      model, max_len=128, num_slots=4, prefill_rows=2, chunk_steps=5, kv_layout='paged',
+      page_size=page_size, page_layout=layout, attention=attention,
+  )
+  same(outputs, helpers.run(sampler))
+  tables = sampler._device.tables  # pylint: disable=protected-access
+  assert all(tables.in_use(kind) == 0 for kind in ('local', 'global'))
+  stats = sampler.last_stats
+  assert 0 < stats.kv_cache_bytes
+
+
+def test_a_paged_cache_that_cannot_fit_is_one_clear_line(model, monkeypatch):
+  from wcse_jax.sampling import sampler as sampler_module  # pylint: disable=g-import-not-at-top
+
+  monkeypatch.setattr(sampler_module, '_free_device_bytes', lambda device: 1 << 20)
+  big = Sampler(model, max_len=1024, num_slots=64, kv_layout='paged')
+  with pytest.raises(sampler_module.PagesExhaustedError) as error:
+    big.sample(helpers.PREFIX, helpers.QUESTIONS, num_samples=1, params=helpers.PARAMS, seed=0)
+  message = str(error.value)
+  assert '\n' not in message and 'num_slots=64' in message and 'GiB' in message

@@ -32,6 +32,9 @@ LOGICAL_RULES: dict[str, str | None] = {
     'length': None,
     'accumulation': None,
     'cache_len': None,
+    'pages': None,  # a page pool is shared by every row: whole on each data shard
+    'page': None,
+    'kv': None,
 }
 
 # Logical axes of each parameter, by its name inside a layer (or at the top).
@@ -107,6 +110,23 @@ def param_shardings(abstract_state, mesh: Mesh, *, fsdp: bool = False):
           param_logical_axes(_plain_path(path)), leaf.shape, mesh, fsdp=fsdp
       ),
       abstract_state,
+  )
+
+
+def paged_cache_shardings(cache, mesh: Mesh):
+  """NamedShardings for a PagedKVCache: pools split over key/value heads, tables replicated."""
+  from wcse_jax.model import paged  # pylint: disable=g-import-not-at-top
+
+  axes = paged.pool_axes(cache.layout)
+  pool = lambda arrays: tuple(
+      logical_sharding(a if x.ndim == len(a) else ('layers',) + a, x.shape, mesh)
+      for x, a in zip(arrays, axes)
+  )
+  replicated = NamedSharding(mesh, PartitionSpec())
+  return cache.replace(
+      blocks=tuple(pool(p) for p in cache.blocks),
+      tail=tuple(pool(p) for p in cache.tail),
+      tables=jax.tree.map(lambda _: replicated, cache.tables),
   )
 
 

@@ -134,16 +134,17 @@ class PageTables:
 def worst_case_pages(
     *,
     page_size: int,
-    max_len: int,
+    row_len: int,
     prefix_len: int,
     sequences: int,
     window: int | None,
     chunk: int,
 ) -> int:
-  """Pages of one kind (null page included) that `sequences` live rows and a shared
-  prefix can hold at once: a row holds its own pages from where it forks (one copied),
-  and a local row no more than its window and the chunk it is writing."""
-  own = pages_for(max(max_len - prefix_len, 1), page_size) + 1
+  """Pages of one kind (null page included) that `sequences` live rows of at most
+  `row_len` positions past the fork and a shared prefix of at most `prefix_len` can
+  hold at once: a row holds its own pages from where it forks (one copied), and a
+  local row no more than its window and the chunk it is writing."""
+  own = pages_for(row_len, page_size) + 1
   prefix = pages_for(prefix_len, page_size)
   if window is not None:
     span = pages_for(window + chunk, page_size) + 1

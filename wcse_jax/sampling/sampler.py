@@ -32,6 +32,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import functools
+import os
 import time
 from collections.abc import Callable, Iterable, Iterator
 
@@ -42,8 +43,12 @@ from jax.sharding import NamedSharding, PartitionSpec
 
 from wcse_jax import parallel
 from wcse_jax.checkpoints import LoadedModel, default_dtype
-from wcse_jax.model import KVCache, init_cache, transpose_embedding, unstack_layers
+from wcse_jax.model import (
+    AttentionKind, copy_pages, init_cache, init_paged_cache, paged, transpose_embedding,
+    unstack_layers,
+)
 from wcse_jax.sampling import steps
+from wcse_jax.sampling.pages import PagesExhaustedError, PageTables, worst_case_pages
 from wcse_jax.sampling.prompts import Prompt, PromptTooLongError, chunk_lengths, tokenize_prompts
 from wcse_jax.sampling.rules import SamplingParams
 
@@ -100,8 +105,8 @@ class RunStats:
 
 @dataclasses.dataclass(frozen=True)
 class _Compiled:
-  """The jitted device functions of a sampler shape; shared by every `Sampler` of
-  that shape (a trainer validating every N steps compiles them once)."""
+  """The jitted device functions of a dense sampler shape; shared by every `Sampler`
+  of that shape (a trainer validating every N steps compiles them once)."""
 
   extend: Callable
   extend_last: Callable
@@ -115,6 +120,17 @@ class _Compiled:
   new_slots: Callable
 
 
+def _slot_shardings(config, mesh, num_slots, prefill_rows):
+  slot_sharding = jax.tree.map(
+      lambda x: parallel.logical_sharding(('batch', 'vocab')[: x.ndim], x.shape, mesh),
+      jax.eval_shape(lambda: steps.empty_slots(num_slots, config.vocab_size)),
+  )
+  logits_sharding = parallel.logical_sharding(
+      ('batch', 'vocab'), (prefill_rows, config.vocab_size), mesh
+  )
+  return slot_sharding, logits_sharding
+
+
 @functools.lru_cache(maxsize=16)
 def _compiled(
     graphdef, config, mesh, *, num_slots, prefill_rows, row_len, prefix_len, cache_dtype, eos_ids
@@ -125,13 +141,7 @@ def _compiled(
       jax.eval_shape(lambda: empty_cache(rows, length)), mesh
   )
   replicated = NamedSharding(mesh, PartitionSpec())
-  slot_sharding = jax.tree.map(
-      lambda x: parallel.logical_sharding(('batch', 'vocab')[: x.ndim], x.shape, mesh),
-      jax.eval_shape(lambda: steps.empty_slots(num_slots, config.vocab_size)),
-  )
-  logits_sharding = parallel.logical_sharding(
-      ('batch', 'vocab'), (prefill_rows, config.vocab_size), mesh
-  )
+  slot_sharding, logits_sharding = _slot_shardings(config, mesh, num_slots, prefill_rows)
   cache, pool = cache_shardings(num_slots), cache_shardings(prefill_rows)
   return _Compiled(
       extend=jax.jit(functools.partial(steps.extend, graphdef), donate_argnums=1),
@@ -163,6 +173,86 @@ def _compiled(
   )
 
 
+@dataclasses.dataclass(frozen=True)
+class _CompiledPaged:
+  """The jitted device functions of a paged sampler shape (see `steps`)."""
+
+  extend: Callable
+  extend_last: Callable
+  copy: Callable
+  refill: Callable
+  decode: Callable
+  new_pages: Callable
+  new_pool_logits: Callable
+  new_slots: Callable
+
+
+@functools.lru_cache(maxsize=16)
+def _compiled_paged(
+    graphdef, config, mesh, *, num_slots, prefill_rows, num_pages, page_size, layout, attention,
+    cache_dtype, eos_ids,
+) -> _CompiledPaged:
+  """For page pools of `num_pages` (a sorted tuple of (kind, pages)) pages per layer."""
+  empty = lambda: init_paged_cache(
+      config, dict(num_pages), page_size=page_size, layout=layout, attention=attention,
+      dtype=cache_dtype,
+  ).replace(tables={})
+  replicated = NamedSharding(mesh, PartitionSpec())
+  pages = parallel.paged_cache_shardings(jax.eval_shape(empty), mesh)
+  slot_sharding, logits_sharding = _slot_shardings(config, mesh, num_slots, prefill_rows)
+  return _CompiledPaged(
+      extend=jax.jit(
+          _over_tables(functools.partial(steps.extend, graphdef)), donate_argnums=1,
+          out_shardings=pages,
+      ),
+      extend_last=jax.jit(
+          _over_tables(functools.partial(steps.extend_last, graphdef)),
+          donate_argnums=(1, 3),
+          out_shardings=(pages, logits_sharding),
+      ),
+      copy=jax.jit(functools.partial(copy_pages, config), donate_argnums=0, out_shardings=pages),
+      refill=jax.jit(steps.refill_slots, donate_argnums=0, out_shardings=slot_sharding),
+      decode=jax.jit(
+          _over_tables(functools.partial(steps.decode_chunk, graphdef, eos_ids=eos_ids)),
+          static_argnames=('rules', 'steps'),
+          donate_argnums=(1, 3),
+          out_shardings=(pages, slot_sharding, replicated, replicated),
+      ),
+      new_pages=jax.jit(empty, out_shardings=pages),
+      new_pool_logits=jax.jit(
+          lambda: jnp.zeros((prefill_rows, config.vocab_size), jnp.float32),
+          out_shardings=logits_sharding,
+      ),
+      new_slots=jax.jit(
+          lambda: steps.empty_slots(num_slots, config.vocab_size), out_shardings=slot_sharding
+      ),
+  )
+
+
+def _over_tables(fn):
+  """`fn(params, cache, ...)` for page pools held without tables: the rows' tables come
+  apart (not donated: their shape changes from call to call) and do not come back."""
+
+  def run(params, cache, tables, *args, **kwargs):
+    out = fn(params, cache.replace(tables=tables), *args, **kwargs)
+    if isinstance(out, tuple):
+      return (out[0].replace(tables={}), *out[1:])
+    return out.replace(tables={})
+
+  return run
+
+
+def _free_device_bytes(device) -> int | None:
+  """Bytes the device can still allocate (host memory for CPU), if it says."""
+  stats = device.memory_stats() if hasattr(device, 'memory_stats') else None
+  if stats and 'bytes_limit' in stats:
+    return int(stats['bytes_limit'] - stats.get('bytes_in_use', 0))
+  try:
+    return os.sysconf('SC_AVPHYS_PAGES') * os.sysconf('SC_PAGE_SIZE')
+  except (ValueError, OSError, AttributeError):
+    return None
+
+
 class Sampler:
   """Samples a loaded model with a fixed number of decode slots, sharded over its mesh.
 
@@ -179,6 +269,15 @@ class Sampler:
       each sample's whole prompt from scratch).
     eos_ids: tokens that end a sample (default: the tokenizer's EOS).
     cache_dtype: of the KV caches (default: float32 on CPU, else bfloat16).
+    kv_layout: 'paged' (page pools and tables: `wcse_jax.model.paged`),
+      'dense' (a row of its own per slot, the prefix in a one-row cache), or
+      'auto': paged on TPU and GPU, dense on CPU, where it decodes faster.
+    page_size: positions per page (paged).
+    attention: over pages, 'pallas' (JAX's kernels on TPU and GPU), 'xla',
+      or 'auto' (Pallas on TPU and GPU, XLA on CPU); 'interpret' runs the
+      kernels in Pallas interpret mode.
+    page_layout: of the page pools, 'tokens' or 'heads' (`paged`); 'auto':
+      the one the backend's kernel reads.
   """
 
   def __init__(
@@ -193,13 +292,29 @@ class Sampler:
       share_prompts: bool = True,
       eos_ids: tuple[int, ...] | None = None,
       cache_dtype=None,
+      kv_layout: str = 'auto',
+      page_size: int = 16,
+      attention: str = 'auto',
+      page_layout: str = 'auto',
   ):
     config = model.config
     if max_len > config.max_seq_len:
       raise ValueError(
           f'max_len={max_len} exceeds the {config.max_seq_len} positions {config.name} supports.'
       )
-    if model.mesh.devices.flat[0].platform == 'cpu':
+    platform = model.mesh.devices.flat[0].platform
+    if kv_layout == 'auto':
+      kv_layout = 'dense' if platform == 'cpu' else 'paged'
+    if attention == 'auto':
+      attention = 'xla' if platform == 'cpu' else 'pallas'
+    if (kv_layout not in ('dense', 'paged') or attention not in paged.ATTENTION
+        or page_layout not in ('auto', *paged.LAYOUTS)):
+      raise ValueError(
+          f'kv_layout={kv_layout!r}, attention={attention!r} or page_layout={page_layout!r} is '
+          f"not one of 'auto', 'dense', 'paged'; 'auto', {', '.join(map(repr, paged.ATTENTION))}; "
+          f"'auto', {', '.join(map(repr, paged.LAYOUTS))}."
+      )
+    if platform == 'cpu':
       config, graphdef, params = unstack_layers(config, model.graphdef, model.params)
       config, graphdef, params = transpose_embedding(config, graphdef, params)
       model = dataclasses.replace(model, config=config, graphdef=graphdef, params=params)
@@ -212,28 +327,35 @@ class Sampler:
     self.prefill_chunk = prefill_chunk
     self.share_prompts = share_prompts
     self.eos_ids = tuple(eos_ids if eos_ids is not None else (self.tokenizer.eos_token_id,))
+    self.kv_layout = kv_layout
+    self.page_size = page_size
+    self.attention = attention
+    self.layout = paged.layout_for(platform) if page_layout == 'auto' else page_layout
     self._cache_dtype = cache_dtype or default_dtype()
-
-    self._shape = None  # (row_len, prefix_len) of the caches held
+    self._device: _DenseDevice | _PagedDevice | None = None
     self.last_stats = RunStats()
 
-  def _use_shape(self, row_len: int, prefix_len: int):
-    """Compiles for (or reuses) caches of this many positions per row and prefix."""
-    if self._shape == (row_len, prefix_len):
-      return
-    model = self.model
-    compiled = _compiled(
-        model.graphdef, model.config, model.mesh, num_slots=self.num_slots,
-        prefill_rows=self.prefill_rows, row_len=row_len, prefix_len=prefix_len,
-        cache_dtype=self._cache_dtype, eos_ids=self.eos_ids,
-    )
-    self._extend, self._extend_last = compiled.extend, compiled.extend_last
-    self._begin_rows, self._refill, self._decode = compiled.begin_rows, compiled.refill, compiled.decode
-    self._new_prefix = compiled.new_prefix
-    self._cache = self._pool = None  # freed before the new ones are made
-    self._cache, self._pool = compiled.new_cache(), compiled.new_pool()
-    self._pool_logits, self._slots = compiled.new_pool_logits(), compiled.new_slots()
-    self._shape = (row_len, prefix_len)
+  @property
+  def cache_shape(self) -> tuple[int, int] | None:
+    """(positions per row, positions of the prefix) the held caches were made for."""
+    return None if self._device is None else self._device.key
+
+  def compiled_functions(self) -> list[Callable]:
+    """The jitted functions of the held shape (to count their compilations)."""
+    fn = self._device.fn
+    return [getattr(fn, f.name) for f in dataclasses.fields(fn)]
+
+  def _device_for(self, row_len: int, prefix_len: int):
+    """The device buffers and functions for this shape (reused while it stays)."""
+    key = (row_len, prefix_len)
+    if self._device is not None and self._device.key == key:
+      return self._device
+    self._device = None  # frees the old buffers before the new ones are made
+    if self.kv_layout == 'dense':
+      self._device = _DenseDevice(self, key)
+    else:
+      self._device = _PagedDevice(self, key)
+    return self._device
 
   def sample(
       self,
@@ -268,7 +390,7 @@ class Sampler:
     # call with the same prefix reuses the compiled functions.
     after_prefix = self.share_prompts and all(p.after_prefix for p in prompts)
     own = self.max_len - len(prefix_ids) if after_prefix else self.max_len
-    self._use_shape(
+    device = self._device_for(
         min(_round_up(own, _ROW_STEP), self.max_len),
         _round_up(len(prefix_ids), _ROW_STEP) if self.share_prompts else 0,
     )
@@ -280,7 +402,7 @@ class Sampler:
       for samples in [todo] if self.share_prompts else [[i] for i in todo]:
         if samples:
           groups.append(_Group(j, prompt, prompt.start(prefix_ids), collections.deque(samples)))
-    run = _Run(self, prefix_ids, groups, params, seed)
+    run = _Run(self, device, prefix_ids, groups, params, seed)
     self.last_stats = run.stats
     return run.completions()
 
@@ -306,6 +428,12 @@ class _Group:
   samples: collections.deque[int]
   row: int = -1  # in the pool, once prefilled
   uncharged: int = 0  # prompt tokens computed, not yet charged to a sample
+  pages: dict | None = None  # its page tables, once prefilled (paged)
+
+  @property
+  def end(self) -> int:
+    """The position after its prompt: where its samples' first tokens go."""
+    return self.start + len(self.prompt.ids)
 
 
 @dataclasses.dataclass
@@ -319,16 +447,294 @@ class _Live:
   token_ids: list[int] = dataclasses.field(default_factory=list)
   logprobs: list[float] = dataclasses.field(default_factory=list)
 
+  @property
+  def position(self) -> int:
+    """Where its next token goes (every token drawn so far has been fed)."""
+    return self.prompt_tokens + len(self.token_ids)
+
+
+def _chunks(ids: list[tuple[int, ...]], starts: list[int], rows: int, chunk: int):
+  """Right-padded `(tokens, positions, mask)` chunks writing `ids[r]` from `starts[r]` into row r."""
+  lengths = chunk_lengths(max(map(len, ids), default=0), chunk)
+  total = sum(lengths)
+  tokens = np.zeros((rows, total), np.int32)
+  mask = np.zeros((rows, total), bool)
+  positions = np.zeros((rows, total), np.int32)
+  for r, (row_ids, start) in enumerate(zip(ids, starts)):
+    tokens[r, : len(row_ids)] = row_ids
+    mask[r, : len(row_ids)] = True
+    positions[r] = start + np.arange(total)
+  end = 0
+  for length in lengths:
+    window = slice(end, end + length)
+    yield tokens[:, window], positions[:, window], mask[:, window]
+    end += length
+
+
+def _last_tokens(batch: list[_Group], rows: int) -> np.ndarray:
+  """[3, rows]: each group's last prompt token, its position, and 1 (0 for unused rows)."""
+  last = np.zeros((3, rows), np.int32)
+  for r, group in enumerate(batch):
+    last[:, r] = group.prompt.ids[-1], group.end - 1, 1
+  return last
+
+
+class _DenseDevice:
+  """A row of its own per slot and per pool row; the prefix in a one-row cache.
+
+  Holds the device buffers between runs; `_Run` calls the methods below.
+  """
+
+  def __init__(self, sampler: Sampler, key):
+    row_len, prefix_len = key
+    model = sampler.model
+    self.sampler, self.key = sampler, key
+    self.fn = _compiled(
+        model.graphdef, model.config, model.mesh, num_slots=sampler.num_slots,
+        prefill_rows=sampler.prefill_rows, row_len=row_len, prefix_len=prefix_len,
+        cache_dtype=sampler._cache_dtype, eos_ids=sampler.eos_ids,
+    )
+    self.cache, self.pool = self.fn.new_cache(), self.fn.new_pool()
+    self.pool_logits, self.slots = self.fn.new_pool_logits(), self.fn.new_slots()
+    self.prefix = None
+
+  def begin(self):
+    """A new run: the prefix is computed again on first use."""
+    self.prefix = None
+
+  def _feed(self, cache, ids, starts, rows, shared):
+    params = self.sampler.model.params
+    for tokens, positions, mask in _chunks(ids, starts, rows, self.sampler.prefill_chunk):
+      cache = self.fn.extend(params, cache, tokens, positions, mask, shared)
+    return cache
+
+  def prefill(self, batch: list[_Group], prefix_ids) -> bool:
+    """Prefills the groups into pool rows 0.. and keeps their last logits; returns whether
+    the prefix was computed for them."""
+    rows = self.sampler.prefill_rows
+    after_prefix = np.array([r < len(batch) and batch[r].prompt.after_prefix for r in range(rows)])
+    computed = False
+    if after_prefix.any() and self.prefix is None:
+      self.prefix = self._feed(self.fn.new_prefix(), [prefix_ids], [0], 1, None)
+      computed = True
+    self.pool = self.fn.begin_rows(self.pool, np.arange(rows) < len(batch), after_prefix)
+    self.pool = self._feed(
+        self.pool, [g.prompt.ids[:-1] for g in batch], [g.start for g in batch], rows, self.prefix
+    )
+    last = _last_tokens(batch, rows)
+    self.pool, self.pool_logits = self.fn.extend_last(
+        self.sampler.model.params, self.pool, self.pool_logits, last[0], last[1],
+        last[2].astype(bool), self.prefix,
+    )
+    for r, group in enumerate(batch):
+      group.row = r
+    return computed
+
+  def start(self, slot: int, group: _Group):
+    """Slot `slot` starts a sample of `group` (the row copy happens in `refill`)."""
+
+  def end(self, slot: int):
+    """Slot `slot`'s sample ended."""
+
+  def group_started(self, group: _Group):
+    """Every sample of `group` has started."""
+
+  def finish(self):
+    """The run has ended."""
+
+  def refill(self, orders: steps.Refill):
+    self.cache, self.slots = self.fn.refill(self.cache, self.slots, self.pool, self.pool_logits, orders)
+
+  def decode(self, live: list[_Live | None], key, params: SamplingParams):
+    s = self.sampler
+    self.cache, self.slots, tokens, logprobs = self.fn.decode(
+        s.model.params, self.cache, self.slots, key, np.int32(params.max_new_tokens),
+        self.prefix, rules=params.token_rules, steps=s.chunk_steps,
+    )
+    return tokens, logprobs
+
+  def kv_bytes(self, live) -> int:
+    """What a decode step's attention reads at most: every slot's own row and the prefix, once."""
+    return _nbytes(self.cache) + _nbytes(self.prefix)
+
+
+class _PagedDevice:
+  """Page pools on the device, page tables on the host (`wcse_jax.model.paged`).
+
+  The prefix is written once into pages every problem's table names; a
+  problem's prompt pages are named by its samples' tables; a slot starts a
+  sample by forking the problem's table (one page copied per kind of layer).
+  """
+
+  def __init__(self, sampler: Sampler, key):
+    row_len, prefix_len = key
+    model, config = sampler.model, sampler.model.config
+    self.sampler, self.key = sampler, key
+    self.kinds = {
+        kind.value: (config.sliding_window if kind == AttentionKind.LOCAL else None)
+        for kind in dict.fromkeys(config.layer_kinds)
+    }
+    self.width = paged.pages_for(sampler.max_len, sampler.page_size)
+    chunk = max(sampler.chunk_steps, sampler.prefill_chunk)
+    self.num_pages = {
+        kind: worst_case_pages(
+            page_size=sampler.page_size, row_len=row_len, prefix_len=prefix_len,
+            sequences=sampler.num_slots + sampler.prefill_rows, window=window, chunk=chunk,
+        )
+        for kind, window in self.kinds.items()
+    }
+    self._check_fits(model, config)
+    self.fn = _compiled_paged(
+        model.graphdef, config, model.mesh, num_slots=sampler.num_slots,
+        prefill_rows=sampler.prefill_rows, num_pages=tuple(sorted(self.num_pages.items())),
+        page_size=sampler.page_size, layout=sampler.layout, attention=sampler.attention,
+        cache_dtype=sampler._cache_dtype, eos_ids=sampler.eos_ids,
+    )
+    self.pages = self.fn.new_pages()
+    self.pool_logits, self.slots = self.fn.new_pool_logits(), self.fn.new_slots()
+    layers = collections.Counter(kind.value for kind in config.layer_kinds)
+    self.page_bytes = {
+        kind: sampler.page_size * config.num_kv_heads * config.head_dim * 2
+        * jnp.dtype(sampler._cache_dtype).itemsize * layers[kind]
+        for kind in self.kinds
+    }
+    self.begin()
+
+  def _check_fits(self, model, config):
+    layers = collections.Counter(kind.value for kind in config.layer_kinds)
+    per_page = 2 * self.sampler.page_size * config.num_kv_heads * config.head_dim
+    needed = sum(
+        n * layers[kind] * per_page * jnp.dtype(self.sampler._cache_dtype).itemsize
+        for kind, n in self.num_pages.items()
+    )
+    free = _free_device_bytes(model.mesh.devices.flat[0])
+    if free is not None and needed > 0.9 * free * model.mesh.shape[parallel.MODEL]:
+      raise PagesExhaustedError(
+          f'The KV pages for num_slots={self.sampler.num_slots} and max_len={self.sampler.max_len} '
+          f'need {needed / 2**30:.2f} GiB and the device has {free / 2**30:.2f} GiB free: '
+          'lower num_slots, prefill_rows or max_len.'
+      )
+
+  def begin(self):
+    """A new run: fresh tables (the pools are reused; pages are rewritten before read)."""
+    s = self.sampler
+    self.tables = PageTables(
+        self.num_pages, page_size=s.page_size, width=self.width, windows=self.kinds
+    )
+    self.prefix: dict | None = None
+    self.slot_pages: list[dict | None] = [None] * s.num_slots
+    self.copies: list[tuple[str, int, int]] = []
+
+  def _tables_of(self, seqs):
+    return {kind: self.tables.table(seqs, kind) for kind in self.kinds}
+
+  def _copy(self):
+    """Makes the page copies the forks since the last call asked for."""
+    if not self.copies:
+      return
+    size = max(self.sampler.num_slots, self.sampler.prefill_rows) * len(self.kinds)
+    source = {kind: np.zeros(size, np.int32) for kind in self.kinds}
+    target = {kind: np.zeros(size, np.int32) for kind in self.kinds}
+    count = collections.Counter()
+    for kind, src, dst in self.copies:
+      source[kind][count[kind]], target[kind][count[kind]] = src, dst
+      count[kind] += 1
+    self.pages = self.fn.copy(self.pages, source, target)
+    self.copies = []
+
+  def _feed(self, seqs, ids, starts):
+    """Writes `ids[r]` from `starts[r]` into sequence r's pages, chunk by chunk."""
+    params = self.sampler.model.params
+    for tokens, positions, mask in _chunks(ids, starts, len(seqs), self.sampler.prefill_chunk):
+      ends = [int(pos[m].max()) + 1 if m.any() else None for pos, m in zip(positions, mask)]
+      for seq, end in zip(seqs, ends):
+        if seq is not None and end is not None:
+          self.tables.grow(seq, end)
+      self.pages = self.fn.extend(
+          params, self.pages, self._tables_of(seqs), tokens, positions, mask, None
+      )
+      for seq, end in zip(seqs, ends):
+        if seq is not None and end is not None:
+          self.tables.trim(seq, end)
+
+  def prefill(self, batch: list[_Group], prefix_ids) -> bool:
+    rows = self.sampler.prefill_rows
+    computed = False
+    if self.prefix is None and any(g.prompt.after_prefix for g in batch):
+      self.prefix = self.tables.new()
+      self._feed([self.prefix], [prefix_ids], [0])
+      computed = True
+    seqs: list[dict | None] = [None] * rows
+    for r, group in enumerate(batch):
+      if group.prompt.after_prefix:
+        group.pages, copies = self.tables.fork(self.prefix, group.start)
+        self.copies += copies
+      else:
+        group.pages = self.tables.new()
+      group.row, seqs[r] = r, group.pages
+    self._copy()
+    self._feed(seqs, [g.prompt.ids[:-1] for g in batch], [g.start for g in batch])
+    last = _last_tokens(batch, rows)
+    for group in batch:
+      self.tables.grow(group.pages, group.end)
+    self.pages, self.pool_logits = self.fn.extend_last(
+        self.sampler.model.params, self.pages, self._tables_of(seqs), self.pool_logits, last[0], last[1],
+        last[2].astype(bool), None,
+    )
+    for group in batch:
+      self.tables.trim(group.pages, group.end)
+    return computed
+
+  def start(self, slot: int, group: _Group):
+    self.slot_pages[slot], copies = self.tables.fork(group.pages, group.end)
+    self.copies += copies
+
+  def end(self, slot: int):
+    self.tables.free(self.slot_pages[slot])
+    self.slot_pages[slot] = None
+
+  def group_started(self, group: _Group):
+    self.tables.free(group.pages)
+
+  def finish(self):
+    if self.prefix is not None:
+      self.tables.free(self.prefix)
+
+  def refill(self, orders: steps.Refill):
+    self._copy()
+    self.slots = self.fn.refill(self.slots, self.pool_logits, orders)
+
+  def decode(self, live: list[_Live | None], key, params: SamplingParams):
+    s = self.sampler
+    for seq, sample in zip(self.slot_pages, live):
+      if sample is not None:
+        self.tables.trim(seq, sample.position)
+        self.tables.grow(seq, min(sample.position + s.chunk_steps, s.max_len))
+    self.pages, self.slots, tokens, logprobs = self.fn.decode(
+        s.model.params, self.pages, self._tables_of(self.slot_pages), self.slots, key,
+        np.int32(params.max_new_tokens), None, rules=params.token_rules, steps=s.chunk_steps,
+    )
+    return tokens, logprobs
+
+  def kv_bytes(self, live) -> int:
+    """The pages the slots' tables name (each slot reads its own, shared or not)."""
+    total = 0
+    for kind in self.kinds:
+      named = self.tables.table(self.slot_pages, kind)
+      total += int(np.count_nonzero(named)) * self.page_bytes[kind]
+    return total
+
 
 class _Run:
-  """The host loop of one `Sampler.sample` call."""
+  """The host loop of one `Sampler.sample` call, over the device state it is given."""
 
-  def __init__(self, sampler: Sampler, prefix_ids, groups, params: SamplingParams, seed: int):
+  def __init__(self, sampler: Sampler, device, prefix_ids, groups, params: SamplingParams, seed: int):
     self.s = sampler
+    self.device = device
+    device.begin()
     self.prefix_ids = prefix_ids
-    self.prefix: KVCache | None = None
     self.pending = collections.deque(groups)  # not yet prefilled
-    self.ready = collections.deque()  # in the pool, with samples left to start
+    self.ready = collections.deque()  # prefilled, with samples left to start
     self.live: list[_Live | None] = [None] * sampler.num_slots
     self.params = params
     self.key = jax.random.key(seed)
@@ -338,25 +744,23 @@ class _Run:
     self.stats = RunStats()
 
   def completions(self) -> Iterator[Completion]:
-    s = self.s
+    s, device = self.s, self.device
     finished: list[Completion] = []
     while True:
       self._fill_slots()
       self._flush()
       if not any(self.live):
+        device.finish()
         yield from finished
         return
-      self.stats.kv_cache_bytes = _nbytes(s._cache) + _nbytes(self.prefix)
       start = time.perf_counter()
-      s._cache, s._slots, tokens, logprobs = s._decode(
-          s.model.params, s._cache, s._slots, self.key, np.int32(self.params.max_new_tokens),
-          self.prefix, rules=self.params.token_rules, steps=s.chunk_steps,
-      )
+      tokens, logprobs = device.decode(self.live, self.key, self.params)
+      self.stats.kv_cache_bytes = device.kv_bytes(self.live)
       # The device decodes this chunk while the caller takes the last one's completions.
       handed = time.perf_counter()
       yield from finished
       caller = time.perf_counter() - handed
-      tokens, logprobs, active = jax.device_get((tokens, logprobs, s._slots.active))
+      tokens, logprobs, active = jax.device_get((tokens, logprobs, device.slots.active))
       drawn_per_step = (tokens >= 0).sum(axis=0)
       steps_run = int(np.count_nonzero(drawn_per_step))
       self.stats.decode_seconds += time.perf_counter() - start - caller
@@ -375,6 +779,7 @@ class _Run:
         if completion is not None:
           self.stats.wasted_after_stop += len(live.token_ids) - completion.num_tokens
           self.live[b] = None
+          device.end(b)
           self.orders.stop[b] = bool(active[b])
           finished.append(completion)
 
@@ -389,8 +794,7 @@ class _Run:
   def _flush(self):
     """Sends the pending orders to the device."""
     if self.orders.start.any() or self.orders.stop.any():
-      s = self.s
-      s._cache, s._slots = s._refill(s._cache, s._slots, s._pool, s._pool_logits, self.orders)
+      self.device.refill(self.orders)
       self.orders = self._no_orders()
 
   def _fill_slots(self):
@@ -406,67 +810,26 @@ class _Run:
       i = group.samples.popleft()
       o = self.orders
       o.start[b], o.row[b], o.problem[b], o.sample[b] = True, group.row, group.problem, i
-      o.position[b] = group.start + len(group.prompt.ids)
-      self.live[b] = _Live(
-          group.problem, i, int(o.position[b]), group.uncharged + self.uncharged
-      )
+      o.position[b] = group.end
+      self.device.start(b, group)
+      self.live[b] = _Live(group.problem, i, group.end, group.uncharged + self.uncharged)
       group.uncharged = self.uncharged = 0
       if not group.samples:
         self.ready.popleft()
+        self.device.group_started(group)
 
   def _prefill_pool(self):
-    """Prefills the next pending prompts into the pool, one row each."""
+    """Prefills the next pending prompts, one pool row each."""
     start = time.perf_counter()
-    s = self.s
-    rows = s.prefill_rows
+    rows = self.s.prefill_rows
     batch = [self.pending.popleft() for _ in range(min(rows, len(self.pending)))]
-    after_prefix = np.zeros(rows, bool)
-    for r, group in enumerate(batch):
-      group.row, after_prefix[r] = r, group.prompt.after_prefix
+    for group in batch:
       group.uncharged = len(group.prompt.ids)
-    shared = self._prefix() if after_prefix.any() else self.prefix
-    s._pool = s._begin_rows(s._pool, np.arange(rows) < len(batch), after_prefix)
-    # All but the last token; then the last, for its logits.
-    s._pool = self._feed(
-        s._pool, [g.prompt.ids[:-1] for g in batch], [g.start for g in batch], rows, shared
-    )
-    last = np.zeros((3, rows), np.int32)
-    for r, group in enumerate(batch):
-      last[:, r] = group.prompt.ids[-1], group.start + len(group.prompt.ids) - 1, 1
-    s._pool, s._pool_logits = s._extend_last(
-        s.model.params, s._pool, s._pool_logits, last[0], last[1], last[2].astype(bool), shared
-    )
-    self.ready.extend(batch)
-    jax.block_until_ready(s._pool_logits)
-    self.stats.prefill_seconds += time.perf_counter() - start
-
-  def _prefix(self) -> KVCache:
-    """The shared prefix's one-row cache, computed on first use in the run."""
-    if self.prefix is None:
-      self.prefix = self._feed(self.s._new_prefix(), [self.prefix_ids], [0], 1, None)
+    if self.device.prefill(batch, self.prefix_ids):
       self.uncharged += len(self.prefix_ids)
-    return self.prefix
-
-  def _feed(self, cache: KVCache, ids: list[tuple[int, ...]], starts: list[int], rows: int, shared):
-    """Writes `ids[r]` from position `starts[r]` into row r, in padded chunks."""
-    lengths = chunk_lengths(max(map(len, ids), default=0), self.s.prefill_chunk)
-    total = sum(lengths)
-    tokens = np.zeros((rows, total), np.int32)
-    mask = np.zeros((rows, total), bool)
-    positions = np.zeros((rows, total), np.int32)
-    for r, (row_ids, start) in enumerate(zip(ids, starts)):
-      tokens[r, : len(row_ids)] = row_ids
-      mask[r, : len(row_ids)] = True
-      positions[r] = start + np.arange(total)
-    end = 0
-    for length in lengths:
-      window = slice(end, end + length)
-      cache = self.s._extend(
-          self.s.model.params, cache, tokens[:, window], positions[:, window], mask[:, window],
-          shared,
-      )
-      end += length
-    return cache
+    self.ready.extend(batch)
+    jax.block_until_ready(self.device.pool_logits)
+    self.stats.prefill_seconds += time.perf_counter() - start
 
   def _finished(self, live: _Live, begin: int, *, still_active: bool) -> Completion | None:
     """The completion of this sample if its new tokens ended it."""

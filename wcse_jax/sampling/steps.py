@@ -25,6 +25,14 @@ Pool. Each problem's own text is prefilled once into a row of a small pool
 cache, which also keeps the logits of its last prompt token. A slot starts a
 sample by copying a pool row and its logits (fan-out: N samples of a problem
 cost one prefill, and the copy is the question's tokens only).
+
+Paged. With a `PagedKVCache` there is no prefix cache, pool cache or slot
+cache: every row is a page table, the prefix's pages are shared by every
+problem and a problem's by its samples, and a slot starts a sample with the
+problem's table (one page copied where they part) and its logits. The same
+functions run over pages: `extend`, `extend_last` and `decode_chunk` take the
+paged cache with the rows' tables and `shared=None`; `refill_slots` and
+`wcse_jax.model.copy_pages` replace `refill`.
 """
 
 from __future__ import annotations
@@ -127,10 +135,16 @@ def refill(
     orders: Refill,
 ) -> tuple[KVCache, Slots]:
   """Starts new samples in slots from pool rows, and stops the slots the host ended."""
+  cache = cache_rows.where_rows(orders.start, cache_rows.take_rows(pool, orders.row), cache)
+  return cache, refill_slots(slots, pool_logits, orders)
+
+
+def refill_slots(slots: Slots, pool_logits: Float[Array, 'P V'], orders: Refill) -> Slots:
+  """The slot state after the host's orders (with a paged cache, all a refill does:
+  the new samples' pages are named by the tables of the next decode call)."""
   start = orders.start
-  cache = cache_rows.where_rows(start, cache_rows.take_rows(pool, orders.row), cache)
   pick = lambda new, old: jnp.where(start, new, old)
-  slots = Slots(
+  return Slots(
       logits=jnp.where(start[:, None], jnp.take(pool_logits, orders.row, axis=0), slots.logits),
       problem=pick(orders.problem, slots.problem),
       sample=pick(orders.sample, slots.sample),
@@ -138,7 +152,6 @@ def refill(
       generated=pick(0, slots.generated),
       active=start | (slots.active & ~orders.stop),
   )
-  return cache, slots
 
 
 def decode_chunk(
