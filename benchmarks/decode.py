@@ -4,7 +4,7 @@
     bash benchmarks/peers/setup.sh && python benchmarks/decode.py --peers=vllm,llamacpp,transformers
     python benchmarks/decode.py --problems=1 --samples=4 --new_tokens=16 --peers=   # a quick check
     python benchmarks/decode.py --random=gemma2-2b --num_slots=64,256 --problems=8 --peers= \
-        --dtypes=bfloat16                                     # on a GPU: against the roofline
+        --dtypes=bfloat16 --kv_layouts=dense,paged             # on a GPU: against the roofline
 
 The workload: the bundled Gemma 3 270M, the GSM8K 8-shot prefix and the first
 `--problems` test questions, `--samples` samples of each, up to `--new_tokens`
@@ -23,8 +23,14 @@ of float32/bfloat16 x sdpa/eager). `benchmarks/peers/setup.sh` builds the vLLM
 and llama.cpp environments once; transformers uses this environment's test
 extra. A peer that is not built is reported as such.
 
-Roofline. A decode step reads every weight, every slot's own KV rows and the
-shared prefix's once (our attention reads each layer's whole buffer), and
+KV layouts (`--kv_layouts`): 'dense' (a row per slot, the prefix in one row
+read once per step), 'paged' (page tables; on TPU and GPU JAX's kernels read
+each slot's pages, the prefix's once per slot; the XLA path on CPU gathers
+each slot's whole table), or 'auto' (the sampler's choice for the backend).
+The KV bytes a step reads are counted per step by the sampler and averaged.
+
+Roofline. A decode step reads every weight and at least the KV its slots
+attend to (the prefix's once; not what a layout happens to read), and
 computes 2 x parameters plus the attention products per slot: it can be no faster than the
 larger of its bytes over the memory bandwidth and its FLOPs over the matmul
 peak (in the dtype used). The bandwidth is measured twice, independently: XLA's
@@ -87,8 +93,9 @@ def random_model(preset: str, dtype) -> LoadedModel:
 def step_floor(sampler: Sampler, kv_bytes: int, dtype, bandwidth: float, peak: float) -> dict:
   """Bytes and FLOPs of one decode step of the sampler's slots, and the least time it can take.
 
-  A step reads every weight and the KV it attends to (each slot's own rows and
-  the shared prefix once), and computes 2 x parameters plus, per slot and
+  A step reads every weight and at least the KV it attends to (each slot's
+  positions in view, the shared prefix's once: `RunStats.kv_bytes_needed`,
+  whatever the layout reads), and computes 2 x parameters plus, per slot and
   layer, the attention products over its own slots and the prefix's.
   """
   config = sampler.model.config
@@ -105,9 +112,11 @@ def step_floor(sampler: Sampler, kv_bytes: int, dtype, bandwidth: float, peak: f
           'bound': 'memory' if (weights + kv_bytes) / bandwidth >= flops / peak else 'compute'}
 
 
-def run_ours(args, loaded: LoadedModel, prefix, questions, num_slots: int, dtype, yardsticks) -> dict:
+def run_ours(args, loaded: LoadedModel, prefix, questions, num_slots: int, dtype, layout, yardsticks) -> dict:
   max_len = context_length(loaded.tokenizer, loaded.config, prefix, questions, args.new_tokens)
-  sampler = Sampler(loaded, max_len=max_len, num_slots=num_slots, chunk_steps=args.chunk_steps)
+  sampler = Sampler(
+      loaded, max_len=max_len, num_slots=num_slots, chunk_steps=args.chunk_steps, kv_layout=layout
+  )
   params = SamplingParams(temperature=args.temperature, top_k=args.top_k, max_new_tokens=args.new_tokens)
   start = time.perf_counter()  # compiles every shape the timed run uses
   warm_params = dataclasses.replace(params, max_new_tokens=args.chunk_steps)
@@ -120,8 +129,9 @@ def run_ours(args, loaded: LoadedModel, prefix, questions, num_slots: int, dtype
   generated = sum(c.num_tokens for c in completions)
   computed = sum(c.prompt_tokens_computed for c in completions)
   peak = yardsticks['matmul_peak_flop_per_s'][jnp.dtype(dtype).name]
-  floor = step_floor(sampler, stats.kv_cache_bytes, dtype, yardsticks['bandwidth_bytes_per_s'], peak)
-  xla_floor = step_floor(sampler, stats.kv_cache_bytes, dtype, yardsticks['bandwidth_bytes_per_s'],
+  kv_bytes = round(stats.kv_bytes_needed_per_step)
+  floor = step_floor(sampler, kv_bytes, dtype, yardsticks['bandwidth_bytes_per_s'], peak)
+  xla_floor = step_floor(sampler, kv_bytes, dtype, yardsticks['bandwidth_bytes_per_s'],
                          yardsticks['xla_matmul_peak_flop_per_s'][jnp.dtype(dtype).name])
   # What the same slots read when each held its whole prompt in a dense row.
   dense = jax.eval_shape(lambda: init_cache(loaded.config, num_slots, max_len, sampler._cache_dtype))
@@ -129,6 +139,9 @@ def run_ours(args, loaded: LoadedModel, prefix, questions, num_slots: int, dtype
   return {
       'dtype': jnp.dtype(dtype).name,
       'cache_dtype': jnp.dtype(sampler._cache_dtype).name,
+      'kv_layout': sampler.kv_layout,
+      **({'page_size': sampler.page_size, 'attention': sampler.attention, 'page_layout': sampler.layout}
+         if sampler.kv_layout == 'paged' else {}),
       'num_slots': num_slots,
       'max_len': max_len,
       'seconds': round(seconds, 2),
@@ -147,7 +160,9 @@ def run_ours(args, loaded: LoadedModel, prefix, questions, num_slots: int, dtype
       'roofline': {
           'step_floor_ms': round(1e3 * floor['seconds'], 2), 'bound': floor['bound'],
           'bytes_per_step': {
-              'weights': floor['weights_bytes'], 'kv_cache': floor['kv_cache_bytes'],
+              'weights': floor['weights_bytes'],
+              'kv_cache_needed': floor['kv_cache_bytes'],
+              'kv_cache_read': round(stats.kv_bytes_per_step),
               'kv_cache_if_every_row_held_its_whole_prompt': sum(x.size * x.dtype.itemsize for x in jax.tree.leaves(dense)),
           },
           'row_and_prefix_positions': list(sampler.cache_shape),
@@ -202,6 +217,8 @@ def main():
   parser.add_argument('--dtypes', default='float32,bfloat16', help='our dtypes to run, comma-separated')
   parser.add_argument('--random', default='', help='a preset to sample with random weights instead')
   parser.add_argument('--chunk_steps', type=int, default=16)
+  parser.add_argument('--kv_layouts', default='auto',
+                      help="our KV cache layouts to run, comma-separated: auto, dense, paged")
   parser.add_argument('--peers', default='transformers', help='comma-separated: vllm, llamacpp, transformers')
   parser.add_argument('--peer_timeout', type=int, default=1800, help='seconds before a peer is given up')
   parser.add_argument('--peers_dir', default=os.environ.get('WCSE_JAX_PEERS', '~/.cache/wcse_jax/peers'))
@@ -249,7 +266,10 @@ def main():
   runs = []
   for dtype in dtypes:
     loaded = random_model(args.random, dtype) if args.random else load_model('gemma3-270m', dtype=dtype)
-    runs += [run_ours(args, loaded, prefix, questions, int(n), dtype, yardsticks) for n in args.num_slots.split(',')]
+    runs += [
+        run_ours(args, loaded, prefix, questions, int(n), dtype, layout, yardsticks)
+        for n in args.num_slots.split(',') for layout in args.kv_layouts.split(',')
+    ]
   report['ours'] = runs
   if peers:
     root = pathlib.Path(args.peers_dir).expanduser()

@@ -106,7 +106,7 @@ def test_rows_hold_only_their_own_tokens_when_every_prompt_continues_the_prefix(
   assert len(model.tokenizer.encode(prefix)) == 141
   assert shared.cache_shape == (128, 256)  # rows: 256 - 141 positions, in steps of 128
   nbytes = lambda rows, length: sum(x.nbytes for x in jax.tree.leaves(init_cache(model.config, rows, length)))
-  assert shared.last_stats.kv_cache_bytes == nbytes(4, 128) + nbytes(1, 256) < nbytes(4, 256)
+  assert shared.last_stats.kv_bytes_per_step == nbytes(4, 128) + nbytes(1, 256) < nbytes(4, 256)
   plain = Sampler(model, max_len=256, num_slots=3, prefill_rows=3, chunk_steps=7, share_prompts=False)
   same(outputs, run(plain))
   assert plain.cache_shape == (256, 0)
@@ -189,8 +189,7 @@ def test_the_paged_cache_samples_what_the_dense_one_does(model, outputs, layout,
   same(outputs, helpers.run(sampler))
   tables = sampler._device.tables  # pylint: disable=protected-access
   assert all(tables.in_use(kind) == 0 for kind in ('local', 'global'))
-  stats = sampler.last_stats
-  assert 0 < stats.kv_cache_bytes
+  assert 0 < sampler.last_stats.kv_bytes_per_step
 
 
 def test_a_paged_cache_that_cannot_fit_is_one_clear_line(model, monkeypatch):

@@ -90,8 +90,12 @@ class RunStats:
   `slot_steps` counts slot-steps run (slots x decode steps), `tokens` the ones
   that drew a token, `wasted_after_stop` the tokens drawn after a stop string
   had already ended their sample (the host sees stops between chunks).
-  `kv_cache_bytes` is what a decode step's attention reads at most: every
-  slot's own rows and the shared prefix, once.
+  `kv_bytes_read` sums over decode steps the KV bytes each step's attention
+  reads: with the dense cache every slot's own rows and the prefix once;
+  with pages, each slot's named pages where a kernel reads them (the
+  prefix's once per slot) and its whole table where the XLA path gathers.
+  `kv_bytes_needed` sums what they would read at least: each slot's positions
+  its attention sees, the prefix's once for all (`kv_bytes_needed`).
   """
 
   decode_seconds: float = 0.0
@@ -100,7 +104,45 @@ class RunStats:
   slot_steps: int = 0
   tokens: int = 0
   wasted_after_stop: int = 0
-  kv_cache_bytes: int = 0
+  kv_bytes_read: int = 0
+  kv_bytes_needed: int = 0
+
+  @property
+  def kv_bytes_per_step(self) -> float:
+    return self.kv_bytes_read / max(self.decode_steps, 1)
+
+  @property
+  def kv_bytes_needed_per_step(self) -> float:
+    return self.kv_bytes_needed / max(self.decode_steps, 1)
+
+
+def kv_bytes_needed(config, itemsize: int, positions: list[tuple[int, int]]) -> int:
+  """KV bytes one decode step must read at least, for slots at `(position, shared)`:
+  `shared` positions at the start are a prefix many slots share, read once for all;
+  each slot reads the rest of what its window sees.
+
+  >>> from wcse_jax.model import get_preset
+  >>> config = get_preset('gemma3-270m')       # 15 local layers (window 512), 3 global
+  >>> per_position = 2 * config.num_kv_heads * config.head_dim * 4
+  >>> kv_bytes_needed(config, 4, [(800, 700), (900, 700)]) // per_position
+  13701
+
+  That is 3 x (700 + 101 + 201) for the global layers (each slot sees its
+  own positions up to its current one), 15 x (411 + 101 + 201) for the local
+  ones: their windows see the prefix from 289 and 389 on, 411 positions in all.
+  """
+  per_position = 2 * config.num_kv_heads * config.head_dim * itemsize
+  total = 0
+  for kind in config.layer_kinds:
+    window = config.sliding_window if kind == AttentionKind.LOCAL else None
+    shared_seen, own = 0, 0
+    for position, shared in positions:
+      first = 0 if window is None else max(0, position - window + 1)
+      shared_part = max(0, shared - first)
+      shared_seen = max(shared_seen, shared_part)
+      own += position + 1 - first - shared_part
+    total += per_position * (shared_seen + own)
+  return total
 
 
 @dataclasses.dataclass(frozen=True)
@@ -444,6 +486,7 @@ class _Live:
   sample: int
   prompt_tokens: int
   prompt_tokens_computed: int
+  prefix: int = 0  # positions of the shared prefix its prompt continues
   token_ids: list[int] = dataclasses.field(default_factory=list)
   logprobs: list[float] = dataclasses.field(default_factory=list)
 
@@ -553,8 +596,8 @@ class _DenseDevice:
     )
     return tokens, logprobs
 
-  def kv_bytes(self, live) -> int:
-    """What a decode step's attention reads at most: every slot's own row and the prefix, once."""
+  def kv_bytes(self) -> int:
+    """What a decode step's attention reads: every slot's own row and the prefix, once."""
     return _nbytes(self.cache) + _nbytes(self.prefix)
 
 
@@ -716,12 +759,15 @@ class _PagedDevice:
     )
     return tokens, logprobs
 
-  def kv_bytes(self, live) -> int:
-    """The pages the slots' tables name (each slot reads its own, shared or not)."""
+  def kv_bytes(self) -> int:
+    """What a decode step's attention reads: a kernel reads the pages each slot's table
+    names (the prefix's once per slot); the XLA path gathers every entry of every table."""
     total = 0
-    for kind in self.kinds:
+    for kind, window in self.kinds.items():
+      kernel = self.sampler.attention != 'xla' and (self.sampler.layout == 'tokens' or window is None)
       named = self.tables.table(self.slot_pages, kind)
-      total += int(np.count_nonzero(named)) * self.page_bytes[kind]
+      pages = np.count_nonzero(named) if kernel else named.size
+      total += int(pages) * self.page_bytes[kind]
     return total
 
 
@@ -755,7 +801,11 @@ class _Run:
         return
       start = time.perf_counter()
       tokens, logprobs = device.decode(self.live, self.key, self.params)
-      self.stats.kv_cache_bytes = device.kv_bytes(self.live)
+      kv_bytes = device.kv_bytes()
+      needed = kv_bytes_needed(
+          s.model.config, jnp.dtype(s._cache_dtype).itemsize,
+          [(live.position, live.prefix) for live in self.live if live],
+      )
       # The device decodes this chunk while the caller takes the last one's completions.
       handed = time.perf_counter()
       yield from finished
@@ -767,6 +817,8 @@ class _Run:
       self.stats.decode_steps += steps_run
       self.stats.slot_steps += steps_run * s.num_slots
       self.stats.tokens += int(drawn_per_step.sum())
+      self.stats.kv_bytes_read += kv_bytes * steps_run
+      self.stats.kv_bytes_needed += needed * steps_run
       finished = []
       for b, live in enumerate(self.live):
         if live is None:
@@ -812,7 +864,9 @@ class _Run:
       o.start[b], o.row[b], o.problem[b], o.sample[b] = True, group.row, group.problem, i
       o.position[b] = group.end
       self.device.start(b, group)
-      self.live[b] = _Live(group.problem, i, group.end, group.uncharged + self.uncharged)
+      self.live[b] = _Live(
+          group.problem, i, group.end, group.uncharged + self.uncharged, prefix=group.start
+      )
       group.uncharged = self.uncharged = 0
       if not group.samples:
         self.ready.popleft()
