@@ -27,7 +27,9 @@ KV layouts (`--kv_layouts`): 'dense' (a row per slot, the prefix in one row
 read once per step), 'paged' (page tables; on TPU and GPU JAX's kernels read
 each slot's pages, the prefix's once per slot; the XLA path on CPU gathers
 each slot's whole table), or 'auto' (the sampler's choice for the backend).
-The KV bytes a step reads are counted per step by the sampler and averaged.
+The KV bytes a step reads are counted per step by the sampler and averaged;
+for pages also the bytes of the pages the slots' tables name, which is what
+JAX's kernels read on TPU and GPU.
 
 Roofline. A decode step reads every weight and at least the KV its slots
 attend to (the prefix's once; not what a layout happens to read), and
@@ -115,7 +117,8 @@ def step_floor(sampler: Sampler, kv_bytes: int, dtype, bandwidth: float, peak: f
 def run_ours(args, loaded: LoadedModel, prefix, questions, num_slots: int, dtype, layout, yardsticks) -> dict:
   max_len = context_length(loaded.tokenizer, loaded.config, prefix, questions, args.new_tokens)
   sampler = Sampler(
-      loaded, max_len=max_len, num_slots=num_slots, chunk_steps=args.chunk_steps, kv_layout=layout
+      loaded, max_len=max_len, num_slots=num_slots, chunk_steps=args.chunk_steps, kv_layout=layout,
+      cache_dtype=jnp.dtype(args.cache_dtype) if args.cache_dtype else None,
   )
   params = SamplingParams(temperature=args.temperature, top_k=args.top_k, max_new_tokens=args.new_tokens)
   start = time.perf_counter()  # compiles every shape the timed run uses
@@ -163,6 +166,8 @@ def run_ours(args, loaded: LoadedModel, prefix, questions, num_slots: int, dtype
               'weights': floor['weights_bytes'],
               'kv_cache_needed': floor['kv_cache_bytes'],
               'kv_cache_read': round(stats.kv_bytes_per_step),
+              **({'kv_cache_in_pages_named': round(stats.kv_bytes_in_pages_per_step)}
+                 if sampler.kv_layout == 'paged' else {}),
               'kv_cache_if_every_row_held_its_whole_prompt': sum(x.size * x.dtype.itemsize for x in jax.tree.leaves(dense)),
           },
           'row_and_prefix_positions': list(sampler.cache_shape),
@@ -217,6 +222,7 @@ def main():
   parser.add_argument('--dtypes', default='float32,bfloat16', help='our dtypes to run, comma-separated')
   parser.add_argument('--random', default='', help='a preset to sample with random weights instead')
   parser.add_argument('--chunk_steps', type=int, default=16)
+  parser.add_argument('--cache_dtype', default='', help='KV cache dtype (default: the sampler\'s)')
   parser.add_argument('--kv_layouts', default='auto',
                       help="our KV cache layouts to run, comma-separated: auto, dense, paged")
   parser.add_argument('--peers', default='transformers', help='comma-separated: vllm, llamacpp, transformers')

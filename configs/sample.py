@@ -60,6 +60,10 @@ def get_config(arg: str = 'auto') -> ml_collections.ConfigDict:
   c.dtype = 'auto'
   c.prefill_rows = 16
   c.chunk_steps = 32
+  # KV cache: 'auto' is paged on GPU/TPU (JAX's Pallas kernels read the pages) and dense on
+  # CPU (faster there); 'dense' or 'paged' choose. page_size: positions per page.
+  c.kv_layout = 'auto'
+  c.page_size = 16
   c.mesh_model = 0  # tensor-parallel degree; 0 picks the smallest that fits the weights
   c.grader_workers = 0  # 0: one per core, at most 8
   c.flush_every = 64  # samples graded and written together (and at least every 5 s)

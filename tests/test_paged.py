@@ -194,3 +194,63 @@ def test_the_tpu_ragged_kernel_runs_where_the_interpreter_can():
       pytest.skip("this JAX's TPU interpreter cannot reshape a kernel buffer")
     raise
   np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_page_tables_share_whole_pages_copy_the_parting_one_and_give_back_by_count():
+  tables = PageTables({'global': 12, 'local': 12}, page_size=4, width=8,
+                      windows={'global': None, 'local': 6})
+  prefix = tables.new()
+  tables.grow(prefix, 10)  # positions 0..9: pages for 0-3, 4-7, 8-9
+  assert [len(prefix[k]) for k in ('global', 'local')] == [3, 3]
+  child, copies = tables.fork(prefix, 10)
+  # Global: the two whole pages shared, the third copied. Local (window 6): a query at 10
+  # sees positions 5.. on, so page 0 (0-3) is not named at all.
+  assert child['global'][:2] == prefix['global'][:2] and child['local'][0] == paged.NULL_PAGE
+  assert child['local'][1] == prefix['local'][1]
+  assert sorted(copies) == sorted([('global', prefix['global'][2], child['global'][2]),
+                                   ('local', prefix['local'][2], child['local'][2])])
+  assert tables.in_use('global') == 4
+  tables.free(prefix)
+  assert tables.in_use('global') == 3 and tables.in_use('local') == 2  # the child keeps its own
+  tables.grow(child, 21)
+  tables.trim(child, 21)  # a query at 21 sees 16.. on: local pages 0-3 go back
+  assert child['local'][:4] == [paged.NULL_PAGE] * 4 and tables.in_use('local') == 2
+  tables.free(child)
+  assert tables.in_use('global') == tables.in_use('local') == 0
+  with pytest.raises(PagesExhaustedError, match='a table holds 8'):
+    tables.grow(tables.new(), 40)
+  hog = tables.new()
+  with pytest.raises(PagesExhaustedError, match='global page pool'):
+    for end in range(4, 400, 4):
+      tables.grow(hog, min(end, 32))
+      tables.grow(tables.new(), 32)
+
+
+@pytest.mark.parametrize('window', [None, 6])
+def test_the_worst_case_bound_holds_for_rows_that_fork_grow_and_trim(window):
+  """Random runs of rows forked from a prefix, growing a chunk ahead and trimming
+  behind: the pages held never exceed `worst_case_pages`."""
+  rng = np.random.default_rng(0)
+  page, chunk, rows, prefix_len, max_len = 4, 5, 3, 10, 48
+  bound = worst_case_pages(page_size=page, row_len=max_len - prefix_len, prefix_len=prefix_len,
+                           sequences=rows, window=window, chunk=chunk)
+  tables = PageTables({'k': 1000}, page_size=page, width=12, windows={'k': window})
+  prefix = tables.new()
+  tables.grow(prefix, prefix_len)
+  tables.trim(prefix, prefix_len)
+  live, peak = [], 0
+  for _ in range(200):
+    if len(live) < rows:
+      seq, _ = tables.fork(prefix, prefix_len)
+      live.append([seq, prefix_len])
+    for item in live:
+      seq, position = item
+      tables.trim(seq, position)
+      tables.grow(seq, min(position + chunk, max_len))
+      item[1] = min(position + chunk, max_len)
+    peak = max(peak, 1 + tables.in_use('k'))
+    for item in list(live):
+      if item[1] >= max_len or rng.random() < 0.1:
+        tables.free(item[0])
+        live.remove(item)
+  assert peak <= bound, (peak, bound)

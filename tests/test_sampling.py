@@ -193,11 +193,11 @@ def test_the_paged_cache_samples_what_the_dense_one_does(model, outputs, layout,
 
 
 def test_a_paged_cache_that_cannot_fit_is_one_clear_line(model, monkeypatch):
-  from wcse_jax.sampling import sampler as sampler_module  # pylint: disable=g-import-not-at-top
+  from wcse_jax.sampling import kv  # pylint: disable=g-import-not-at-top
 
-  monkeypatch.setattr(sampler_module, '_free_device_bytes', lambda device: 1 << 20)
+  monkeypatch.setattr(kv, 'free_device_bytes', lambda device: 1 << 20)
   big = Sampler(model, max_len=1024, num_slots=64, kv_layout='paged')
-  with pytest.raises(sampler_module.PagesExhaustedError) as error:
+  with pytest.raises(kv.PagesExhaustedError) as error:
     big.sample(helpers.PREFIX, helpers.QUESTIONS, num_samples=1, params=helpers.PARAMS, seed=0)
   message = str(error.value)
   assert '\n' not in message and 'num_slots=64' in message and 'GiB' in message

@@ -12,7 +12,7 @@ from wcse_jax.checkpoints import CheckpointError
 from wcse_jax.data import DataError
 from wcse_jax.model import UnknownModelError
 from wcse_jax.rundir import RunError
-from wcse_jax.sampling import PromptTooLongError
+from wcse_jax.sampling import PagesExhaustedError, PromptTooLongError
 
 
 class SettingError(ValueError):
@@ -21,8 +21,8 @@ class SettingError(ValueError):
 
 # Errors that mean "the input was wrong": reported in one sentence, exit code 1.
 USER_ERRORS: tuple[type[Exception], ...] = (
-    CheckpointError, DataError, FileNotFoundError, parallel.MultihostError, PromptTooLongError,
-    RunError, SettingError, UnknownModelError,
+    CheckpointError, DataError, FileNotFoundError, parallel.MultihostError, PagesExhaustedError,
+    PromptTooLongError, RunError, SettingError, UnknownModelError,
 )
 
 # A job of N processes started by hand (JAX detects TPU slices, SLURM and Open MPI by itself).

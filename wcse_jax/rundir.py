@@ -38,17 +38,21 @@ import upath
 
 # Config keys that do not change results: they may differ when a run resumes.
 RESUMABLE_KEYS = ('grader_workers', 'flush_every')
-# ... and these too where batch shapes do not change a sample's numbers: on CPU in float32,
+# ... and these too where batch shapes and the KV layout do not change a sample's numbers: on CPU in float32,
 # where the tests show a sample's tokens independent of them (XLA:CPU's float32 dots
 # accumulate each row alike whatever the batch). On GPU and TPU, and in bfloat16, a
 # different batch or mesh may pick other kernels and round differently, so a resumed
 # run there must keep them.
-SHAPE_KEYS = ('num_slots', 'prefill_rows', 'chunk_steps', 'mesh_model')
+SHAPE_KEYS = ('num_slots', 'prefill_rows', 'chunk_steps', 'mesh_model', 'kv_layout', 'page_size')
 
 
 def resumable_keys(backend: str, dtype: str) -> tuple[str, ...]:
   """The config keys a resumed run may change on `backend` ('cpu', 'gpu', 'tpu') in `dtype`."""
   return RESUMABLE_KEYS + (SHAPE_KEYS if (backend, dtype) == ('cpu', 'float32') else ())
+
+
+# Settings added after runs were made, as those runs had them.
+ADDED_KEYS = {'kv_layout': 'dense', 'page_size': 16}
 
 
 class RunError(ValueError):
@@ -106,7 +110,7 @@ def check_or_write_config(
     before = json.loads(path.read_text())
     changed = sorted(
         key for key in set(before) | set(config)
-        if key not in resumable and before.get(key) != config.get(key)
+        if key not in resumable and before.get(key, ADDED_KEYS.get(key)) != config.get(key)
     )
     if changed:
       raise RunError(

@@ -47,6 +47,7 @@ _ENUMS = {
     'dataset': ('math', 'gsm8k', 'math500'),
     'allocation': ('uniform', 'adaptive'),
     'dtype': ('auto', 'float32', 'bfloat16'),
+    'kv_layout': ('auto', 'dense', 'paged'),
 }
 _OVERRIDES = {
     'budget': (flags.DEFINE_string, 'low, high, or the SE samples per problem.'),
@@ -69,6 +70,8 @@ _OVERRIDES = {
     'dtype': (flags.DEFINE_enum, 'Weights: auto (float32 on CPU, bfloat16 on GPU/TPU), float32 or '
               'bfloat16 (about 1.4x faster decoding on CPU, where the KV cache stays float32).'),
     'flush_every': (flags.DEFINE_integer, 'Write graded samples to disk at least every N.'),
+    'kv_layout': (flags.DEFINE_enum, 'KV cache: auto (paged on GPU/TPU, dense on CPU), dense or paged.'),
+    'page_size': (flags.DEFINE_integer, 'Positions per KV page (paged).'),
     'allocation': (flags.DEFINE_enum, 'uniform: every problem its S samples; adaptive: the same FLOPs in '
                    'rounds, a problem stopping at --stop_after_correct correct samples.'),
     'stop_after_correct': (flags.DEFINE_integer, 'adaptive: correct samples after which a problem stops drawing.'),
@@ -114,7 +117,8 @@ def check_settings(config: dict) -> None:
   for name in ('limit', 'seed'):
     if config[name] < 0:
       raise cli.SettingError(f'--{name} must be >= 0, got {config[name]}.')
-  for name in ('num_slots', 'prefill_rows', 'chunk_steps', 'flush_every', 'stop_after_correct', 'round_samples'):
+  for name in ('num_slots', 'prefill_rows', 'chunk_steps', 'flush_every', 'stop_after_correct', 'round_samples',
+               'page_size'):
     if config[name] < 1:
       raise cli.SettingError(f'--{name} must be >= 1, got {config[name]}.')
   try:
@@ -282,6 +286,8 @@ class _Drawer:
         num_slots=config['num_slots'],
         prefill_rows=config['prefill_rows'],
         chunk_steps=config['chunk_steps'],
+        kv_layout=config['kv_layout'],
+        page_size=config['page_size'],
     )
 
   def draw(self, pairs: list[tuple[int, int]], shard: pathlib.Path, desc: str = '') -> None:

@@ -53,7 +53,6 @@ import dataclasses
 import math
 
 import flax.struct
-import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, Int
 

@@ -1,0 +1,498 @@
+"""The device side of a sampler run, one class per KV cache layout.
+
+`DenseKV`: every slot and pool row owns a row of cache, and the few-shot
+prefix sits in a one-row cache every row reads (`wcse_jax.model.transformer`).
+`PagedKV`: page pools on the device and page tables on the host
+(`wcse_jax.model.paged`, `wcse_jax.sampling.pages`). Both hold their device
+buffers between runs of the same shape and offer the run loop (`sampler._Run`)
+the same methods: `begin`, `prefill`, `start`, `group_started`, `refill`,
+`decode`, `end`, `finish` and `kv_bytes`.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import functools
+import os
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import NamedSharding, PartitionSpec
+
+from wcse_jax import parallel
+from wcse_jax.model import AttentionKind, copy_pages, init_cache, init_paged_cache, paged
+from wcse_jax.sampling import steps
+from wcse_jax.sampling.pages import PagesExhaustedError, PageTables, worst_case_pages
+from wcse_jax.sampling.prompts import Prompt, chunk_lengths
+from wcse_jax.sampling.rules import SamplingParams
+
+
+@dataclasses.dataclass(frozen=True)
+class _Compiled:
+  """The jitted device functions of a dense sampler shape; shared by every `Sampler`
+  of that shape (a trainer validating every N steps compiles them once)."""
+
+  extend: Callable
+  extend_last: Callable
+  begin_rows: Callable
+  refill: Callable
+  decode: Callable
+  new_prefix: Callable
+  new_cache: Callable
+  new_pool: Callable
+  new_pool_logits: Callable
+  new_slots: Callable
+
+
+def _slot_shardings(config, mesh, num_slots, prefill_rows):
+  slot_sharding = jax.tree.map(
+      lambda x: parallel.logical_sharding(('batch', 'vocab')[: x.ndim], x.shape, mesh),
+      jax.eval_shape(lambda: steps.empty_slots(num_slots, config.vocab_size)),
+  )
+  logits_sharding = parallel.logical_sharding(
+      ('batch', 'vocab'), (prefill_rows, config.vocab_size), mesh
+  )
+  return slot_sharding, logits_sharding
+
+
+@functools.lru_cache(maxsize=16)
+def _compiled(
+    graphdef, config, mesh, *, num_slots, prefill_rows, row_len, prefix_len, cache_dtype, eos_ids
+) -> _Compiled:
+  """For caches of `row_len` positions per row and a shared prefix of `prefix_len`."""
+  empty_cache = lambda rows, length=row_len: init_cache(config, rows, length, cache_dtype)
+  cache_shardings = lambda rows, length=row_len: parallel.cache_shardings(
+      jax.eval_shape(lambda: empty_cache(rows, length)), mesh
+  )
+  replicated = NamedSharding(mesh, PartitionSpec())
+  slot_sharding, logits_sharding = _slot_shardings(config, mesh, num_slots, prefill_rows)
+  cache, pool = cache_shardings(num_slots), cache_shardings(prefill_rows)
+  return _Compiled(
+      extend=jax.jit(functools.partial(steps.extend, graphdef), donate_argnums=1),
+      extend_last=jax.jit(
+          functools.partial(steps.extend_last, graphdef),
+          donate_argnums=(1, 2),
+          out_shardings=(pool, logits_sharding),
+      ),
+      begin_rows=jax.jit(steps.begin_rows, donate_argnums=0, out_shardings=pool),
+      refill=jax.jit(steps.refill, donate_argnums=(0, 1), out_shardings=(cache, slot_sharding)),
+      decode=jax.jit(
+          functools.partial(steps.decode_chunk, graphdef, eos_ids=eos_ids),
+          static_argnames=('rules', 'steps'),
+          donate_argnums=(1, 2),
+          out_shardings=(cache, slot_sharding, replicated, replicated),
+      ),
+      new_prefix=jax.jit(
+          lambda: empty_cache(1, prefix_len), out_shardings=cache_shardings(1, prefix_len)
+      ),
+      new_cache=jax.jit(lambda: empty_cache(num_slots), out_shardings=cache),
+      new_pool=jax.jit(lambda: empty_cache(prefill_rows), out_shardings=pool),
+      new_pool_logits=jax.jit(
+          lambda: jnp.zeros((prefill_rows, config.vocab_size), jnp.float32),
+          out_shardings=logits_sharding,
+      ),
+      new_slots=jax.jit(
+          lambda: steps.empty_slots(num_slots, config.vocab_size), out_shardings=slot_sharding
+      ),
+  )
+
+
+@dataclasses.dataclass(frozen=True)
+class _CompiledPaged:
+  """The jitted device functions of a paged sampler shape (see `steps`)."""
+
+  extend: Callable
+  extend_last: Callable
+  copy: Callable
+  refill: Callable
+  decode: Callable
+  new_pages: Callable
+  new_pool_logits: Callable
+  new_slots: Callable
+
+
+@functools.lru_cache(maxsize=16)
+def _compiled_paged(
+    graphdef, config, mesh, *, num_slots, prefill_rows, num_pages, page_size, layout, attention,
+    cache_dtype, eos_ids,
+) -> _CompiledPaged:
+  """For page pools of `num_pages` (a sorted tuple of (kind, pages)) pages per layer."""
+  empty = lambda: init_paged_cache(
+      config, dict(num_pages), page_size=page_size, layout=layout, attention=attention,
+      dtype=cache_dtype,
+  ).replace(tables={})
+  replicated = NamedSharding(mesh, PartitionSpec())
+  pages = parallel.paged_cache_shardings(jax.eval_shape(empty), mesh)
+  slot_sharding, logits_sharding = _slot_shardings(config, mesh, num_slots, prefill_rows)
+  return _CompiledPaged(
+      extend=jax.jit(
+          _over_tables(functools.partial(steps.extend, graphdef)), donate_argnums=1,
+          out_shardings=pages,
+      ),
+      extend_last=jax.jit(
+          _over_tables(functools.partial(steps.extend_last, graphdef)),
+          donate_argnums=(1, 3),
+          out_shardings=(pages, logits_sharding),
+      ),
+      copy=jax.jit(functools.partial(copy_pages, config), donate_argnums=0, out_shardings=pages),
+      refill=jax.jit(steps.refill_slots, donate_argnums=0, out_shardings=slot_sharding),
+      decode=jax.jit(
+          _over_tables(functools.partial(steps.decode_chunk, graphdef, eos_ids=eos_ids)),
+          static_argnames=('rules', 'steps'),
+          donate_argnums=(1, 3),
+          out_shardings=(pages, slot_sharding, replicated, replicated),
+      ),
+      new_pages=jax.jit(empty, out_shardings=pages),
+      new_pool_logits=jax.jit(
+          lambda: jnp.zeros((prefill_rows, config.vocab_size), jnp.float32),
+          out_shardings=logits_sharding,
+      ),
+      new_slots=jax.jit(
+          lambda: steps.empty_slots(num_slots, config.vocab_size), out_shardings=slot_sharding
+      ),
+  )
+
+
+def _over_tables(fn):
+  """`fn(params, cache, ...)` for page pools held without tables: the rows' tables come
+  apart (not donated: their shape changes from call to call) and do not come back."""
+
+  def run(params, cache, tables, *args, **kwargs):
+    out = fn(params, cache.replace(tables=tables), *args, **kwargs)
+    if isinstance(out, tuple):
+      return (out[0].replace(tables={}), *out[1:])
+    return out.replace(tables={})
+
+  return run
+
+
+def free_device_bytes(device) -> int | None:
+  """Bytes the device can still allocate (host memory for CPU), if it says."""
+  stats = device.memory_stats() if hasattr(device, 'memory_stats') else None
+  if stats and 'bytes_limit' in stats:
+    return int(stats['bytes_limit'] - stats.get('bytes_in_use', 0))
+  try:
+    return os.sysconf('SC_AVPHYS_PAGES') * os.sysconf('SC_PAGE_SIZE')
+  except (ValueError, OSError, AttributeError):
+    return None
+
+
+def _nbytes(tree) -> int:
+  return sum(x.nbytes for x in jax.tree.leaves(tree))
+
+
+@dataclasses.dataclass
+class Group:
+  """A prompt to prefill once and the samples to fan out from it."""
+
+  problem: int
+  prompt: Prompt
+  start: int  # position of its first token
+  samples: collections.deque[int]
+  row: int = -1  # in the pool, once prefilled
+  uncharged: int = 0  # prompt tokens computed, not yet charged to a sample
+  pages: dict | None = None  # its page tables, once prefilled (paged)
+
+  @property
+  def end(self) -> int:
+    """The position after its prompt: where its samples' first tokens go."""
+    return self.start + len(self.prompt.ids)
+
+
+@dataclasses.dataclass
+class Live:
+  """A sample in a slot, as the host sees it."""
+
+  problem: int
+  sample: int
+  prompt_tokens: int
+  prompt_tokens_computed: int
+  prefix: int = 0  # positions of the shared prefix its prompt continues
+  token_ids: list[int] = dataclasses.field(default_factory=list)
+  logprobs: list[float] = dataclasses.field(default_factory=list)
+
+  @property
+  def position(self) -> int:
+    """Where its next token goes (every token drawn so far has been fed)."""
+    return self.prompt_tokens + len(self.token_ids)
+
+
+def _chunks(ids: list[tuple[int, ...]], starts: list[int], rows: int, chunk: int):
+  """Right-padded `(tokens, positions, mask)` chunks writing `ids[r]` from `starts[r]` into row r."""
+  lengths = chunk_lengths(max(map(len, ids), default=0), chunk)
+  total = sum(lengths)
+  tokens = np.zeros((rows, total), np.int32)
+  mask = np.zeros((rows, total), bool)
+  positions = np.zeros((rows, total), np.int32)
+  for r, (row_ids, start) in enumerate(zip(ids, starts)):
+    tokens[r, : len(row_ids)] = row_ids
+    mask[r, : len(row_ids)] = True
+    positions[r] = start + np.arange(total)
+  end = 0
+  for length in lengths:
+    window = slice(end, end + length)
+    yield tokens[:, window], positions[:, window], mask[:, window]
+    end += length
+
+
+def _last_tokens(batch: list[Group], rows: int) -> np.ndarray:
+  """[3, rows]: each group's last prompt token, its position, and 1 (0 for unused rows)."""
+  last = np.zeros((3, rows), np.int32)
+  for r, group in enumerate(batch):
+    last[:, r] = group.prompt.ids[-1], group.end - 1, 1
+  return last
+
+
+class DenseKV:
+  """A row of its own per slot and per pool row; the prefix in a one-row cache.
+
+  Holds the device buffers between runs; `_Run` calls the methods below.
+  """
+
+  def __init__(self, sampler, key):
+    row_len, prefix_len = key
+    model = sampler.model
+    self.sampler, self.key = sampler, key
+    self.fn = _compiled(
+        model.graphdef, model.config, model.mesh, num_slots=sampler.num_slots,
+        prefill_rows=sampler.prefill_rows, row_len=row_len, prefix_len=prefix_len,
+        cache_dtype=sampler.cache_dtype, eos_ids=sampler.eos_ids,
+    )
+    self.cache, self.pool = self.fn.new_cache(), self.fn.new_pool()
+    self.pool_logits, self.slots = self.fn.new_pool_logits(), self.fn.new_slots()
+    self.prefix = None
+
+  def begin(self):
+    """A new run: the prefix is computed again on first use."""
+    self.prefix = None
+
+  def _feed(self, cache, ids, starts, rows, shared):
+    params = self.sampler.model.params
+    for tokens, positions, mask in _chunks(ids, starts, rows, self.sampler.prefill_chunk):
+      cache = self.fn.extend(params, cache, tokens, positions, mask, shared)
+    return cache
+
+  def prefill(self, batch: list[Group], prefix_ids) -> bool:
+    """Prefills the groups into pool rows 0.. and keeps their last logits; returns whether
+    the prefix was computed for them."""
+    rows = self.sampler.prefill_rows
+    after_prefix = np.array([r < len(batch) and batch[r].prompt.after_prefix for r in range(rows)])
+    computed = False
+    if after_prefix.any() and self.prefix is None:
+      self.prefix = self._feed(self.fn.new_prefix(), [prefix_ids], [0], 1, None)
+      computed = True
+    self.pool = self.fn.begin_rows(self.pool, np.arange(rows) < len(batch), after_prefix)
+    self.pool = self._feed(
+        self.pool, [g.prompt.ids[:-1] for g in batch], [g.start for g in batch], rows, self.prefix
+    )
+    last = _last_tokens(batch, rows)
+    self.pool, self.pool_logits = self.fn.extend_last(
+        self.sampler.model.params, self.pool, self.pool_logits, last[0], last[1],
+        last[2].astype(bool), self.prefix,
+    )
+    for r, group in enumerate(batch):
+      group.row = r
+    return computed
+
+  def start(self, slot: int, group: Group):
+    """Slot `slot` starts a sample of `group` (the row copy happens in `refill`)."""
+
+  def end(self, slot: int):
+    """Slot `slot`'s sample ended."""
+
+  def group_started(self, group: Group):
+    """Every sample of `group` has started."""
+
+  def finish(self):
+    """The run has ended."""
+
+  def refill(self, orders: steps.Refill):
+    self.cache, self.slots = self.fn.refill(self.cache, self.slots, self.pool, self.pool_logits, orders)
+
+  def decode(self, live: list[Live | None], key, params: SamplingParams):
+    s = self.sampler
+    self.cache, self.slots, tokens, logprobs = self.fn.decode(
+        s.model.params, self.cache, self.slots, key, np.int32(params.max_new_tokens),
+        self.prefix, rules=params.token_rules, steps=s.chunk_steps,
+    )
+    return tokens, logprobs
+
+  def kv_bytes(self) -> tuple[int, int]:
+    """What a decode step's attention reads (every slot's own row and the prefix, once),
+    and the bytes of pages slots name (none here)."""
+    return _nbytes(self.cache) + _nbytes(self.prefix), 0
+
+
+class PagedKV:
+  """Page pools on the device, page tables on the host (`wcse_jax.model.paged`).
+
+  The prefix is written once into pages every problem's table names; a
+  problem's prompt pages are named by its samples' tables; a slot starts a
+  sample by forking the problem's table (one page copied per kind of layer).
+  """
+
+  def __init__(self, sampler, key):
+    row_len, prefix_len = key
+    model, config = sampler.model, sampler.model.config
+    self.sampler, self.key = sampler, key
+    self.kinds = {
+        kind.value: (config.sliding_window if kind == AttentionKind.LOCAL else None)
+        for kind in dict.fromkeys(config.layer_kinds)
+    }
+    self.width = paged.pages_for(sampler.max_len, sampler.page_size)
+    chunk = max(sampler.chunk_steps, sampler.prefill_chunk)
+    self.num_pages = {
+        kind: worst_case_pages(
+            page_size=sampler.page_size, row_len=row_len, prefix_len=prefix_len,
+            sequences=sampler.num_slots + sampler.prefill_rows, window=window, chunk=chunk,
+        )
+        for kind, window in self.kinds.items()
+    }
+    self._check_fits(model, config)
+    self.fn = _compiled_paged(
+        model.graphdef, config, model.mesh, num_slots=sampler.num_slots,
+        prefill_rows=sampler.prefill_rows, num_pages=tuple(sorted(self.num_pages.items())),
+        page_size=sampler.page_size, layout=sampler.layout, attention=sampler.attention,
+        cache_dtype=sampler.cache_dtype, eos_ids=sampler.eos_ids,
+    )
+    self.pages = self.fn.new_pages()
+    self.pool_logits, self.slots = self.fn.new_pool_logits(), self.fn.new_slots()
+    layers = collections.Counter(kind.value for kind in config.layer_kinds)
+    self.page_bytes = {
+        kind: sampler.page_size * config.num_kv_heads * config.head_dim * 2
+        * jnp.dtype(sampler.cache_dtype).itemsize * layers[kind]
+        for kind in self.kinds
+    }
+    self.begin()
+
+  def _check_fits(self, model, config):
+    layers = collections.Counter(kind.value for kind in config.layer_kinds)
+    per_page = 2 * self.sampler.page_size * config.num_kv_heads * config.head_dim
+    needed = sum(
+        n * layers[kind] * per_page * jnp.dtype(self.sampler.cache_dtype).itemsize
+        for kind, n in self.num_pages.items()
+    )
+    free = free_device_bytes(model.mesh.devices.flat[0])
+    if free is not None and needed > 0.9 * free * model.mesh.shape[parallel.MODEL]:
+      raise PagesExhaustedError(
+          f'The KV pages for num_slots={self.sampler.num_slots} and max_len={self.sampler.max_len} '
+          f'need {needed / 2**30:.2f} GiB and the device has {free / 2**30:.2f} GiB free: '
+          'lower num_slots, prefill_rows or max_len.'
+      )
+
+  def begin(self):
+    """A new run: fresh tables (the pools are reused; pages are rewritten before read)."""
+    s = self.sampler
+    self.tables = PageTables(
+        self.num_pages, page_size=s.page_size, width=self.width, windows=self.kinds
+    )
+    self.prefix: dict | None = None
+    self.slot_pages: list[dict | None] = [None] * s.num_slots
+    self.copies: list[tuple[str, int, int]] = []
+
+  def _tables_of(self, seqs):
+    return {kind: self.tables.table(seqs, kind) for kind in self.kinds}
+
+  def _copy(self):
+    """Makes the page copies the forks since the last call asked for."""
+    if not self.copies:
+      return
+    size = max(self.sampler.num_slots, self.sampler.prefill_rows) * len(self.kinds)
+    source = {kind: np.zeros(size, np.int32) for kind in self.kinds}
+    target = {kind: np.zeros(size, np.int32) for kind in self.kinds}
+    count = collections.Counter()
+    for kind, src, dst in self.copies:
+      source[kind][count[kind]], target[kind][count[kind]] = src, dst
+      count[kind] += 1
+    self.pages = self.fn.copy(self.pages, source, target)
+    self.copies = []
+
+  def _feed(self, seqs, ids, starts):
+    """Writes `ids[r]` from `starts[r]` into sequence r's pages, chunk by chunk."""
+    params = self.sampler.model.params
+    for tokens, positions, mask in _chunks(ids, starts, len(seqs), self.sampler.prefill_chunk):
+      ends = [int(pos[m].max()) + 1 if m.any() else None for pos, m in zip(positions, mask)]
+      for seq, end in zip(seqs, ends):
+        if seq is not None and end is not None:
+          self.tables.grow(seq, end)
+      self.pages = self.fn.extend(
+          params, self.pages, self._tables_of(seqs), tokens, positions, mask, None
+      )
+      for seq, end in zip(seqs, ends):
+        if seq is not None and end is not None:
+          self.tables.trim(seq, end)
+
+  def prefill(self, batch: list[Group], prefix_ids) -> bool:
+    rows = self.sampler.prefill_rows
+    computed = False
+    if self.prefix is None and any(g.prompt.after_prefix for g in batch):
+      self.prefix = self.tables.new()
+      self._feed([self.prefix], [prefix_ids], [0])
+      computed = True
+    seqs: list[dict | None] = [None] * rows
+    for r, group in enumerate(batch):
+      if group.prompt.after_prefix:
+        group.pages, copies = self.tables.fork(self.prefix, group.start)
+        self.copies += copies
+      else:
+        group.pages = self.tables.new()
+      group.row, seqs[r] = r, group.pages
+    self._copy()
+    self._feed(seqs, [g.prompt.ids[:-1] for g in batch], [g.start for g in batch])
+    last = _last_tokens(batch, rows)
+    for group in batch:
+      self.tables.grow(group.pages, group.end)
+    self.pages, self.pool_logits = self.fn.extend_last(
+        self.sampler.model.params, self.pages, self._tables_of(seqs), self.pool_logits, last[0], last[1],
+        last[2].astype(bool), None,
+    )
+    for group in batch:
+      self.tables.trim(group.pages, group.end)
+    return computed
+
+  def start(self, slot: int, group: Group):
+    self.slot_pages[slot], copies = self.tables.fork(group.pages, group.end)
+    self.copies += copies
+
+  def end(self, slot: int):
+    self.tables.free(self.slot_pages[slot])
+    self.slot_pages[slot] = None
+
+  def group_started(self, group: Group):
+    self.tables.free(group.pages)
+
+  def finish(self):
+    if self.prefix is not None:
+      self.tables.free(self.prefix)
+
+  def refill(self, orders: steps.Refill):
+    self._copy()
+    self.slots = self.fn.refill(self.slots, self.pool_logits, orders)
+
+  def decode(self, live: list[Live | None], key, params: SamplingParams):
+    s = self.sampler
+    for seq, sample in zip(self.slot_pages, live):
+      if sample is not None:
+        self.tables.trim(seq, sample.position)
+        self.tables.grow(seq, min(sample.position + s.chunk_steps, s.max_len))
+    self.pages, self.slots, tokens, logprobs = self.fn.decode(
+        s.model.params, self.pages, self._tables_of(self.slot_pages), self.slots, key,
+        np.int32(params.max_new_tokens), None, rules=params.token_rules, steps=s.chunk_steps,
+    )
+    return tokens, logprobs
+
+  def kv_bytes(self) -> tuple[int, int]:
+    """What a decode step's attention reads, and the bytes of the pages the slots' tables
+    name. A kernel reads the named pages (the prefix's once per slot); the XLA path
+    gathers every entry of every table."""
+    read = named_bytes = 0
+    for kind, window in self.kinds.items():
+      kernel = self.sampler.attention != 'xla' and (self.sampler.layout == 'tokens' or window is None)
+      named = self.tables.table(self.slot_pages, kind)
+      pages = int(np.count_nonzero(named))
+      named_bytes += pages * self.page_bytes[kind]
+      read += (pages if kernel else named.size) * self.page_bytes[kind]
+    return read, named_bytes
