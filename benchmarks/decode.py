@@ -137,11 +137,11 @@ def run_ours(args, loaded: LoadedModel, prefix, questions, num_slots: int, dtype
   xla_floor = step_floor(sampler, kv_bytes, dtype, yardsticks['bandwidth_bytes_per_s'],
                          yardsticks['xla_matmul_peak_flop_per_s'][jnp.dtype(dtype).name])
   # What the same slots read when each held its whole prompt in a dense row.
-  dense = jax.eval_shape(lambda: init_cache(loaded.config, num_slots, max_len, sampler._cache_dtype))
+  dense = jax.eval_shape(lambda: init_cache(loaded.config, num_slots, max_len, sampler.cache_dtype))
   step = stats.decode_seconds / max(stats.decode_steps, 1)
   return {
       'dtype': jnp.dtype(dtype).name,
-      'cache_dtype': jnp.dtype(sampler._cache_dtype).name,
+      'cache_dtype': jnp.dtype(sampler.cache_dtype).name,
       'kv_layout': sampler.kv_layout,
       **({'page_size': sampler.page_size, 'attention': sampler.attention, 'page_layout': sampler.layout}
          if sampler.kv_layout == 'paged' else {}),

@@ -60,8 +60,9 @@ def get_config(arg: str = 'auto') -> ml_collections.ConfigDict:
   c.dtype = 'auto'
   c.prefill_rows = 16
   c.chunk_steps = 32
-  # KV cache: 'auto' is paged on GPU/TPU (JAX's Pallas kernels read the pages) and dense on
-  # CPU (faster there); 'dense' or 'paged' choose. page_size: positions per page.
+  # KV cache: 'dense' rows (the prefix read once per step for all slots) or 'paged' (page
+  # tables; JAX's Pallas kernels on GPU/TPU, which read the prefix once per slot); 'auto' is
+  # dense until a measurement on an accelerator says otherwise. page_size: positions per page.
   c.kv_layout = 'auto'
   c.page_size = 16
   c.mesh_model = 0  # tensor-parallel degree; 0 picks the smallest that fits the weights

@@ -127,13 +127,13 @@ def test_rows_over_shared_pages_match_their_whole_sequences(tiny_hf, version, la
       assert not np.asarray(pages[::per_layer]).any()
 
 
-def _attention_over_pages(preset, kind, layout, attention, t, *, seed=0):
+def _attention_over_pages(preset, kind, layout, attention, t, *, seed=0, window=12, real=None):
   """One attention layer of `preset`'s head layout (narrow embedding, window 12),
-  called over pages of random earlier keys: its output and new pool."""
+  called over pages of random earlier keys (rows of 32 positions): its output and new pool."""
   from wcse_jax.model import AttentionKind, get_preset  # pylint: disable=g-import-not-at-top
   from wcse_jax.model.modules import Attention  # pylint: disable=g-import-not-at-top
 
-  config = get_preset(preset).replace(embed_dim=32, sliding_window=12)
+  config = get_preset(preset).replace(embed_dim=32, sliding_window=window)
   layer = Attention(config, AttentionKind(kind), rngs=nnx.Rngs(seed), dtype=jnp.float32, param_dtype=jnp.float32)
   rng = np.random.default_rng(seed)
   page, width, rows = 8, 4, 3
@@ -143,8 +143,9 @@ def _attention_over_pages(preset, kind, layout, attention, t, *, seed=0):
   table = 1 + rng.permutation(rows * width).reshape(rows, width).astype(np.int32)
   ends = np.array([30, 17, 5])  # each row's last position in this call
   positions = ends[:, None] - t + 1 + np.arange(t)
+  mask = jnp.ones((rows, t), bool) if real is None else jnp.arange(t)[None] < jnp.asarray(real)[:, None]
   pages = paged.LayerPages(
-      pool=pool, table=jnp.asarray(table), offset=jnp.int32(0), input_mask=jnp.ones((rows, t), bool),
+      pool=pool, table=jnp.asarray(table), offset=jnp.int32(0), input_mask=mask,
       page_size=page, layout=layout, attention=attention,
   )
   x = jnp.asarray(rng.standard_normal((rows, t, 32)), jnp.float32)
@@ -170,16 +171,26 @@ def test_the_gpu_paged_kernel_in_interpret_mode_matches_the_xla_path(preset):
   np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize('preset', PRESET_NAMES)
-@pytest.mark.parametrize('kind, t', [('global', 1), ('local', 3)])
-def test_what_the_tpu_ragged_kernel_is_handed_matches_the_xla_path(preset, kind, t):
-  """The TPU ragged paged attention kernel's inputs (interleaved key/value heads,
-  kv lengths, query offsets, tables, window, soft cap), run by JAX's reference
-  implementation of that kernel: decode and 3-token prefill chunks, sliding
-  windows on local layers, every preset's head layout."""
-  expected, pool = _attention_over_pages(preset, kind, 'tokens', 'xla', t)
-  got, same_pool = _attention_over_pages(preset, kind, 'tokens', 'reference', t)
+def test_the_gpu_kernel_reads_local_layers_whose_window_cannot_bind():
+  """A window as long as a row's table (Gemma 2's 4096 against shorter rows) masks
+  nothing, so the kernel serves those local layers too."""
+  expected, _ = _attention_over_pages('gemma2-2b', 'local', 'heads', 'xla', 1, window=32)
+  got, _ = _attention_over_pages('gemma2-2b', 'local', 'heads', 'interpret', 1, window=32)
   np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize('preset', PRESET_NAMES)
+@pytest.mark.parametrize('kind, t, real', [('global', 1, (1, 0, 1)), ('local', 3, (3, 1, 2))])
+def test_what_the_tpu_ragged_kernel_is_handed_matches_the_xla_path(preset, kind, t, real):
+  """The TPU ragged paged attention kernel's inputs (interleaved key/value heads,
+  packed real tokens, kv lengths, query offsets, tables, window, soft cap), run by
+  JAX's reference implementation of that kernel: decode with an idle row and
+  right-padded 3-token prefill chunks, sliding windows on local layers, every
+  preset's head layout."""
+  expected, pool = _attention_over_pages(preset, kind, 'tokens', 'xla', t, real=real)
+  got, same_pool = _attention_over_pages(preset, kind, 'tokens', 'reference', t, real=real)
+  mask = np.arange(t)[None] < np.array(real)[:, None]
+  np.testing.assert_allclose(got[mask], expected[mask], rtol=1e-5, atol=1e-5)
   np.testing.assert_array_equal(np.asarray(pool[0]), np.asarray(same_pool[0]))
 
 

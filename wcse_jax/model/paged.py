@@ -37,8 +37,10 @@ Attention over pages, per backend, behind `LayerPages.attend`:
     sliding windows, soft-capping); pools laid out `[P, page, K, 2, H]`,
     which is its `[P, page, 2K, H]` (keys and values interleaved) for free.
   'pallas' on GPU: JAX's paged attention kernel for one-token calls of
-    layers without a window; pools `keys, values: [K, P, page, H]`. Prefill
-    and sliding-window layers take the XLA path (the kernel has no window).
+    layers whose window (if any) is no shorter than a row (Gemma 2's 4096);
+    pools `keys, values: [K, P, page, H]`. Prefill and layers whose window
+    binds (Gemma 3's 512 and 1024) take the XLA path: the kernel has no
+    window, and its key scales cannot mask the part of a page before one.
   'xla' (CPU, and wherever no kernel fits): the table's pages gathered
     into `[B, S, K, H]` and attended to with position masks.
   'interpret': the Pallas kernels in interpret mode (tests on CPU);
@@ -176,9 +178,8 @@ class LayerPages:
   ) -> Float[Array, 'B T N H'] | None:
     """Attention by the backend's Pallas kernel, or None where none fits.
 
-    Every row's tokens are consecutive positions, ending at its last one
-    (right-padded rows attend as if their padding were real; padded outputs
-    are never used), with `q` already scaled.
+    Every row's real tokens come first, at consecutive positions (right
+    padding); `q` is already scaled. Padded tokens' outputs are not used.
     """
     if self.attention == 'xla':
       return None
@@ -187,7 +188,8 @@ class LayerPages:
     b, t, n, h = q.shape
     table = self.table + self.offset
     if platform == 'gpu':
-      if t != 1 or window is not None:
+      # The kernel has no window; a window no shorter than the table never masks.
+      if t != 1 or (window is not None and window < self.length):
         return None
       from jax.experimental.pallas.ops.gpu import paged_attention as gpu_paged
 
@@ -204,17 +206,24 @@ class LayerPages:
 
     (kv,) = self.pool
     total, page, k, _, _ = kv.shape
+    # The kernel takes each row's real tokens packed one row after another (padding
+    # would count as keys past the row's end, even past its table), the last of them
+    # at the row's kv length. Rows hold their tokens first, at consecutive positions.
+    real = self.input_mask
+    count = real.sum(axis=1).astype(jnp.int32)
+    order = jnp.argsort(~real.reshape(-1), stable=True)  # real tokens first, row by row
     args = (
-        q.reshape(b * t, n, h).astype(kv.dtype),
+        q.reshape(b * t, n, h)[order].astype(kv.dtype),
         kv.reshape(total, page, 2 * k, h),
-        (positions[:, -1] + 1).astype(jnp.int32),
+        jnp.where(count > 0, positions[:, 0] + count, 0).astype(jnp.int32),
         table.astype(jnp.int32),
-        (jnp.arange(b + 1) * t).astype(jnp.int32),
+        jnp.concatenate([jnp.zeros(1, jnp.int32), jnp.cumsum(count)]).astype(jnp.int32),
         jnp.array([b], jnp.int32),
     )
     options = dict(sm_scale=1.0, sliding_window=window, soft_cap=softcap)
     if self.attention == 'reference':
-      out = tpu_ragged.ref_ragged_paged_attention(*args, **options)
+      out = tpu_ragged.ref_ragged_paged_attention(*args, **options)  # only the real tokens
+      out = jnp.zeros((b * t, n, h), out.dtype).at[: out.shape[0]].set(out)
     elif interpret:
       from jax.experimental.pallas import tpu as pltpu
 
@@ -224,6 +233,7 @@ class LayerPages:
         out = tpu_ragged.ragged_paged_attention(*args, **options, **blocks)
     else:
       out = tpu_ragged.ragged_paged_attention(*args, **options)
+    out = jnp.zeros_like(out).at[order].set(out)  # back to [row, token] order
     return out.reshape(b, t, n, h).astype(jnp.float32)
 
 

@@ -41,6 +41,11 @@ longer calls attend to the cache and to their own tokens apart and write
 afterwards, so that a chunk longer than a sliding window sees every key it
 needs. `config.scan_layers=False` (`unstack_layers`) runs every layer on its
 own: slower to compile, but on CPU nothing is sliced out of a stack.
+
+A paged cache (`init_paged_cache`, drawn in `paged`) replaces the rows, the
+ring slots and `shared`: every row is a page table handed over with the call,
+sequences share pages, and each layer writes its keys and values into its
+pool before attending, on TPU and GPU through JAX's Pallas kernels.
 """
 
 from __future__ import annotations
@@ -249,7 +254,10 @@ class Transformer(nnx.Module):
         defaults to `causal_mask(positions, input_mask)`.
       input_mask: which tokens are real (False for padding): padding is neither
         attended to by default nor written to the cache.
-      cache: keys and values of earlier calls, from `init_cache`.
+      cache: keys and values of earlier calls, from `init_cache`; or page
+        pools from `init_paged_cache` with the rows' page tables (`paged`),
+        over which every call writes its tokens' keys and values and then
+        attends by position (no `shared`, no `attention_mask`).
       shared: a one-row cache of a prompt prefix (read-only), which the rows
         of `cache` marked `prefixed` continue: they attend to its keys as to
         their own, and it is stored once for all of them.
@@ -354,7 +362,7 @@ class Transformer(nnx.Module):
         prefixed=cache.prefixed,
     )
 
-  def _paged(self, tokens, positions, input_mask, cache: PagedKVCache, return_hidden):
+  def _paged(self, tokens, positions, input_mask, cache: paged.PagedKVCache, return_hidden):
     """The forward pass over a paged cache: each layer writes its keys and values
     into its pool and attends to the rows' pages (see `paged`)."""
     config = self.config

@@ -351,7 +351,13 @@ class PagedKV:
         )
         for kind, window in self.kinds.items()
     }
-    self._check_fits(model, config)
+    layers = collections.Counter(kind.value for kind in config.layer_kinds)
+    self.page_bytes = {  # one page in every layer of its kind
+        kind: 2 * sampler.page_size * config.num_kv_heads * config.head_dim
+        * jnp.dtype(sampler.cache_dtype).itemsize * layers[kind]
+        for kind in self.kinds
+    }
+    self._check_fits(model)
     self.fn = _compiled_paged(
         model.graphdef, config, model.mesh, num_slots=sampler.num_slots,
         prefill_rows=sampler.prefill_rows, num_pages=tuple(sorted(self.num_pages.items())),
@@ -360,21 +366,11 @@ class PagedKV:
     )
     self.pages = self.fn.new_pages()
     self.pool_logits, self.slots = self.fn.new_pool_logits(), self.fn.new_slots()
-    layers = collections.Counter(kind.value for kind in config.layer_kinds)
-    self.page_bytes = {
-        kind: sampler.page_size * config.num_kv_heads * config.head_dim * 2
-        * jnp.dtype(sampler.cache_dtype).itemsize * layers[kind]
-        for kind in self.kinds
-    }
     self.begin()
 
-  def _check_fits(self, model, config):
-    layers = collections.Counter(kind.value for kind in config.layer_kinds)
-    per_page = 2 * self.sampler.page_size * config.num_kv_heads * config.head_dim
-    needed = sum(
-        n * layers[kind] * per_page * jnp.dtype(self.sampler.cache_dtype).itemsize
-        for kind, n in self.num_pages.items()
-    )
+  def _check_fits(self, model):
+    """Stops with one sentence if the pools cannot fit (pages are split over the model axis)."""
+    needed = sum(n * self.page_bytes[kind] for kind, n in self.num_pages.items())
     free = free_device_bytes(model.mesh.devices.flat[0])
     if free is not None and needed > 0.9 * free * model.mesh.shape[parallel.MODEL]:
       raise PagesExhaustedError(
@@ -400,7 +396,7 @@ class PagedKV:
     """Makes the page copies the forks since the last call asked for."""
     if not self.copies:
       return
-    size = max(self.sampler.num_slots, self.sampler.prefill_rows) * len(self.kinds)
+    size = max(self.sampler.num_slots, self.sampler.prefill_rows)  # forks between two copies
     source = {kind: np.zeros(size, np.int32) for kind in self.kinds}
     target = {kind: np.zeros(size, np.int32) for kind in self.kinds}
     count = collections.Counter()
@@ -490,7 +486,8 @@ class PagedKV:
     gathers every entry of every table."""
     read = named_bytes = 0
     for kind, window in self.kinds.items():
-      kernel = self.sampler.attention != 'xla' and (self.sampler.layout == 'tokens' or window is None)
+      binds = window is not None and window < self.width * self.sampler.page_size
+      kernel = self.sampler.attention != 'xla' and (self.sampler.layout == 'tokens' or not binds)
       named = self.tables.table(self.slot_pages, kind)
       pages = int(np.count_nonzero(named))
       named_bytes += pages * self.page_bytes[kind]

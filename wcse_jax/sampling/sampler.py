@@ -163,7 +163,9 @@ class Sampler:
     cache_dtype: of the KV caches (default: float32 on CPU, else bfloat16).
     kv_layout: 'paged' (page pools and tables: `wcse_jax.model.paged`),
       'dense' (a row of its own per slot, the prefix in a one-row cache), or
-      'auto': paged on TPU and GPU, dense on CPU, where it decodes faster.
+      'auto': dense, which reads less KV per decode step: it reads the
+      prefix once for all slots, where JAX's paged kernels read it once per
+      slot (and the XLA path over pages reads every table whole).
     page_size: positions per page (paged).
     attention: over pages, 'pallas' (JAX's kernels on TPU and GPU), 'xla',
       or 'auto' (Pallas on TPU and GPU, XLA on CPU); 'interpret' runs the
@@ -196,7 +198,7 @@ class Sampler:
       )
     platform = model.mesh.devices.flat[0].platform
     if kv_layout == 'auto':
-      kv_layout = 'dense' if platform == 'cpu' else 'paged'
+      kv_layout = 'dense'
     if attention == 'auto':
       attention = 'xla' if platform == 'cpu' else 'pallas'
     if (kv_layout not in ('dense', 'paged') or attention not in paged.ATTENTION
