@@ -265,3 +265,17 @@ def test_the_worst_case_bound_holds_for_rows_that_fork_grow_and_trim(window):
         tables.free(item[0])
         live.remove(item)
   assert peak <= bound, (peak, bound)
+
+
+@pytest.mark.skipif(jax.default_backend() not in ('gpu', 'tpu'), reason='runs the kernels on a GPU or TPU')
+@pytest.mark.parametrize('preset', ['gemma-2b', 'gemma-7b', 'gemma2-2b', 'gemma3-1b'])
+@pytest.mark.parametrize('kind, t, real', [('global', 1, (1, 0, 1)), ('local', 1, (1, 1, 1)),
+                                           ('local', 3, (3, 1, 2))])
+def test_the_backends_kernel_matches_the_xla_path_on_the_device(preset, kind, t, real):
+  """On a GPU or TPU: JAX's compiled kernel for the backend (where one serves the call)
+  against the XLA path, within the backend's default matmul precision."""
+  layout = paged.layout_for(jax.default_backend())
+  expected, _ = _attention_over_pages(preset, kind, layout, 'xla', t, real=real, window=16)
+  got, _ = _attention_over_pages(preset, kind, layout, 'pallas', t, real=real, window=16)
+  mask = np.arange(t)[None] < np.array(real)[:, None]
+  np.testing.assert_allclose(got[mask], expected[mask], rtol=2e-2, atol=2e-2)
