@@ -6,9 +6,11 @@
     for c in sampler.sample(prefix, questions, num_samples=32, params=params, seed=0):
       out.write(json.dumps(dataclasses.asdict(c)) + '\\n')
 
-A run, on the host (the device work is in `steps`):
+A run, on the host (the device work is in `steps`, the buffers per KV layout
+in `kv`: dense rows, or pages whose tables the host keeps):
 
     prefill the shared prefix once, into a one-row cache that every row reads
+      (paged: into pages every problem's table names)
     loop:
       give every free slot the next pending (problem, sample); when no
         prefilled problem has samples left, prefill the next `prefill_rows`
