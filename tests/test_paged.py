@@ -21,8 +21,7 @@ def _tables(config, num_pages=64, width=8):
   return PageTables({k: num_pages for k in kinds}, page_size=PAGE, width=width, windows=kinds)
 
 
-def _apply_copies(config, cache, copies):
-  kinds = cache.tables.keys()
+def _apply_copies(config, cache, copies, kinds):
   source = {k: jnp.asarray([s for kind, s, _ in copies if kind == k] or [0], jnp.int32) for k in kinds}
   target = {k: jnp.asarray([t for kind, _, t in copies if kind == k] or [0], jnp.int32) for k in kinds}
   return copy_pages(config, cache, source, target)
@@ -38,7 +37,7 @@ def _call(model, tables, cache, seqs, tokens, positions, mask):
   for seq, pos, m in zip(seqs, positions, mask):
     if m.any():
       tables.grow(seq, int(pos[m].max()) + 1)
-  cache = cache.replace(tables={k: jnp.asarray(tables.table(seqs, k)) for k in cache.tables})
+  cache = cache.replace(tables={k: jnp.asarray(tables.table(seqs, k)) for k in tables.free_pages})
   logits, cache = _forward(
       *nnx.split(model), jnp.asarray(tokens), jnp.asarray(positions), jnp.asarray(mask), cache
   )
@@ -84,7 +83,7 @@ def test_rows_over_shared_pages_match_their_whole_sequences(tiny_hf, version, la
     row, row_copies = tables.fork(root, 10)
     rows.append(row)
     copies += row_copies
-  cache = _apply_copies(config, cache, copies)
+  cache = _apply_copies(config, cache, copies, tables.free_pages)
   tables.free(root)  # the rows keep the prefix's pages alive
   rows.append(tables.new())
   starts = [10, 10, 0]
@@ -98,7 +97,7 @@ def test_rows_over_shared_pages_match_their_whole_sequences(tiny_hf, version, la
     got[r].extend(logits[r])
   row3, row3_copies = tables.fork(rows[0], 14)
   assert len(row3_copies) == len(tables.free_pages)  # 14 is inside a page: one copy per kind
-  cache = _apply_copies(config, cache, row3_copies)
+  cache = _apply_copies(config, cache, row3_copies, tables.free_pages)
   rows.append(row3)
   streams.append(np.concatenate([own[0][:4], forked]))
   starts.append(10)

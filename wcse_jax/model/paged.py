@@ -70,7 +70,8 @@ class PagedKVCache:
   `blocks[j]` is the pool of the stacked layers at pattern position j,
   `tail[i]` that of the i-th unstacked layer; each pool is a tuple of arrays
   in `layout` (see the module docstring). `tables[kind]` (`[B, n]`) maps each
-  row's logical pages to pages of that kind's pools.
+  row's logical pages to pages of that kind's pools; a cache is made without
+  tables, and each call is handed its rows'.
   """
 
   blocks: tuple[tuple[Array, ...], ...]
@@ -79,10 +80,6 @@ class PagedKVCache:
   page_size: int = flax.struct.field(pytree_node=False)
   layout: str = flax.struct.field(pytree_node=False)
   attention: str = flax.struct.field(pytree_node=False)
-
-  @property
-  def batch_size(self) -> int:
-    return next(iter(self.tables.values())).shape[0]
 
 
 def layout_for(platform: str) -> str:

@@ -134,7 +134,7 @@ def init_paged_cache(
   return paged.PagedKVCache(
       blocks=tuple(pool(kind, config.num_repeats) for kind in stacked_kinds(config)),
       tail=tuple(pool(kind) for kind in tail_kinds(config)),
-      tables={kind: jnp.zeros((1, 1), jnp.int32) for kind in num_pages},
+      tables={},
       page_size=page_size, layout=layout, attention=attention,
   )
 

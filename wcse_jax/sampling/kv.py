@@ -47,7 +47,8 @@ class _Compiled:
   new_slots: Callable
 
 
-def _slot_shardings(config, mesh, num_slots, prefill_rows):
+def _slot_state(config, mesh, num_slots, prefill_rows):
+  """Shardings of the slots and the pool logits, and jitted makers of both (either layout)."""
   slot_sharding = jax.tree.map(
       lambda x: parallel.logical_sharding(('batch', 'vocab')[: x.ndim], x.shape, mesh),
       jax.eval_shape(lambda: steps.empty_slots(num_slots, config.vocab_size)),
@@ -55,7 +56,16 @@ def _slot_shardings(config, mesh, num_slots, prefill_rows):
   logits_sharding = parallel.logical_sharding(
       ('batch', 'vocab'), (prefill_rows, config.vocab_size), mesh
   )
-  return slot_sharding, logits_sharding
+  makers = dict(
+      new_pool_logits=jax.jit(
+          lambda: jnp.zeros((prefill_rows, config.vocab_size), jnp.float32),
+          out_shardings=logits_sharding,
+      ),
+      new_slots=jax.jit(
+          lambda: steps.empty_slots(num_slots, config.vocab_size), out_shardings=slot_sharding
+      ),
+  )
+  return slot_sharding, logits_sharding, makers
 
 
 @functools.lru_cache(maxsize=16)
@@ -68,7 +78,7 @@ def _compiled(
       jax.eval_shape(lambda: empty_cache(rows, length)), mesh
   )
   replicated = NamedSharding(mesh, PartitionSpec())
-  slot_sharding, logits_sharding = _slot_shardings(config, mesh, num_slots, prefill_rows)
+  slot_sharding, logits_sharding, makers = _slot_state(config, mesh, num_slots, prefill_rows)
   cache, pool = cache_shardings(num_slots), cache_shardings(prefill_rows)
   return _Compiled(
       extend=jax.jit(functools.partial(steps.extend, graphdef), donate_argnums=1),
@@ -90,13 +100,7 @@ def _compiled(
       ),
       new_cache=jax.jit(lambda: empty_cache(num_slots), out_shardings=cache),
       new_pool=jax.jit(lambda: empty_cache(prefill_rows), out_shardings=pool),
-      new_pool_logits=jax.jit(
-          lambda: jnp.zeros((prefill_rows, config.vocab_size), jnp.float32),
-          out_shardings=logits_sharding,
-      ),
-      new_slots=jax.jit(
-          lambda: steps.empty_slots(num_slots, config.vocab_size), out_shardings=slot_sharding
-      ),
+      **makers,
   )
 
 
@@ -123,10 +127,10 @@ def _compiled_paged(
   empty = lambda: init_paged_cache(
       config, dict(num_pages), page_size=page_size, layout=layout, attention=attention,
       dtype=cache_dtype,
-  ).replace(tables={})
+  )
   replicated = NamedSharding(mesh, PartitionSpec())
   pages = parallel.paged_cache_shardings(jax.eval_shape(empty), mesh)
-  slot_sharding, logits_sharding = _slot_shardings(config, mesh, num_slots, prefill_rows)
+  slot_sharding, logits_sharding, makers = _slot_state(config, mesh, num_slots, prefill_rows)
   return _CompiledPaged(
       extend=jax.jit(
           _over_tables(functools.partial(steps.extend, graphdef)), donate_argnums=1,
@@ -146,13 +150,7 @@ def _compiled_paged(
           out_shardings=(pages, slot_sharding, replicated, replicated),
       ),
       new_pages=jax.jit(empty, out_shardings=pages),
-      new_pool_logits=jax.jit(
-          lambda: jnp.zeros((prefill_rows, config.vocab_size), jnp.float32),
-          out_shardings=logits_sharding,
-      ),
-      new_slots=jax.jit(
-          lambda: steps.empty_slots(num_slots, config.vocab_size), out_shardings=slot_sharding
-      ),
+      **makers,
   )
 
 
