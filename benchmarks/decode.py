@@ -23,6 +23,11 @@ of float32/bfloat16 x sdpa/eager). `benchmarks/peers/setup.sh` builds the vLLM
 and llama.cpp environments once; transformers uses this environment's test
 extra. A peer that is not built is reported as such.
 
+Every run is timed after a warm-up on the same prompts (a few tokens each),
+which compiles every shape and computes the few-shot prefix: the timed run of
+ours reads the prefix the warm-up left in the sampler's cache, as vLLM's timed
+run reads the prefix blocks its warm-up left in its prefix cache.
+
 KV layouts (`--kv_layouts`): 'dense' (a row per slot, the prefix in one row
 read once per step), 'paged' (page tables; on TPU and GPU JAX's kernels read
 each slot's pages, the prefix's once per slot; the XLA path on CPU gathers

@@ -27,13 +27,30 @@ def test_rounds_start_uniform_then_feed_the_unsolved_within_the_uniform_budget()
   assert first.index == 0 and first.pairs == tuple((j, i) for j in range(4) for i in range(2))
   samples = _answered(first, solved={0, 1})
   second = _plan(samples)
-  # Budget: 100 + 4*10 + 8 * 4 * 10 = 460 tokens; spent 100 + 40 + 80 = 220; a round costs at most
-  # the prefix and, per problem, 10 + 2 * 20 = 50: both unsolved problems fit, the solved ones stop.
+  # Budget: 100 + 4*10 + 8 * 4 * 10 = 460 tokens; spent 100 + 40 + 80 = 220. The prefix is paid
+  # once; a later round costs at most, per problem, 10 + 2 * 20 = 50: both unsolved problems fit,
+  # the solved ones stop.
   assert second.index == 1 and second.pairs == ((2, 2), (2, 3), (3, 2), (3, 3))
   assert (second.spent_tokens, second.budget_tokens) == (220, 460)
   samples += _answered(second)
-  third = _plan(samples)  # 380 spent: another round would cost up to 100 + 50 > 80 left
-  assert third.pairs == () and third.spent_tokens == 380 <= third.budget_tokens
+  third = _plan(samples)  # 280 spent, 180 left: both again
+  assert third.pairs == ((2, 4), (2, 5), (3, 4), (3, 5)) and third.spent_tokens == 280
+  plan = third
+  while plan.pairs:
+    assert {j for j, _ in plan.pairs} <= {2, 3}
+    samples += _answered(plan)
+    plan = _plan(samples)
+  # Stopped when not even one more sample's worst case (its prompt and 20 tokens) fits.
+  assert 0 <= plan.budget_tokens - plan.spent_tokens < 10 + 20
+
+
+def test_the_last_round_gives_a_problem_the_samples_that_fit():
+  samples = _answered(_plan([]))  # 220 spent of 460, nothing solved: every problem wants 50
+  kw = dict(max_new_tokens=30)  # 10 + 2 * 30 = 70 a problem: three fit (210), the fourth gets none
+  second = _plan(samples, **kw)
+  assert second.pairs == tuple((j, i) for j in range(3) for i in (2, 3))
+  kw = dict(max_new_tokens=40)  # 90 a problem: two fit (180); 60 left buys the third one sample (50)
+  assert _plan(samples, **kw).pairs == ((0, 2), (0, 3), (1, 2), (1, 3), (2, 2))
 
 
 def test_the_freed_budget_goes_to_the_unsolved_problems():

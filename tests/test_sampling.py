@@ -88,7 +88,8 @@ def test_shared_prefix_fan_out_and_refills_give_the_plain_paths_outputs(model, o
   prefix_len = len(model.tokenizer.encode(helpers.PREFIX))
   own = [c.prompt_tokens - prefix_len for c in outputs.values() if c.sample == 0]
   own[2] += prefix_len
-  assert sum(c.prompt_tokens_computed for c in outputs.values()) == prefix_len + sum(own)
+  fresh = helpers.run(Sampler(model, max_len=128, num_slots=4, prefill_rows=2, chunk_steps=5))
+  assert sum(c.prompt_tokens_computed for c in fresh.values()) == prefix_len + sum(own)
   assert sum(c.prompt_tokens_computed for c in plain.values()) == sum(
       c.prompt_tokens for c in plain.values()
   )
@@ -187,9 +188,31 @@ def test_the_paged_cache_samples_what_the_dense_one_does(model, outputs, layout,
       page_size=page_size, page_layout=layout, attention=attention,
   )
   same(outputs, helpers.run(sampler))
-  tables = sampler._device.tables  # pylint: disable=protected-access
-  assert all(tables.in_use(kind) == 0 for kind in ('local', 'global'))
+  device = sampler._device  # pylint: disable=protected-access
+  for kind in ('local', 'global'):  # the prefix's pages are kept for the next run
+    assert device.tables.in_use(kind) == np.count_nonzero(device.prefix[kind])
   assert 0 < sampler.last_stats.kv_bytes_per_step
+
+
+@pytest.mark.parametrize('kv_layout', ['dense', 'paged'])
+def test_the_next_run_reads_the_prefix_the_last_one_computed(model, outputs, kv_layout):
+  """The same prefix under the same parameter arrays is computed once for all runs
+  (the samples do not change); new parameters compute it again."""
+  s = Sampler(model, max_len=128, num_slots=4, prefill_rows=2, chunk_steps=5, kv_layout=kv_layout,
+              page_size=4)
+  prefix_len = len(model.tokenizer.encode(helpers.PREFIX))
+  computed = lambda out: sum(c.prompt_tokens_computed for c in out.values())
+  first, second = helpers.run(s), helpers.run(s)
+  same(outputs, first)
+  same(outputs, second)
+  assert computed(first) - computed(second) == prefix_len
+  s.model = dataclasses.replace(s.model, params=jax.tree.map(lambda x: x * 1.25, s.model.params))
+  third = helpers.run(s)
+  assert computed(third) == computed(first)
+  assert any(third[k].logprob != pytest.approx(second[k].logprob, abs=1e-3) for k in third.keys() & second.keys())
+  if kv_layout == 'paged':  # after three runs only the prefix's pages are held
+    device = s._device  # pylint: disable=protected-access
+    assert all(device.tables.in_use(k) == np.count_nonzero(device.prefix[k]) for k in ('local', 'global'))
 
 
 def test_a_paged_cache_that_cannot_fit_is_one_clear_line(model, monkeypatch):

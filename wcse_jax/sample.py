@@ -396,7 +396,7 @@ def summarize(config: dict, plan: budget.Plan, runs: list[ModelRun], problems, r
 def _adaptive_replay(run: ModelRun, config: dict, samples: list[dict], prefix_tokens: int,
                      own_tokens: list[int]) -> tuple[int, float, int]:
   """(tokens spent, the uniform budget in tokens, rounds) of an adaptive run, replayed host by host
-  from its samples as it was drawn (each round prefills the prefix and its problems again)."""
+  from its samples as it was drawn (the prefix once, each round's problems again)."""
   hosts, spent, budget_tokens, rounds = jax.process_count(), 0, 0.0, 0
   for host in range(hosts):
     mine = list(range(host, len(own_tokens), hosts))

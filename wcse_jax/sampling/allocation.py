@@ -6,13 +6,17 @@ round 0 draws the first `round_samples` samples of every problem (what the
 uniform run draws first); after each round a problem stops drawing once it has
 `stop_after_correct` correct samples, and the next round gives each problem
 still drawing its next `round_samples` samples, fewest-correct first, as long as
-the round's worst-case cost fits in what is left of the budget:
+the round's worst-case cost fits in what is left of the budget; the first
+problem whose whole share does not fit gets the samples that do, and the
+round ends there:
 
     budget  = the uniform run's cost, estimated from the samples drawn so far:
               prefix + sum_j prompt_j + S * sum_j (mean generated tokens of problem j)
-    spent   = per round: prefix + sum over its problems of prompt_j (each round
-              prefills them once) + every generated token
-    a round fits if spent + its cost with every sample at max_new_tokens <= budget
+    spent   = the prefix once (the sampler keeps its KV cache from round to
+              round) + per round, sum over its problems of prompt_j (each round
+              prefills them again) + every generated token
+    a sample fits if spent + the round's cost with every sample at
+              max_new_tokens <= budget
 
 Costs are in tokens; FLOPs are 2 x params x tokens for one model, so the same
 comparison holds in FLOPs. Sample i of problem j depends only on (seed, j, i),
@@ -69,7 +73,7 @@ def next_round(
     missing = tuple(p for p in plan if p not in have)
     if missing:
       return Round(missing, index, spent, budget)
-    spent += prefix_tokens + sum(prompt_tokens[j] for j in {j for j, _ in plan})
+    spent += (prefix_tokens if index == 0 else 0) + sum(prompt_tokens[j] for j in {j for j, _ in plan})
     for j, i in plan:
       s = have[(j, i)]
       drawn[j] += 1
@@ -79,13 +83,14 @@ def next_round(
     budget = prefix_tokens + sum(prompt_tokens[j] for j in problems) + uniform_samples * sum(
         generated[j] / drawn[j] for j in problems)
     active = sorted((j for j in problems if correct[j] < stop_after_correct), key=lambda j: (correct[j], drawn[j], j))
-    chosen, cost = [], prefix_tokens
+    chosen, left = {}, budget - spent
     for j in active:
-      extra = prompt_tokens[j] + round_samples * max_new_tokens
-      if spent + cost + extra > budget:
+      n = min(round_samples, int((left - prompt_tokens[j]) // max_new_tokens))
+      if n > 0:
+        chosen[j] = n
+        left -= prompt_tokens[j] + n * max_new_tokens
+      if n < round_samples:
         break
-      chosen.append(j)
-      cost += extra
-    plan = [(j, drawn[j] + t) for j in sorted(chosen) for t in range(round_samples)]
+    plan = [(j, drawn[j] + t) for j in sorted(chosen) for t in range(chosen[j])]
     index += 1
   return Round((), index, spent, budget)

@@ -244,6 +244,35 @@ def _last_tokens(batch: list[Group], rows: int) -> np.ndarray:
   return last
 
 
+@dataclasses.dataclass(frozen=True)
+class _PrefixKey:
+  """What a computed prefix was computed from: its tokens and the parameter arrays.
+
+  A run whose prefix has the same tokens, under the very parameter arrays the
+  held prefix was computed with (the same objects: JAX arrays never change),
+  reads the held one instead of computing it again (rounds of adaptive
+  allocation, a benchmark's repeated runs). New parameters (a trainer's next
+  validation) are new arrays, so never match; holding the arrays keeps their
+  identities from being reused.
+  """
+
+  ids: tuple[int, ...]
+  params: tuple
+
+  @classmethod
+  def of(cls, device, prefix_ids) -> _PrefixKey:
+    return cls(tuple(prefix_ids), tuple(jax.tree.leaves(device.sampler.model.params)))
+
+  @staticmethod
+  def holds(device, prefix_ids) -> bool:
+    """Whether `device.prefix` is the prefix of `prefix_ids` under the sampler's parameters."""
+    held = device.prefix_of
+    if device.prefix is None or held is None or held.ids != tuple(prefix_ids):
+      return False
+    now = jax.tree.leaves(device.sampler.model.params)
+    return len(now) == len(held.params) and all(a is b for a, b in zip(now, held.params))
+
+
 class DenseKV:
   """A row of its own per slot and per pool row; the prefix in a one-row cache.
 
@@ -261,11 +290,13 @@ class DenseKV:
     )
     self.cache, self.pool = self.fn.new_cache(), self.fn.new_pool()
     self.pool_logits, self.slots = self.fn.new_pool_logits(), self.fn.new_slots()
-    self.prefix = None
+    self.prefix, self.prefix_of = None, None
 
-  def begin(self):
-    """A new run: the prefix is computed again on first use."""
-    self.prefix = None
+  def begin(self, prefix_ids):
+    """A new run: the prefix cache is kept if it holds `prefix_ids` under the same
+    parameters (`_PrefixKey`), else computed on first use."""
+    if not _PrefixKey.holds(self, prefix_ids):
+      self.prefix, self.prefix_of = None, None
 
   def _feed(self, cache, ids, starts, rows, shared):
     params = self.sampler.model.params
@@ -281,6 +312,7 @@ class DenseKV:
     computed = False
     if after_prefix.any() and self.prefix is None:
       self.prefix = self._feed(self.fn.new_prefix(), [prefix_ids], [0], 1, None)
+      self.prefix_of = _PrefixKey.of(self, prefix_ids)
       computed = True
     self.pool = self.fn.begin_rows(self.pool, np.arange(rows) < len(batch), after_prefix)
     self.pool = self._feed(
@@ -364,7 +396,8 @@ class PagedKV:
     )
     self.pages = self.fn.new_pages()
     self.pool_logits, self.slots = self.fn.new_pool_logits(), self.fn.new_slots()
-    self.begin()
+    self.prefix, self.prefix_of = None, None
+    self.begin(())
 
   def _check_fits(self, model):
     """Stops with one sentence if the pools cannot fit (pages are split over the model axis)."""
@@ -377,13 +410,20 @@ class PagedKV:
           'lower num_slots, prefill_rows or max_len.'
       )
 
-  def begin(self):
-    """A new run: fresh tables (the pools are reused; pages are rewritten before read)."""
+  def begin(self, prefix_ids):
+    """A new run: fresh tables (the pools are reused; pages are rewritten before read).
+
+    The prefix's pages are kept, the only pages held from the last run, if they
+    hold `prefix_ids` under the same parameters (`_PrefixKey`).
+    """
     s = self.sampler
     self.tables = PageTables(
         self.num_pages, page_size=s.page_size, width=self.width, windows=self.kinds
     )
-    self.prefix: dict | None = None
+    if _PrefixKey.holds(self, prefix_ids):
+      self.tables.adopt(self.prefix)
+    else:
+      self.prefix, self.prefix_of = None, None
     self.slot_pages: list[dict | None] = [None] * s.num_slots
     self.copies: list[tuple[str, int, int]] = []
 
@@ -425,6 +465,7 @@ class PagedKV:
     if self.prefix is None and any(g.prompt.after_prefix for g in batch):
       self.prefix = self.tables.new()
       self._feed([self.prefix], [prefix_ids], [0])
+      self.prefix_of = _PrefixKey.of(self, prefix_ids)
       computed = True
     seqs: list[dict | None] = [None] * rows
     for r, group in enumerate(batch):
@@ -459,8 +500,7 @@ class PagedKV:
     self.tables.free(group.pages)
 
   def finish(self):
-    if self.prefix is not None:
-      self.tables.free(self.prefix)
+    """The run has ended: every page but the prefix's is free again."""
 
   def refill(self, orders: steps.Refill):
     self._copy()

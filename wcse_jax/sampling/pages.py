@@ -78,6 +78,16 @@ class PageTables:
     window = self.windows[kind]
     return 0 if window is None else max(0, position - window + 1) // self.page_size
 
+  def adopt(self, seq: Sequence):
+    """Holds the pages of `seq`, a sequence of another `PageTables` over the same pools
+    (a prefix kept from one run to the next), as if this one had given them."""
+    for kind, entries in seq.items():
+      for page in entries:
+        if page != NULL_PAGE:
+          if self.refs[kind][page] == 0:
+            self.free_pages[kind].remove(page)
+          self.refs[kind][page] += 1
+
   def grow(self, seq: Sequence, end: int):
     """Gives `seq` pages for every position below `end`."""
     needed = pages_for(end, self.page_size)

@@ -10,7 +10,8 @@ A run, on the host (the device work is in `steps`, the buffers per KV layout
 in `kv`: dense rows, or pages whose tables the host keeps):
 
     prefill the shared prefix once, into a one-row cache that every row reads
-      (paged: into pages every problem's table names)
+      (paged: into pages every problem's table names); kept for the next run
+      while its tokens and the parameter arrays stay the same
     loop:
       give every free slot the next pending (problem, sample); when no
         prefilled problem has samples left, prefill the next `prefill_rows`
@@ -58,8 +59,9 @@ class Completion:
   `token_ids` under the raw model distribution (softmax of the logits, no
   temperature or truncation). `prompt_tokens_computed` is what this sample
   made the sampler prefill: the shared prefix is charged to the first sample
-  started in a run and a problem's own text to its first sample started, so
-  the sum over a run is the total.
+  started in a run that computed it (none, where the run read the last run's)
+  and a problem's own text to its first sample started, so the sum over a run
+  is the total.
   """
 
   problem: int
@@ -316,7 +318,7 @@ class _Run:
   def __init__(self, sampler: Sampler, device, prefix_ids, groups, params: SamplingParams, seed: int):
     self.s = sampler
     self.device = device
-    device.begin()
+    device.begin(prefix_ids)
     self.prefix_ids = prefix_ids
     self.pending = collections.deque(groups)  # not yet prefilled
     self.ready = collections.deque()  # prefilled, with samples left to start
