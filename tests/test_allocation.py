@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import pytest
 
@@ -87,6 +88,8 @@ def test_an_adaptive_run_spends_no_more_than_uniform_and_resumes_to_the_same_fil
   assert spent['uniform']['kind'] == 'uniform' and spent['adaptive']['kind'] == 'adaptive'
   assert spent['adaptive']['flops'] <= spent['adaptive']['uniform_budget_flops']
   assert spent['adaptive']['flops'] <= spent['uniform']['flops'] * 1.05  # the estimate, within its noise
+  shown = _run([sys.executable, '-m', 'wcse_jax.report', str(uniform), str(adaptive)]).stdout
+  assert f'| {uniform} | uniform |' in shown and f'| {adaptive} | adaptive (m=1, ' in shown
   samples = list(rundir.samples_of(adaptive, f'wc-{tiny_model_dir.name}'))
   assert {s['sample'] for s in samples if s['sample'] < 2} == {0, 1}  # round 0: every problem's first two
   # Killed after its first rounds and restarted: the files of the run that was not interrupted.

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from wcse_jax import analysis, metrics, report, summary
+from wcse_jax import analysis, metrics, report, rundir, summary
 from wcse_jax.data.problems import Problem
 
 
@@ -125,3 +125,34 @@ def test_report_shows_intervals_levels_and_solved_by(tmp_path):
   assert (tmp_path / 'plot.png').stat().st_size > 0
   assert report.plot_levels(stored, tmp_path / 'levels.png') and (tmp_path / 'levels.png').stat().st_size > 0
   assert not report.plot_levels({'models': {}}, tmp_path / 'none.png')
+
+
+def _comparable_run(run_dir, correct_texts, allocation, problems=4):
+  """A run directory of one model whose problem j has the samples `correct_texts[j]` ((correct, text) pairs)."""
+  shard = rundir.shard_path(run_dir, rundir.model_dir_name('wc', 'm'))
+  shard.parent.mkdir(parents=True)
+  lines = [{'problem_index': j, 'sample': i, 'correct': ok, 'text': text}
+           for j, pairs in enumerate(correct_texts) for i, (ok, text) in enumerate(pairs)]
+  shard.write_text(''.join(json.dumps(line) + '\n' for line in lines))
+  model = {'name': 'm', 'samples': len(lines), 'samples_per_problem': 2, 'allocation': allocation,
+           'flops': {'generated': 3e12, 'prompt_computed': 1e12}}
+  (run_dir / 'metrics.json').write_text(json.dumps(
+      {'dataset': 'gsm8k', 'split': 'train', 'problems': problems, 'models': {'wc': model}}))
+  return run_dir
+
+
+def test_runs_of_the_same_problems_compare_side_by_side_with_paired_differences(tmp_path):
+  uniform = _comparable_run(tmp_path / 'u', [[(True, 'x = 1'), (True, 'x=2')], [(True, 'a'), (False, 'b')],
+                                             [(False, 'c')] * 2, [(False, 'd')] * 2], {'kind': 'uniform'})
+  adaptive = _comparable_run(tmp_path / 'a', [[(True, 'x = 1')], [(False, 'b')] * 3, [(True, 'c')], [(True, 'd')]],
+                             {'kind': 'adaptive', 'stop_after_correct': 1, 'rounds': 3,
+                              'samples_per_problem': {'min': 1, 'mean': 1.5, 'max': 3}})
+  text = report.compare([uniform, adaptive], [json.loads((d / 'metrics.json').read_text()) for d in (uniform, adaptive)])
+  first, second = [line for line in text.splitlines() if line.startswith(f'| {tmp_path}')]
+  # Coverage 2/4 and 3/4; distinct correct solutions 3/4 in both (problem 0 had two).
+  assert '| uniform | 2.0 (2-2) | 4e+12 | 0.500 [' in first and '| 0.750 [' in first
+  assert '| adaptive (m=1, 3 rounds) | 1.5 (1-3) |' in second
+  assert '| 0.750 [' in second and '| 0.250 [' in second and '| 0.000 [' in second
+  broken = _comparable_run(tmp_path / 'b', [[(True, 'a')]] * 5, {'kind': 'uniform'}, problems=5)
+  with pytest.raises(ValueError, match='runs compare only on the same problems'):
+    report.compare([uniform, broken], [json.loads((d / 'metrics.json').read_text()) for d in (uniform, broken)])

@@ -1,5 +1,8 @@
 """python -m wcse_jax.report RUN_DIR: a markdown table and plots of a sampling run.
 
+`python -m wcse_jax.report RUN_A RUN_B ...` prints runs of the same problems side
+by side instead (uniform against adaptive allocation, say): see `compare`.
+
 Writes RUN_DIR/report.md and RUN_DIR/coverage_diversity.png (coverage@k and
 diversity@k against FLOPs per problem for the WC and SE models, where
 compute-matched budgets line up, with their 95% bootstrap intervals shaded, and
@@ -16,9 +19,11 @@ from __future__ import annotations
 import json
 import pathlib
 
+import numpy as np
 from absl import app
 
-from wcse_jax import analysis, cli, rundir
+from wcse_jax import analysis, cli, rundir, summary
+from wcse_jax import metrics as metrics_lib
 
 
 def markdown(metrics: dict) -> str:
@@ -173,14 +178,75 @@ def plot_levels(metrics: dict, path: pathlib.Path) -> bool:
   return True
 
 
-def main(argv: list[str]) -> None:
-  if len(argv) != 2:
-    raise app.UsageError('usage: python -m wcse_jax.report RUN_DIR')
-  run_dir = rundir.run_path(argv[1])
+def _per_problem(run_dir, metrics: dict, role: str) -> tuple[np.ndarray, np.ndarray]:
+  """Whether each problem of a run was solved by `role`'s samples, and its distinct correct solutions."""
+  name = rundir.model_dir_name(role, metrics['models'][role]['name'])
+  grouped = summary.by_problem(rundir.samples_of(run_dir, name))
+  solved, distinct = np.zeros(metrics['problems']), np.zeros(metrics['problems'])
+  for j, samples in grouped.items():
+    keys = {metrics_lib.solution_key(s['text']) for s in samples if s['correct']}
+    solved[j], distinct[j] = bool(keys), len(keys)
+  return solved, distinct
+
+
+def compare(run_dirs: list, metrics: list[dict], *, seed: int = 0) -> str:
+  """Runs of the same problems side by side, per model (uniform against adaptive
+  allocation, say): how each drew its samples, the FLOPs it spent, and what they
+  bought: coverage and distinct correct solutions per problem, each with its 95%
+  bootstrap interval over problems, and each run's difference from the first with a
+  paired interval (the same problems resampled for both)."""
+  first = metrics[0]
+  for run_dir, m in zip(run_dirs[1:], metrics[1:]):
+    if (m['dataset'], m['split'], m['problems']) != (first['dataset'], first['split'], first['problems']):
+      raise ValueError(
+          f"{run_dir} holds {m['problems']} {m['dataset']} {m['split']} problems and {run_dirs[0]} "
+          f"{first['problems']} {first['dataset']} {first['split']} ones: runs compare only on the same problems.")
+  roles = [r for r in first['models'] if all(m['models'].get(r, {}).get('samples') for m in metrics)]
+  if not roles:
+    raise ValueError('No model has samples in every run given: nothing to compare.')
+  rows = analysis.bootstrap_rows(first['problems'], seed=seed)
+  interval = lambda v: analysis.format_interval(
+      [v.mean(), *(float(x) for x in analysis.percentile_interval(v[rows].mean(axis=1), analysis.CONFIDENCE))])
+  lines = [f"# {first['dataset']} {first['split']}: {first['problems']} problems, {len(run_dirs)} runs compared", '']
+  for role in roles:
+    lines += [f"## {role.upper()} {first['models'][role]['name']}", '',
+              '| run | allocation | samples/problem (min-max) | FLOPs | coverage | distinct correct/problem '
+              '| coverage - first run | distinct - first run |', '|---|---|---|---|---|---|---|---|']
+    base = None
+    for run_dir, m in zip(run_dirs, metrics):
+      model, allocation = m['models'][role], m['models'][role].get('allocation', {'kind': 'uniform'})
+      solved, distinct = _per_problem(run_dir, m, role)
+      counts = allocation.get('samples_per_problem', {'min': model['samples_per_problem'],
+                                                      'mean': model['samples_per_problem'],
+                                                      'max': model['samples_per_problem']})
+      kind = allocation['kind'] + (f" (m={allocation['stop_after_correct']}, {allocation['rounds']} rounds)"
+                                   if allocation['kind'] == 'adaptive' else '')
+      flops = model['flops']['generated'] + model['flops']['prompt_computed']
+      diffs = ['', ''] if base is None else [interval(solved - base[0]), interval(distinct - base[1])]
+      base = base or (solved, distinct)
+      lines.append(f"| {run_dir} | {kind} | {counts['mean']:.1f} ({counts['min']}-{counts['max']}) | {flops:.4g} "
+                   f"| {interval(solved)} | {interval(distinct)} | {diffs[0]} | {diffs[1]} |")
+    lines.append('')
+  lines.append(f'Intervals: 95% percentile bootstraps over problems (seed {seed}); differences are paired.')
+  return '\n'.join(lines) + '\n'
+
+
+def _read_metrics(run_dir) -> dict:
   path = run_dir / 'metrics.json'
   if not path.exists():
     raise FileNotFoundError(f'{path} does not exist: is {run_dir} a finished sampling run?')
-  metrics = json.loads(path.read_text())
+  return json.loads(path.read_text())
+
+
+def main(argv: list[str]) -> None:
+  if len(argv) < 2:
+    raise app.UsageError('usage: python -m wcse_jax.report RUN_DIR [RUN_DIR ...]')
+  if len(argv) > 2:  # runs side by side
+    run_dirs = [rundir.run_path(a) for a in argv[1:]]
+    print(compare(run_dirs, [_read_metrics(d) for d in run_dirs]), end='')
+    return
+  run_dir = rundir.run_path(argv[1])
+  metrics = _read_metrics(run_dir)
   text = markdown(metrics)
   false_positives = run_dir / 'false_positives.json'
   if false_positives.exists():
