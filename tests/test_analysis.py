@@ -154,5 +154,5 @@ def test_runs_of_the_same_problems_compare_side_by_side_with_paired_differences(
   assert '| adaptive (m=1, 3 rounds) | 1.5 (1-3) |' in second
   assert '| 0.750 [' in second and '| 0.250 [' in second and '| 0.000 [' in second
   broken = _comparable_run(tmp_path / 'b', [[(True, 'a')]] * 5, {'kind': 'uniform'}, problems=5)
-  with pytest.raises(ValueError, match='runs compare only on the same problems'):
+  with pytest.raises(rundir.RunError, match='runs compare only on the same problems'):
     report.compare([uniform, broken], [json.loads((d / 'metrics.json').read_text()) for d in (uniform, broken)])

@@ -198,12 +198,12 @@ def compare(run_dirs: list, metrics: list[dict], *, seed: int = 0) -> str:
   first = metrics[0]
   for run_dir, m in zip(run_dirs[1:], metrics[1:]):
     if (m['dataset'], m['split'], m['problems']) != (first['dataset'], first['split'], first['problems']):
-      raise ValueError(
+      raise rundir.RunError(
           f"{run_dir} holds {m['problems']} {m['dataset']} {m['split']} problems and {run_dirs[0]} "
           f"{first['problems']} {first['dataset']} {first['split']} ones: runs compare only on the same problems.")
   roles = [r for r in first['models'] if all(m['models'].get(r, {}).get('samples') for m in metrics)]
   if not roles:
-    raise ValueError('No model has samples in every run given: nothing to compare.')
+    raise rundir.RunError('No model has samples in every run given: nothing to compare.')
   rows = analysis.bootstrap_rows(first['problems'], seed=seed)
   interval = lambda v: analysis.format_interval(
       [v.mean(), *(float(x) for x in analysis.percentile_interval(v[rows].mean(axis=1), analysis.CONFIDENCE))])
