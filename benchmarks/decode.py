@@ -23,8 +23,9 @@ of float32/bfloat16 x sdpa/eager). `benchmarks/peers/setup.sh` builds the vLLM
 and llama.cpp environments once; transformers uses this environment's test
 extra. A peer that is not built is reported as such.
 
-Every run is timed after a warm-up on the same prompts (a few tokens each),
-which compiles every shape and computes the few-shot prefix: the timed run of
+Every run is timed after a warm-up on the same prompts (a few tokens each,
+then `Sampler.precompile`), which compiles every shape and computes the
+few-shot prefix: the timed run of
 ours reads the prefix the warm-up left in the sampler's cache, as vLLM's timed
 run reads the prefix blocks its warm-up left in its prefix cache.
 
@@ -106,7 +107,11 @@ def step_floor(sampler: Sampler, kv_bytes: int, dtype, bandwidth: float, peak: f
   layer, the attention products over its own slots and the prefix's.
   """
   config = sampler.model.config
-  weights = sum(x.size for x in jax.tree.leaves(sampler.model.params)) * jnp.dtype(dtype).itemsize
+  # Every float parameter; not the integer copy of the embedding table that
+  # lookups read (`Embedder.embedding_bits`: one row per slot and step).
+  weights = sum(
+      x.size for x in jax.tree.leaves(sampler.model.params) if jnp.issubdtype(x.dtype, jnp.floating)
+  ) * jnp.dtype(dtype).itemsize
   row_len, prefix_len = sampler.cache_shape
   seen = lambda kind, n: min(config.sliding_window or n, n) if kind.value == 'local' else n
   attention = sum(
@@ -129,6 +134,7 @@ def run_ours(args, loaded: LoadedModel, prefix, questions, num_slots: int, dtype
   start = time.perf_counter()  # compiles every shape the timed run uses
   warm_params = dataclasses.replace(params, max_new_tokens=args.chunk_steps)
   list(sampler.sample(prefix, questions, num_samples=1, params=warm_params, seed=1))
+  sampler.precompile(prefix, questions, params)
   warmup = time.perf_counter() - start
   start = time.perf_counter()
   completions = list(sampler.sample(prefix, questions, num_samples=args.samples, params=params, seed=0))

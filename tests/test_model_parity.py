@@ -56,11 +56,16 @@ def test_cached_decoding_matches_full_forward(tiny_hf, version):
 
 @pytest.mark.parametrize('version', [2, 3])
 @pytest.mark.parametrize('layers', ['scanned', 'one_by_one'])
-def test_rows_reading_a_shared_prefix_match_their_whole_sequences(tiny_hf, version, layers):
+@pytest.mark.parametrize('spans', [False, True])
+def test_rows_reading_a_shared_prefix_match_their_whole_sequences(tiny_hf, version, layers, spans):
   """A one-row prefix cache read by every row marked `prefixed` (never copied into
   it), rows holding only their own tokens: the logits of each row's whole sequence.
   Row 2 is not prefixed and holds its whole sequence itself. The prefix (10) and
-  the rows outgrow the window (6), and the rows' own caches wrap."""
+  the rows outgrow the window (6), and the rows' own caches wrap.
+
+  With `spans`, the sampler's layout: the rows' slots in spans of 4 (the window's
+  ring is spans of 4 and 2), each call reading only the spans its rows reach
+  (`cache_view`), and the prefix's keys and values transposed."""
   from flax import nnx  # pylint: disable=g-import-not-at-top
   from wcse_jax.model import unstack_layers  # pylint: disable=g-import-not-at-top
 
@@ -77,9 +82,11 @@ def test_rows_reading_a_shared_prefix_match_their_whole_sequences(tiny_hf, versi
   sequences = [np.concatenate([prefix, own[0]]), np.concatenate([prefix, own[1]]), whole]
   expected = [np.asarray(model(jnp.asarray(q[None]), jnp.arange(len(q))[None])[0][0]) for q in sequences]
 
-  shared = init_cache(config, 1, max_len=16)
+  layout = dict(span=4) if spans else {}
+  view = lambda reach: -(-reach // 4) * 4 if spans else None  # the spans below `reach`
+  shared = init_cache(config, 1, max_len=16, transposed=spans)
   _, shared = model(jnp.asarray(prefix[None]), jnp.arange(10)[None], cache=shared)
-  cache = init_cache(config, 3, max_len=16)
+  cache = init_cache(config, 3, max_len=16, **layout)
   cache = cache.replace(prefixed=jnp.array([True, True, False]))
   starts = np.array([10, 10, 0])
   lengths = np.array([9, 5, 14])
@@ -89,17 +96,23 @@ def test_rows_reading_a_shared_prefix_match_their_whole_sequences(tiny_hf, versi
   for r, q in enumerate([own[0], own[1], whole]):
     chunk[r] = q[:4]
   logits, cache = model(
-      jnp.asarray(chunk), jnp.asarray(starts[:, None] + np.arange(4)), cache=cache, shared=shared
+      jnp.asarray(chunk), jnp.asarray(starts[:, None] + np.arange(4)), cache=cache, shared=shared,
+      cache_view=view(4),
   )
+  # Every row's tokens fill its slots from slot 0, after the prefix or not.
+  assert np.asarray(cache.positions['global'])[:, :4].tolist() == [
+      list(range(10, 14)), list(range(10, 14)), list(range(4))
+  ]
   for r in range(3):
     got[r].extend(np.asarray(logits[r]))
   for t in range(4, max(lengths)):
     step = np.array([q[t] if t < len(q) else 0 for q in (own[0], own[1], whole)], np.int32)
     live = t < lengths
-    logits, cache = model(
-        jnp.asarray(step[:, None]), jnp.asarray((starts + t)[:, None]),
-        input_mask=jnp.asarray(live[:, None]), cache=cache, shared=shared,
-    )
+    args = (jnp.asarray(step[:, None]), jnp.asarray((starts + t)[:, None]))
+    kwargs = dict(input_mask=jnp.asarray(live[:, None]), cache=cache, shared=shared)
+    logits, cache = model(*args, **kwargs, cache_view=view(t + 1))
+    if spans:  # the same numbers as reading every span: a row's do not depend on the view
+      np.testing.assert_array_equal(np.asarray(model(*args, **kwargs)[0]), np.asarray(logits))
     for r in np.flatnonzero(live):
       got[r].append(np.asarray(logits[r, 0]))
   for r in range(3):
@@ -118,7 +131,9 @@ def test_a_transposed_embedding_table_computes_the_same_logits(tiny_hf, dtype):
 
   loaded = load_model(str(tiny_hf[3][0]), dtype=dtype, param_dtype=dtype, with_tokenizer=False)
   config, graphdef, params = transpose_embedding(loaded.config, loaded.graphdef, loaded.params)
-  assert config.transposed_embedding and nnx.to_pure_dict(params)['embedder'].keys() == {'transposed_embedding'}
+  # A 16-bit table also keeps its rows' bits for lookups.
+  tables = {'transposed_embedding'} | ({'embedding_bits'} if dtype == jnp.bfloat16 else set())
+  assert config.transposed_embedding and nnx.to_pure_dict(params)['embedder'].keys() == tables
   tokens = jnp.asarray(np.random.default_rng(0).integers(0, 300, (2, 7)))
   positions = jnp.broadcast_to(jnp.arange(7), (2, 7))
   before = nnx.merge(loaded.graphdef, loaded.params)(tokens, positions)[0]

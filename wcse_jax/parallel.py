@@ -41,6 +41,7 @@ LOGICAL_RULES: dict[str, str | None] = {
 PARAM_AXES: dict[str, tuple[str, ...]] = {
     'embedder.input_embedding': ('vocab', 'embed'),
     'embedder.transposed_embedding': ('embed', 'vocab'),
+    'embedder.embedding_bits': ('vocab', 'embed'),
     'final_norm.scale': ('norm',),
     'attn.q_proj': ('embed', 'q_heads', 'head_dim'),
     'attn.k_proj': ('embed', 'kv_heads', 'head_dim'),

@@ -53,11 +53,17 @@ class RMSNorm(nnx.Module):
     return (normed * (1.0 + self.scale[...].astype(jnp.float32))).astype(x.dtype)
 
 
+def is_16bit_float(dtype) -> bool:
+  return jnp.dtype(dtype).itemsize == 2 and jnp.issubdtype(dtype, jnp.floating)
+
+
 class Embedder(nnx.Module):
   """Token embedding, shared with the output projection.
 
   The table is `input_embedding` ([vocab, embed]), or `transposed_embedding`
-  ([embed, vocab]) when `config.transposed_embedding`: the same numbers.
+  ([embed, vocab]) when `config.transposed_embedding`: the same numbers. A
+  transposed 16-bit table comes with `embedding_bits`, the [vocab, embed]
+  table's bits as integers, for lookups (see `encode`).
   """
 
   def __init__(self, config: GemmaConfig, *, rngs: nnx.Rngs, dtype, param_dtype):
@@ -66,20 +72,28 @@ class Embedder(nnx.Module):
     self.transposed = config.transposed_embedding
     if self.transposed:
       self.transposed_embedding = nnx.Param(_normal(rngs, shape, param_dtype).T)
+      if is_16bit_float(param_dtype):
+        self.embedding_bits = nnx.Param(jnp.zeros(shape, jnp.uint16))
     else:
       self.input_embedding = nnx.Param(_normal(rngs, shape, param_dtype))
 
   def encode(self, tokens: Int[Array, 'B T']) -> Float[Array, 'B T D']:
-    table = self.transposed_embedding[...] if self.transposed else self.input_embedding[...]
     # A 16-bit float table is gathered as integers: XLA:CPU gathers bfloat16 by
-    # converting the whole table to float32 first, on every call.
-    bits = table.dtype.itemsize == 2 and jnp.issubdtype(table.dtype, jnp.floating)
-    source = jax.lax.bitcast_convert_type(table, jnp.uint16) if bits else table
-    if self.transposed:
-      rows = jnp.moveaxis(jnp.take(source, tokens, axis=1), 0, -1)
+    # converting the whole table to float32 first, on every call. Converting
+    # the table to integers inside the call costs a whole copy too (0.1 s per
+    # call for Gemma 3's 262k x 640), which `embedding_bits` spares.
+    if self.transposed and hasattr(self, 'embedding_bits'):
+      table, dtype = self.embedding_bits[...], self.transposed_embedding[...].dtype
+      rows = jax.lax.bitcast_convert_type(jnp.take(table, tokens, axis=0), dtype)
     else:
-      rows = jnp.take(source, tokens, axis=0)
-    rows = jax.lax.bitcast_convert_type(rows, table.dtype) if bits else rows
+      table = self.transposed_embedding[...] if self.transposed else self.input_embedding[...]
+      bits = is_16bit_float(table.dtype)
+      source = jax.lax.bitcast_convert_type(table, jnp.uint16) if bits else table
+      if self.transposed:
+        rows = jnp.moveaxis(jnp.take(source, tokens, axis=1), 0, -1)
+      else:
+        rows = jnp.take(source, tokens, axis=0)
+      rows = jax.lax.bitcast_convert_type(rows, table.dtype) if bits else rows
     x = rows.astype(self.dtype).astype(jnp.float32)
     # The reference rounds sqrt(D) to the compute dtype before multiplying.
     return x * jnp.asarray(x.shape[-1] ** 0.5, self.dtype).astype(jnp.float32)
@@ -115,20 +129,67 @@ def apply_rope(
 
 @flax.struct.dataclass
 class LayerCache:
-  """Keys and values of one layer: a ring of `S` slots, slot = position % S.
+  """Keys and values of one layer: a ring of `S` slots, slot = (position - origin) % S.
 
-  Global layers get as many slots as the longest sequence, so they never wrap;
-  local (sliding-window) layers keep only their window. Heads come before
-  slots, so each head's keys (and values) of a row are one contiguous matrix:
-  on CPU the attention products read it twice as fast as the `[B, S, K, H]`
-  layout. Keys are stored transposed (`[B, K, H, S]`, values `[B, K, S, H]`)
-  so that both products are plain, untransposed matrix products: on XLA:CPU
-  the query-key product over `[S, H]` keys ran 3.5x slower. A stack of layers
-  carries a leading layer axis: `[R, B, K, H, S]`.
+  `origin` is where the row's own tokens begin (`Transformer` says which), so
+  a row's tokens fill its slots from 0 on. Global layers get as many slots as
+  the longest sequence, so they never wrap; local (sliding-window) layers keep
+  only their window. Heads come before slots, so each head's keys (and
+  values) of a row are one contiguous matrix: on CPU the attention products
+  read it twice as fast as the `[B, S, K, H]` layout. Keys are stored
+  transposed (`[B, K, H, S]`, values `[B, K, S, H]`) so that both products are
+  plain, untransposed matrix products: on XLA:CPU the query-key product over
+  `[S, H]` keys ran 3.5x slower. A stack of layers carries a leading layer
+  axis: `[R, B, K, H, S]`.
+
+  Spans. The slots are held as a tuple of arrays of consecutive slots, span i
+  holding slots `i * W` to `(i + 1) * W - 1` (the last may be narrower); one
+  span is the plain layout. A call whose rows reach no further than its
+  `view` reads and writes only the spans below it, and nothing is sliced or
+  copied to do so. For 64 rows of 256 slots on CPU, the attention of 18
+  layers took 80 ms over one span, 60 ms over four of 64 slots and 35 ms over
+  the first two of them.
+
+      slot       0 ........ 63 | 64 ....... 127 | 128 ...... 191 | 192 ..... 255
+      keys[i]    span 0        | span 1         | span 2         | span 3
+      row b      question and sample so far ----->|
+      view=128   read and written: spans 0 and 1; spans 2 and 3 untouched
   """
 
-  keys: Float[Array, '*R B K H S']
-  values: Float[Array, '*R B K S H']
+  keys: tuple[Float[Array, '*R B K H W'], ...]
+  values: tuple[Float[Array, '*R B K W H'], ...]
+  # True: keys stored `[B, K, S, H]` and values `[B, K, H, S]`. For a one-row
+  # cache that many rows read (a shared prefix) both products are true matrix
+  # products, which XLA:CPU reads in these layouts: it otherwise transposes
+  # the prefix's keys and values in every layer, every decode step.
+  transposed: bool = flax.struct.field(pytree_node=False, default=False)
+
+  @property
+  def size(self) -> int:
+    """Slots per row, all spans together."""
+    return sum(w for _, w in self.spans())
+
+  @property
+  def dtype(self):
+    return self.keys[0].dtype
+
+  def spans(self, view: int | None = None) -> list[tuple[int, int]]:
+    """(first slot, width) of each span holding a slot below `view` (every span if None)."""
+    out, start = [], 0
+    for keys in self.keys:
+      if view is not None and start >= view:
+        break
+      width = keys.shape[-2 if self.transposed else -1]
+      out.append((start, width))
+      start += width
+    return out
+
+
+def span_widths(size: int, span: int | None) -> list[int]:
+  """Widths of the spans of a `size`-slot ring cut every `span` slots (one span if None)."""
+  if span is None or span >= size:
+    return [size]
+  return [span] * (size // span) + ([size % span] if size % span else [])
 
 
 def _scatter_heads(buffer, slots, values, *, stacked: bool, slots_last: bool):
@@ -148,13 +209,45 @@ def _scatter_heads(buffer, slots, values, *, stacked: bool, slots_last: bool):
 
 
 def write_cache(
-    layer_cache: LayerCache, k, v, slots: Int[Array, 'B T'], *, stacked: bool = False
+    layer_cache: LayerCache, k, v, slots: Int[Array, 'B T'], *, stacked: bool = False,
+    view: int | None = None,
 ) -> LayerCache:
-  """The cache with keys and values `[(R,) B, T, K, H]` written at `slots` (out of range: dropped)."""
-  return LayerCache(
-      keys=_scatter_heads(layer_cache.keys, slots, k, stacked=stacked, slots_last=True),
-      values=_scatter_heads(layer_cache.values, slots, v, stacked=stacked, slots_last=False),
-  )
+  """The cache with keys and values `[(R,) B, T, K, H]` written at `slots` (out of range:
+  dropped); only the spans below `view` are written (the caller's slots all lie there)."""
+  keys, values = list(layer_cache.keys), list(layer_cache.values)
+  for i, (start, width) in enumerate(layer_cache.spans(view)):
+    inside = (slots >= start) & (slots < start + width)
+    local = jnp.where(inside, slots - start, width)
+    flip = layer_cache.transposed
+    keys[i] = _scatter_heads(keys[i], local, k, stacked=stacked, slots_last=not flip)
+    values[i] = _scatter_heads(values[i], local, v, stacked=stacked, slots_last=flip)
+  return layer_cache.replace(keys=tuple(keys), values=tuple(values))
+
+
+def _span_segments(cache: LayerCache, mask, view, dtype, *, one_row: bool = False) -> list:
+  """Attention segments (see `Attention._attend`) for the spans of `cache` below `view`,
+  then one of no keys for the slots past them.
+
+  The slots past the view hold no key any token may see (the caller says so),
+  and are masked whatever they hold: the softmax still runs over every slot,
+  so that each row's scores are summed in the same order whatever the view,
+  and a sample's numbers do not depend on how far its batch-mates reach.
+  """
+  segments = []
+  lead = '' if one_row else 'B'
+  keys_spec, values_spec = ('KSH', 'KHS') if cache.transposed else ('KHS', 'KSH')
+  spans = cache.spans(view)
+  for i, (start, width) in enumerate(spans):
+    keys, values = cache.keys[i], cache.values[i]
+    if one_row:
+      keys, values = keys[0], values[0]
+    segments.append(
+        (lead + keys_spec, lead + values_spec, keys, values, mask[..., start : start + width], dtype)
+    )
+  seen = sum(width for _, width in spans)
+  if seen < cache.size:
+    segments.append((None, None, None, None, jnp.zeros_like(mask[..., seen:]), None))
+  return segments
 
 
 class Attention(nnx.Module):
@@ -196,6 +289,7 @@ class Attention(nnx.Module):
       shared: LayerCache | None = None,
       shared_mask: Bool[Array, 'B T P'] | None = None,
       pages=None,
+      view: int | None = None,
   ) -> tuple[Float[Array, 'B T D'], Float[Array, 'B T K H'], Float[Array, 'B T K H']]:
     """Returns the layer output and this call's keys and values (to cache).
 
@@ -207,12 +301,17 @@ class Attention(nnx.Module):
     With `write_slots` (one token per row, as in decoding) this call's keys
     and values are first written into the cache at those slots and the token
     attends to the cache alone (`cache_mask` then covers its own slot); the
-    updated cache's keys and values are returned in place of this call's.
+    updated cache is returned in place of this call's keys, and None in
+    place of its values.
     Read-after-write lets XLA update the cache in place: reading the cache
     and then writing it makes XLA:CPU copy every layer's cache each step.
 
     `shared` is a one-row cache (`[1, K, P, H]`: a prompt prefix) that every
     row reads where `shared_mask` allows, without a copy per row.
+
+    `view`: the cache's slots this call reads and writes, from 0 (all if
+    None); every slot it writes and every cached key it may attend to lies
+    below it (see `LayerCache`, spans).
 
     With `pages` (a `paged.LayerPages`) this call's keys and values are
     written into the layer's page pool first and every token attends to its
@@ -238,16 +337,16 @@ class Attention(nnx.Module):
     q = q.reshape(b, t, kv, g, h).transpose(0, 2, 1, 3, 4).reshape(b, kv, t * g, h)
     # (keys spec, values spec, keys, values, mask [B T S], product dtype). A
     # float32 cache is read as it is, never rounded to a narrower compute dtype.
-    wide = lambda c: jnp.promote_types(dt, c.keys.dtype)
+    wide = lambda c: jnp.promote_types(dt, c.dtype)
     segments = []
     if shared is not None:
-      segments.append(('KHS', 'KSH', shared.keys[0], shared.values[0], shared_mask, wide(shared)))
+      segments += _span_segments(shared, shared_mask, None, wide(shared), one_row=True)
     if write_slots is not None:
-      cache = write_cache(cache, k, v, write_slots)
-      segments.append(('BKHS', 'BKSH', cache.keys, cache.values, cache_mask, wide(cache)))
+      cache = write_cache(cache, k, v, write_slots, view=view)
+      segments += _span_segments(cache, cache_mask, view, wide(cache))
     else:
       if cache is not None:
-        segments.append(('BKHS', 'BKSH', cache.keys, cache.values, cache_mask, wide(cache)))
+        segments += _span_segments(cache, cache_mask, view, wide(cache))
       segments.append(('BSKH', 'BSKH', k, v, mask, dt))
     out = self._attend(q, segments, t)
     out = out.reshape(b, kv, t, g, h).transpose(0, 2, 1, 3, 4).reshape(b, t, n * h)
@@ -255,7 +354,7 @@ class Attention(nnx.Module):
     # weight into another layout on every call.
     out = dot('BTX,XD->BTD', out, self.o_proj[...].reshape(n * h, -1), dt)
     if write_slots is not None:
-      return out, cache.keys, cache.values
+      return out, cache, None
     return out, k, v
 
   def _attend_pages(self, q, k, v, positions, pages):
@@ -275,10 +374,18 @@ class Attention(nnx.Module):
     return out, pool, None
 
   def _attend(self, q: Float[Array, 'B K Q H'], segments, t: int) -> Float[Array, 'B K Q H']:
-    """Softmax attention of the queries over the keys of every segment together."""
-    b, kv, _, h = q.shape
+    """Softmax attention of the queries over the keys of every segment together.
+
+    A segment is (keys spec, values spec, keys, values, mask [B T S], product
+    dtype); one without keys stands for S slots no token sees.
+    """
+    b, kv, q_len, h = q.shape
     logits = jnp.concatenate(
-        [dot(f'BKQH,{spec}->BKQS', q, keys, dtype) for spec, _, keys, _, _, dtype in segments],
+        [
+            dot(f'BKQH,{spec}->BKQS', q, keys, dtype) if keys is not None
+            else jnp.full((b, kv, q_len, m.shape[-1]), _MASKED, jnp.float32)
+            for spec, _, keys, _, m, dtype in segments
+        ],
         axis=-1,
     )
     if self.softcap is not None:
@@ -289,7 +396,8 @@ class Attention(nnx.Module):
     out, begin = 0.0, 0
     for _, spec, _, values, m, dtype in segments:
       size = m.shape[-1]
-      out = out + dot(f'BKQS,{spec}->BKQH', probs[..., begin : begin + size], values, dtype)
+      if values is not None:
+        out = out + dot(f'BKQS,{spec}->BKQH', probs[..., begin : begin + size], values, dtype)
       begin += size
     return out
 

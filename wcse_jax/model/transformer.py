@@ -21,9 +21,14 @@ per-segment positions. Local layers further restrict every mask to keys with
 
 With a cache, each token also attends to the cached keys whose recorded
 position is at most its own; this call's valid tokens are then written to
-slot `position % S` of every layer and recorded in `cache.positions`. Because
-the positions travel with the cache, ragged rows need no padding inside the
-cache and a row is reset by marking its positions -1.
+slot `(position - origin) % S` of every layer and recorded in
+`cache.positions`, where `origin` is the position of the row's first own
+token (the prefix's end for a row that continues `shared`, else 0): a row's
+tokens fill its slots from slot 0 on. Because the positions travel with the
+cache, ragged rows need no padding inside the cache and a row is reset by
+marking its positions -1. A caller that knows how far its rows reach passes
+`cache_view`, and the call reads and writes only the cache's spans below it
+(`LayerCache`).
 
 A shared prefix. `shared` is a one-row cache holding a prompt prefix that
 many rows continue; the rows marked `prefixed` attend to its slots as to
@@ -58,7 +63,9 @@ from jaxtyping import Array, Bool, Float, Int
 
 from wcse_jax.model import paged
 from wcse_jax.model.config import AttentionKind, GemmaConfig
-from wcse_jax.model.modules import Block, Embedder, LayerCache, RMSNorm, write_cache
+from wcse_jax.model.modules import (
+    Block, Embedder, LayerCache, RMSNorm, is_16bit_float, span_widths, write_cache,
+)
 
 
 @flax.struct.dataclass
@@ -91,15 +98,25 @@ def cache_sizes(config: GemmaConfig, max_len: int) -> dict[AttentionKind, int]:
 
 
 def init_cache(
-    config: GemmaConfig, batch_size: int, max_len: int, dtype=jnp.float32
+    config: GemmaConfig, batch_size: int, max_len: int, dtype=jnp.float32, *,
+    span: int | None = None, transposed: bool = False,
 ) -> KVCache:
-  """An empty cache for `batch_size` rows of up to `max_len` positions."""
+  """An empty cache for `batch_size` rows of up to `max_len` positions, its slots
+  in spans of `span` (one span if None), keys `[B, K, H, S]` and values
+  `[B, K, S, H]`, or the other way round if `transposed` (see `LayerCache`)."""
   sizes = cache_sizes(config, max_len)
   k, h = config.num_kv_heads, config.head_dim
 
   def layer(kind, *lead):
-    keys, values = (*lead, batch_size, k, h, sizes[kind]), (*lead, batch_size, k, sizes[kind], h)
-    return LayerCache(keys=jnp.zeros(keys, dtype), values=jnp.zeros(values, dtype))
+    widths = span_widths(sizes[kind], span)
+    slots_last, slots_first = (*lead, batch_size, k, h), (*lead, batch_size, k)
+    keys = lambda w: (*slots_first, w, h) if transposed else (*slots_last, w)
+    values = lambda w: (*slots_last, w) if transposed else (*slots_first, w, h)
+    return LayerCache(
+        keys=tuple(jnp.zeros(keys(w), dtype) for w in widths),
+        values=tuple(jnp.zeros(values(w), dtype) for w in widths),
+        transposed=transposed,
+    )
 
   return KVCache(
       blocks=tuple(layer(kind, config.num_repeats) for kind in stacked_kinds(config)),
@@ -244,6 +261,7 @@ class Transformer(nnx.Module):
       shared: KVCache | None = None,
       remat: bool = False,
       return_hidden: bool = False,
+      cache_view: int | None = None,
   ) -> tuple[Float[Array, 'B T V'], KVCache | None]:
     """Logits (float32) for every token, and the cache with this call's tokens.
 
@@ -265,6 +283,9 @@ class Transformer(nnx.Module):
       return_hidden: return the final normed hidden states [B, T, D] instead
         of logits; `logits(hidden)` turns any slice of them into logits, which
         lets a trainer never hold [B, T, V] at once.
+      cache_view: read and write only the first `cache_view` slots of each
+        row of `cache` (all if None). The caller promises that each row's
+        tokens, cached and new, lie at positions below `origin + cache_view`.
     """
     config = self.config
     if isinstance(cache, paged.PagedKVCache):
@@ -289,9 +310,13 @@ class Transformer(nnx.Module):
     write_first = cache is not None and tokens.shape[1] == 1
     new_positions, shared_masks = {}, {}
     if cache is not None:
+      origin = jnp.zeros(cache.prefixed.shape, jnp.int32)
+      if shared is not None:
+        prefix_end = jnp.max(next(iter(shared.positions.values()))) + 1
+        origin = jnp.where(cache.prefixed, prefix_end, 0)
       for kind in masks:
         cached_pos = cache.positions[kind.value]
-        slots[kind] = _write_slots(positions, input_mask, cached_pos.shape[1])
+        slots[kind] = _write_slots(positions, input_mask, cached_pos.shape[1], origin)
         new_positions[kind] = _scatter_rows(cached_pos, slots[kind], positions)
         cache_masks[kind] = self._cache_mask(cached_pos, positions, kind)
         if write_first:
@@ -306,7 +331,7 @@ class Transformer(nnx.Module):
           x, positions, masks[kind], cache=layer_cache,
           cache_mask=(tail_masks if write else cache_masks).get(kind),
           write_slots=slots[kind] if write else None,
-          shared=shared_cache, shared_mask=shared_masks.get(kind),
+          shared=shared_cache, shared_mask=shared_masks.get(kind), view=cache_view,
       )
 
     if remat:
@@ -339,7 +364,7 @@ class Transformer(nnx.Module):
       x, new_kv = jax.lax.scan(period, x, scanned, length=config.num_repeats)
       if cache is not None:
         block_caches = tuple(
-            write_cache(layer_cache, k, v, slots[kind], stacked=True)
+            write_cache(layer_cache, k, v, slots[kind], stacked=True, view=cache_view)
             for layer_cache, (k, v), kind in zip(cache.blocks, new_kv, stacked_kinds(config))
         )
     tail_caches = []
@@ -349,9 +374,9 @@ class Transformer(nnx.Module):
       shared_cache = shared.tail[i] if shared is not None else None
       x, k, v = run_block(block_def, block_state, x, layer_cache, shared_cache, kind, write_first)
       if write_first:
-        tail_caches.append(LayerCache(keys=k, values=v))
+        tail_caches.append(k)  # the written cache
       elif cache is not None:
-        tail_caches.append(write_cache(layer_cache, k, v, slots[kind]))
+        tail_caches.append(write_cache(layer_cache, k, v, slots[kind], view=cache_view))
 
     out = self.final_norm(x) if return_hidden else self.logits(self.final_norm(x))
     if cache is None:
@@ -424,16 +449,17 @@ class Transformer(nnx.Module):
 
 
 def _write_slots(
-    positions: Int[Array, 'B T'], input_mask: Bool[Array, 'B T'], size: int
+    positions: Int[Array, 'B T'], input_mask: Bool[Array, 'B T'], size: int, origin: Int[Array, 'B']
 ) -> Int[Array, 'B T']:
-  """Cache slot of each token, or `size` (out of range: dropped) if not written.
+  """Cache slot of each token (counted from its row's `origin`), or `size` (out of
+  range: dropped) if not written.
 
   Only a row's last `size` positions are written, so a chunk longer than a
   sliding window writes each slot once.
   """
   last = jnp.max(jnp.where(input_mask, positions, -1), axis=1, keepdims=True)
   keep = input_mask & (positions > last - size)
-  return jnp.where(keep, positions % size, size)
+  return jnp.where(keep, (positions - origin[:, None]) % size, size)
 
 
 def _scatter_rows(buffer, slots, values):
@@ -463,7 +489,7 @@ def unstack_layers(
   for i, block in enumerate(model.tail):
     layers[config.num_repeats * period + i] = nnx.split(block)[1]
   target = nnx.eval_shape(lambda: Transformer(
-      flat, rngs=nnx.Rngs(0), dtype=model.dtype, param_dtype=jax.tree.leaves(params)[0].dtype
+      flat, rngs=nnx.Rngs(0), dtype=model.dtype, param_dtype=_param_dtype(params)
   ))
   new_graphdef, new_params = nnx.split(target)
   pure = nnx.to_pure_dict(new_params)
@@ -474,6 +500,11 @@ def unstack_layers(
   return flat, new_graphdef, new_params
 
 
+def _param_dtype(params: nnx.State):
+  """The parameters' float dtype (the lookup table `embedding_bits` holds integers)."""
+  return next(x.dtype for x in jax.tree.leaves(params) if jnp.issubdtype(x.dtype, jnp.floating))
+
+
 def transpose_embedding(
     config: GemmaConfig, graphdef: nnx.GraphDef, params: nnx.State
 ) -> tuple[GemmaConfig, nnx.GraphDef, nnx.State]:
@@ -482,17 +513,21 @@ def transpose_embedding(
   XLA:CPU's matmul reads the output projection's weight as [embed, vocab]: from
   the checkpoint's [vocab, embed] table it copies the whole table into that
   layout on every call of a jitted decode loop (0.2 s for Gemma 3's 262k x 640).
+  A 16-bit table is also kept [vocab, embed] as integers, for the lookups of
+  the input tokens (`Embedder.encode`).
   """
   if config.transposed_embedding:
     return config, graphdef, params
   transposed = config.replace(transposed_embedding=True)
   model = nnx.merge(graphdef, params)
   target = nnx.eval_shape(lambda: Transformer(
-      transposed, rngs=nnx.Rngs(0), dtype=model.dtype, param_dtype=jax.tree.leaves(params)[0].dtype
+      transposed, rngs=nnx.Rngs(0), dtype=model.dtype, param_dtype=_param_dtype(params)
   ))
   new_graphdef, new_params = nnx.split(target)
   pure = nnx.to_pure_dict(params)
   table = pure['embedder'].pop('input_embedding')
   pure['embedder']['transposed_embedding'] = jnp.transpose(table)
+  if is_16bit_float(table.dtype):  # rows for lookups (`Embedder.encode`)
+    pure['embedder']['embedding_bits'] = jax.lax.bitcast_convert_type(table, jnp.uint16)
   nnx.replace_by_pure_dict(new_params, pure)
   return transposed, new_graphdef, new_params

@@ -14,6 +14,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import functools
+import itertools
 import os
 from collections.abc import Callable
 
@@ -70,12 +71,17 @@ def _slot_state(config, mesh, num_slots, prefill_rows):
 
 @functools.lru_cache(maxsize=16)
 def _compiled(
-    graphdef, config, mesh, *, num_slots, prefill_rows, row_len, prefix_len, cache_dtype, eos_ids
+    graphdef, config, mesh, *, num_slots, prefill_rows, row_len, prefix_len, span, cache_dtype,
+    eos_ids,
 ) -> _Compiled:
-  """For caches of `row_len` positions per row and a shared prefix of `prefix_len`."""
-  empty_cache = lambda rows, length=row_len: init_cache(config, rows, length, cache_dtype)
-  cache_shardings = lambda rows, length=row_len: parallel.cache_shardings(
-      jax.eval_shape(lambda: empty_cache(rows, length)), mesh
+  """For caches of `row_len` positions per row (in spans of `span` slots) and a
+  shared prefix of `prefix_len`."""
+  # The rows in spans; the prefix in one span, transposed (`LayerCache`).
+  empty_cache = lambda rows, length=row_len, prefix=False: init_cache(
+      config, rows, length, cache_dtype, span=None if prefix else span, transposed=prefix
+  )
+  cache_shardings = lambda rows, length=row_len, prefix=False: parallel.cache_shardings(
+      jax.eval_shape(lambda: empty_cache(rows, length, prefix)), mesh
   )
   replicated = NamedSharding(mesh, PartitionSpec())
   slot_sharding, logits_sharding, makers = _slot_state(config, mesh, num_slots, prefill_rows)
@@ -91,12 +97,12 @@ def _compiled(
       refill=jax.jit(steps.refill, donate_argnums=(0, 1), out_shardings=(cache, slot_sharding)),
       decode=jax.jit(
           functools.partial(steps.decode_chunk, graphdef, eos_ids=eos_ids),
-          static_argnames=('rules', 'steps'),
+          static_argnames=('rules', 'steps', 'view'),
           donate_argnums=(1, 2),
           out_shardings=(cache, slot_sharding, replicated, replicated),
       ),
       new_prefix=jax.jit(
-          lambda: empty_cache(1, prefix_len), out_shardings=cache_shardings(1, prefix_len)
+          lambda: empty_cache(1, prefix_len, True), out_shardings=cache_shardings(1, prefix_len, True)
       ),
       new_cache=jax.jit(lambda: empty_cache(num_slots), out_shardings=cache),
       new_pool=jax.jit(lambda: empty_cache(prefill_rows), out_shardings=pool),
@@ -180,6 +186,31 @@ def free_device_bytes(device) -> int | None:
 
 def _nbytes(tree) -> int:
   return sum(x.nbytes for x in jax.tree.leaves(tree))
+
+
+def view_for(reach: int, row_len: int, span: int | None) -> int:
+  """The slots a decode chunk whose rows reach `reach` slots reads: whole spans,
+  their count rounded up to 1, 2, 3, 4, 6, 8, 12, 16, ... (few shapes to
+  compile), at most the row.
+
+  >>> [view_for(reach, 512, 64) for reach in (1, 64, 65, 200, 300, 512)]
+  [64, 64, 128, 256, 384, 512]
+  """
+  if span is None:
+    return row_len
+  spans = -(-max(reach, 1) // span)
+  sizes = (m << k for k in itertools.count() for m in (2, 3))  # 2, 3, 4, 6, 8, 12, ...
+  count = 1 if spans == 1 else next(n for n in sizes if n >= spans)
+  return min(count * span, row_len)
+
+
+def _view_bytes(cache, view: int | None) -> int:
+  """Bytes of the keys and values in the spans below `view` of every layer."""
+  return sum(
+      layer.keys[i].nbytes + layer.values[i].nbytes
+      for layer in (*cache.blocks, *cache.tail)
+      for i, _ in enumerate(layer.spans(view))
+  )
 
 
 @dataclasses.dataclass
@@ -286,11 +317,12 @@ class DenseKV:
     self.fn = _compiled(
         model.graphdef, model.config, model.mesh, num_slots=sampler.num_slots,
         prefill_rows=sampler.prefill_rows, row_len=row_len, prefix_len=prefix_len,
-        cache_dtype=sampler.cache_dtype, eos_ids=sampler.eos_ids,
+        span=sampler.span, cache_dtype=sampler.cache_dtype, eos_ids=sampler.eos_ids,
     )
     self.cache, self.pool = self.fn.new_cache(), self.fn.new_pool()
     self.pool_logits, self.slots = self.fn.new_pool_logits(), self.fn.new_slots()
     self.prefix, self.prefix_of = None, None
+    self.view = row_len
 
   def begin(self, prefix_ids):
     """A new run: the prefix cache is kept if it holds `prefix_ids` under the same
@@ -344,16 +376,33 @@ class DenseKV:
 
   def decode(self, live: list[Live | None], key, params: SamplingParams):
     s = self.sampler
+    # A row's own tokens fill its slots from 0 (`LayerCache`); this chunk's
+    # reach no further than each sample's position plus the chunk's steps.
+    reach = max(sample.position - sample.prefix for sample in live if sample) + s.chunk_steps
+    self.view = view_for(reach, self.key[0], s.span)
     self.cache, self.slots, tokens, logprobs = self.fn.decode(
         s.model.params, self.cache, self.slots, key, np.int32(params.max_new_tokens),
-        self.prefix, rules=params.token_rules, steps=s.chunk_steps,
+        self.prefix, rules=params.token_rules, steps=s.chunk_steps, view=self.view,
     )
     return tokens, logprobs
 
+  def precompile(self, params: SamplingParams):
+    """Compiles the decode chunk of every view of the rows (a call with no active slot
+    runs no step and changes nothing)."""
+    s = self.sampler
+    row_len = self.key[0]
+    prefix = None if not self.key[1] else self.prefix if self.prefix is not None else self.fn.new_prefix()
+    for view in sorted({view_for(reach, row_len, s.span) for reach in range(1, row_len + 1)}):
+      self.cache, _, _, _ = self.fn.decode(
+          s.model.params, self.cache, self.fn.new_slots(), jax.random.key(0),
+          np.int32(params.max_new_tokens), prefix, rules=params.token_rules,
+          steps=s.chunk_steps, view=view,
+      )
+
   def kv_bytes(self) -> tuple[int, int]:
-    """What a decode step's attention reads (every slot's own row and the prefix, once),
-    and the bytes of pages slots name (none here)."""
-    return _nbytes(self.cache) + _nbytes(self.prefix), 0
+    """What the last decode chunk's steps' attention reads (every slot's own spans in
+    view and the prefix, once), and the bytes of pages slots name (none here)."""
+    return _view_bytes(self.cache, self.view) + _nbytes(self.prefix), 0
 
 
 class PagedKV:
@@ -517,6 +566,9 @@ class PagedKV:
         np.int32(params.max_new_tokens), None, rules=params.token_rules, steps=s.chunk_steps,
     )
     return tokens, logprobs
+
+  def precompile(self, params: SamplingParams):
+    """Nothing to compile ahead: the paged decode has one shape."""
 
   def kv_bytes(self) -> tuple[int, int]:
     """What a decode step's attention reads, and the bytes of the pages the slots' tables

@@ -21,6 +21,10 @@ never copied: each row stores only its own tokens.
     slot 12             [ problem 7's question | sample 3 ]  prefixed
     slot 40             [ problem 7's question | sample 4 ]  prefixed
 
+A row's own tokens fill its slots from slot 0, in spans of slots (see
+`wcse_jax.model.LayerCache`); each decode chunk reads and writes only the
+spans the host says its samples reach (`view`).
+
 Pool. Each problem's own text is prefilled once into a row of a small pool
 cache, which also keeps the logits of its last prompt token. A slot starts a
 sample by copying a pool row and its logits (fan-out: N samples of a problem
@@ -166,8 +170,12 @@ def decode_chunk(
     rules: TokenRules,
     steps: int,
     eos_ids: tuple[int, ...],
+    view: int | None = None,
 ) -> tuple[KVCache, Slots, Int[Array, 'B steps'], Float[Array, 'B steps']]:
   """Up to `steps` decode steps on device; stops early once no slot is active.
+
+  `view`: the slots of each dense row the steps read and write (`cache_view` of
+  the model); the caller knows every active row's own tokens stay below it.
 
   Returns the new cache and slots, and each slot's tokens and their
   log-probabilities by step (-1 and 0 where it drew none).
@@ -192,6 +200,7 @@ def decode_chunk(
         input_mask=feed[:, None],
         cache=cache,
         shared=shared,
+        cache_view=view,
     )
     slots = slots.replace(
         logits=logits[:, 0], position=slots.position + feed, generated=generated, active=feed
