@@ -23,7 +23,6 @@ import numpy as np
 from absl import app
 
 from wcse_jax import analysis, cli, rundir, summary
-from wcse_jax import metrics as metrics_lib
 
 
 def markdown(metrics: dict) -> str:
@@ -181,12 +180,10 @@ def plot_levels(metrics: dict, path: pathlib.Path) -> bool:
 def _per_problem(run_dir, metrics: dict, role: str) -> tuple[np.ndarray, np.ndarray]:
   """Whether each problem of a run was solved by `role`'s samples, and its distinct correct solutions."""
   name = rundir.model_dir_name(role, metrics['models'][role]['name'])
-  grouped = summary.by_problem(rundir.samples_of(run_dir, name))
-  solved, distinct = np.zeros(metrics['problems']), np.zeros(metrics['problems'])
-  for j, samples in grouped.items():
-    keys = {metrics_lib.solution_key(s['text']) for s in samples if s['correct']}
-    solved[j], distinct[j] = bool(keys), len(keys)
-  return solved, distinct
+  distinct = np.zeros(metrics['problems'])
+  for j, n in summary.distinct_correct(rundir.samples_of(run_dir, name)).items():
+    distinct[j] = n
+  return (distinct > 0).astype(float), distinct
 
 
 def compare(run_dirs: list, metrics: list[dict], *, seed: int = 0) -> str:

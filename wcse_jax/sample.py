@@ -30,7 +30,6 @@ from ml_collections import config_flags
 from tqdm import tqdm
 
 from wcse_jax import analysis, cli, parallel, rundir, summary
-from wcse_jax import metrics as metrics_lib
 from wcse_jax.checkpoints import CheckpointError, config_of, default_dtype, load_model, resolve
 from wcse_jax.data import Grader, few_shot_prompt, load_problems
 from wcse_jax.data.grader import VERSION as grader_version
@@ -418,10 +417,9 @@ def _allocation_summary(
   kind = config.get('allocation', 'uniform')
   if not samples:
     return {'kind': kind}
-  grouped = summary.by_problem(samples).values()
-  solved = sum(any(s['correct'] for s in v) for v in grouped)
-  distinct = sum(len({metrics_lib.solution_key(s['text']) for s in v if s['correct']}) for v in grouped)
-  counts = [len(v) for v in grouped]
+  per_problem = summary.distinct_correct(samples)
+  solved, distinct = sum(n > 0 for n in per_problem.values()), sum(per_problem.values())
+  counts = [len(v) for v in summary.by_problem(samples).values()]
   out = {'kind': kind, 'problems': len(counts), 'coverage': solved / len(counts),
          'distinct_correct_per_problem': distinct / len(counts),
          'samples_per_problem': {'min': min(counts), 'mean': sum(counts) / len(counts), 'max': max(counts)}}

@@ -34,6 +34,15 @@ def by_problem(samples: Iterable[dict]) -> dict[int, list[dict]]:
   return {p: sorted(v, key=lambda s: s['sample']) for p, v in sorted(grouped.items())}
 
 
+def distinct_correct(samples: Iterable[dict]) -> dict[int, int]:
+  """Per problem, the distinct correct solutions among its samples (`metrics.solution_key`);
+  a problem is solved where it has one or more."""
+  return {
+      j: len({metrics.solution_key(s['text']) for s in group if s['correct']})
+      for j, group in by_problem(samples).items()
+  }
+
+
 def model_metrics(
     samples: list[dict], *, params: float, prefix_tokens: int, prompt_computed: int | None = None
 ) -> dict:
