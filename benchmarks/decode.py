@@ -129,6 +129,7 @@ def run_ours(args, loaded: LoadedModel, prefix, questions, num_slots: int, dtype
   sampler = Sampler(
       loaded, max_len=max_len, num_slots=num_slots, chunk_steps=args.chunk_steps, kv_layout=layout,
       cache_dtype=jnp.dtype(args.cache_dtype) if args.cache_dtype else None,
+      prefix_cache_dtype=jnp.dtype(args.prefix_cache_dtype) if args.prefix_cache_dtype else None,
   )
   params = SamplingParams(temperature=args.temperature, top_k=args.top_k, max_new_tokens=args.new_tokens)
   start = time.perf_counter()  # compiles every shape the timed run uses
@@ -153,6 +154,7 @@ def run_ours(args, loaded: LoadedModel, prefix, questions, num_slots: int, dtype
   return {
       'dtype': jnp.dtype(dtype).name,
       'cache_dtype': jnp.dtype(sampler.cache_dtype).name,
+      **({'prefix_cache_dtype': sampler.prefix_cache_dtype.name} if sampler.kv_layout == 'dense' else {}),
       'kv_layout': sampler.kv_layout,
       **({'page_size': sampler.page_size, 'attention': sampler.attention, 'page_layout': sampler.layout}
          if sampler.kv_layout == 'paged' else {}),
@@ -234,6 +236,8 @@ def main():
   parser.add_argument('--random', default='', help='a preset to sample with random weights instead')
   parser.add_argument('--chunk_steps', type=int, default=16)
   parser.add_argument('--cache_dtype', default='', help='KV cache dtype (default: the sampler\'s)')
+  parser.add_argument('--prefix_cache_dtype', default='',
+                      help='dtype of the dense layout\'s shared prefix cache (default: the sampler\'s)')
   parser.add_argument('--kv_layouts', default='auto',
                       help="our KV cache layouts to run, comma-separated: auto, dense, paged")
   parser.add_argument('--peers', default='transformers', help='comma-separated: vllm, llamacpp, transformers')

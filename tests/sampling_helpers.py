@@ -13,6 +13,7 @@ import dataclasses
 import json
 
 import jax
+import jax.numpy as jnp
 from flax import nnx
 
 from wcse_jax import parallel
@@ -48,10 +49,11 @@ class CharTokenizer:
     return ''.join('\n\n' if i == 3 else chr(i) for i in ids if i > 3)
 
 
-def tiny_model(mesh=None, config: GemmaConfig = TINY) -> LoadedModel:
-  """Random weights; the embedding is scaled up so that next-token distributions are peaked."""
+def tiny_model(mesh=None, config: GemmaConfig = TINY, dtype=jnp.float32) -> LoadedModel:
+  """Random weights (in `dtype`, as is the compute); the embedding is scaled up so that
+  next-token distributions are peaked."""
   mesh = mesh if mesh is not None else parallel.make_mesh()
-  graphdef, params = nnx.split(Transformer(config, rngs=nnx.Rngs(0)))
+  graphdef, params = nnx.split(Transformer(config, rngs=nnx.Rngs(0), dtype=dtype, param_dtype=dtype))
   embedding = params['embedder']['input_embedding']
   embedding.set_value(embedding.get_value() * 8)
   params = jax.device_put(params, parallel.param_shardings(params, mesh))

@@ -242,6 +242,37 @@ def test_the_next_run_reads_the_prefix_the_last_one_computed(model, outputs, kv_
     assert all(device.tables.in_use(k) == np.count_nonzero(device.prefix[k]) for k in ('local', 'global'))
 
 
+def test_a_16bit_model_holds_the_prefix_in_its_dtype_and_its_rows_in_float32():
+  """On CPU a bfloat16 model's sampler keeps the shared prefix's keys and values in
+  bfloat16 (the float32 ones, rounded once) and its rows in float32; its greedy samples
+  are those of a float32 prefix, their log-probabilities within bfloat16 rounding."""
+  model = helpers.tiny_model(dtype=jnp.bfloat16)
+  greedy = SamplingParams(temperature=0, max_new_tokens=12)
+  outputs, prefixes = {}, {}
+  for prefix_dtype in (None, jnp.float32):
+    s = Sampler(model, max_len=128, num_slots=4, prefill_rows=2, chunk_steps=5,
+                prefix_cache_dtype=prefix_dtype)
+    outputs[prefix_dtype] = helpers.run(s, num_samples=1, params=greedy)
+    device = s._device  # pylint: disable=protected-access
+    prefixes[prefix_dtype] = device.prefix
+    assert {x.dtype for x in jax.tree.leaves(device.cache) if jnp.issubdtype(x.dtype, jnp.floating)} == {
+        jnp.dtype(jnp.float32)
+    }
+  assert Sampler(model, max_len=128).prefix_cache_dtype == jnp.bfloat16
+  narrow, wide = prefixes[None], prefixes[jnp.float32]
+  for a, b in zip(jax.tree.leaves(narrow), jax.tree.leaves(wide), strict=True):
+    if jnp.issubdtype(b.dtype, jnp.floating):
+      assert a.dtype == jnp.bfloat16
+      np.testing.assert_array_equal(np.asarray(a), np.asarray(b.astype(jnp.bfloat16)))
+    else:
+      np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+  for key, c in outputs[None].items():
+    assert c.token_ids == outputs[jnp.float32][key].token_ids, key
+    assert c.logprob == pytest.approx(outputs[jnp.float32][key].logprob, rel=0.05, abs=0.02), key
+  with pytest.raises(ValueError, match='paged layout keeps the prefix in its page pools'):
+    Sampler(model, max_len=128, kv_layout='paged', prefix_cache_dtype=jnp.bfloat16)
+
+
 def test_a_paged_cache_that_cannot_fit_is_one_clear_line(model, monkeypatch):
   from wcse_jax.sampling import kv  # pylint: disable=g-import-not-at-top
 

@@ -72,13 +72,14 @@ def _slot_state(config, mesh, num_slots, prefill_rows):
 @functools.lru_cache(maxsize=16)
 def _compiled(
     graphdef, config, mesh, *, num_slots, prefill_rows, row_len, prefix_len, span, cache_dtype,
-    eos_ids,
+    prefix_cache_dtype, eos_ids,
 ) -> _Compiled:
   """For caches of `row_len` positions per row (in spans of `span` slots) and a
   shared prefix of `prefix_len`."""
   # The rows in spans; the prefix in one span, transposed (`LayerCache`).
   empty_cache = lambda rows, length=row_len, prefix=False: init_cache(
-      config, rows, length, cache_dtype, span=None if prefix else span, transposed=prefix
+      config, rows, length, prefix_cache_dtype if prefix else cache_dtype,
+      span=None if prefix else span, transposed=prefix,
   )
   cache_shardings = lambda rows, length=row_len, prefix=False: parallel.cache_shardings(
       jax.eval_shape(lambda: empty_cache(rows, length, prefix)), mesh
@@ -317,7 +318,8 @@ class DenseKV:
     self.fn = _compiled(
         model.graphdef, model.config, model.mesh, num_slots=sampler.num_slots,
         prefill_rows=sampler.prefill_rows, row_len=row_len, prefix_len=prefix_len,
-        span=sampler.span, cache_dtype=sampler.cache_dtype, eos_ids=sampler.eos_ids,
+        span=sampler.span, cache_dtype=sampler.cache_dtype,
+        prefix_cache_dtype=sampler.prefix_cache_dtype, eos_ids=sampler.eos_ids,
     )
     self.cache, self.pool = self.fn.new_cache(), self.fn.new_pool()
     self.pool_logits, self.slots = self.fn.new_pool_logits(), self.fn.new_slots()
