@@ -82,17 +82,16 @@ class Embedder(nnx.Module):
     # converting the whole table to float32 first, on every call. Converting
     # the table to integers inside the call costs a whole copy too (0.1 s per
     # call for Gemma 3's 262k x 640), which `embedding_bits` spares.
-    if self.transposed and hasattr(self, 'embedding_bits'):
+    if self.transposed and hasattr(self, 'embedding_bits'):  # a transposed 16-bit table
       table, dtype = self.embedding_bits[...], self.transposed_embedding[...].dtype
       rows = jax.lax.bitcast_convert_type(jnp.take(table, tokens, axis=0), dtype)
+    elif self.transposed:  # a transposed float32 table: columns
+      rows = jnp.moveaxis(jnp.take(self.transposed_embedding[...], tokens, axis=1), 0, -1)
     else:
-      table = self.transposed_embedding[...] if self.transposed else self.input_embedding[...]
+      table = self.input_embedding[...]
       bits = is_16bit_float(table.dtype)
       source = jax.lax.bitcast_convert_type(table, jnp.uint16) if bits else table
-      if self.transposed:
-        rows = jnp.moveaxis(jnp.take(source, tokens, axis=1), 0, -1)
-      else:
-        rows = jnp.take(source, tokens, axis=0)
+      rows = jnp.take(source, tokens, axis=0)
       rows = jax.lax.bitcast_convert_type(rows, table.dtype) if bits else rows
     x = rows.astype(self.dtype).astype(jnp.float32)
     # The reference rounds sqrt(D) to the compute dtype before multiplying.
