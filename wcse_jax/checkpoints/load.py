@@ -261,7 +261,7 @@ def _gguf_tokenizer(path: pathlib.Path, reader=None):
 
   stat = path.stat()
   key = f'{gguf_tokenizer.VERSION}:{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}'
-  cache = _cache_dir() / 'tokenizers' / hashlib.sha256(key.encode()).hexdigest()[:16]
+  cache = cache_dir() / 'tokenizers' / hashlib.sha256(key.encode()).hexdigest()[:16]
   if (cache / 'tokenizer_config.json').exists():
     return transformers.PreTrainedTokenizerFast.from_pretrained(cache)
   backend, special = gguf_tokenizer.build_backend(reader or gguf_file.open_gguf(path), path)
@@ -270,7 +270,8 @@ def _gguf_tokenizer(path: pathlib.Path, reader=None):
   return tokenizer
 
 
-def _cache_dir() -> pathlib.Path:
+def cache_dir() -> pathlib.Path:
+  """The project's cache: $WCSE_JAX_CACHE, else $XDG_CACHE_HOME/wcse_jax (~/.cache/wcse_jax)."""
   root = os.environ.get('WCSE_JAX_CACHE') or os.path.join(
       os.environ.get('XDG_CACHE_HOME', os.path.expanduser('~/.cache')), 'wcse_jax'
   )
