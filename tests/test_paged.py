@@ -32,12 +32,22 @@ def _forward(graphdef, params, tokens, positions, mask, cache):
   return nnx.merge(graphdef, params)(tokens, positions, input_mask=mask, cache=cache)
 
 
-def _call(model, tables, cache, seqs, tokens, positions, mask):
-  """One forward call of rows `seqs` (their pages grown to cover this call)."""
+def _call(model, tables, cache, seqs, tokens, positions, mask, cascade=None):
+  """One forward call of rows `seqs` (their pages grown to cover this call). With
+  `cascade` ((prefix, its whole pages, which rows continue it), or False for none), the
+  call gets a view (`PageTables.view`): only the columns in reach, the prefix read once."""
   for seq, pos, m in zip(seqs, positions, mask):
     if m.any():
       tables.grow(seq, int(pos[m].max()) + 1)
-  cache = cache.replace(tables={k: jnp.asarray(tables.table(seqs, k)) for k in tables.free_pages})
+  if cascade is None:
+    cache = cache.replace(tables={k: jnp.asarray(tables.table(seqs, k)) for k in tables.free_pages})
+  else:
+    prefix, whole, prefixed = cascade or (None, 0, None)
+    reach = [(int(pos[m].min()), int(pos[m].max()) + 1) if m.any() else None
+             for pos, m in zip(positions, mask)]
+    view, _ = tables.view(seqs, reach, prefixed or [False] * len(seqs), unit=1, prefix=prefix,
+                          prefix_pages=whole)
+    cache = cache.view(jax.tree.map(jnp.asarray, view))
   logits, cache = _forward(
       *nnx.split(model), jnp.asarray(tokens), jnp.asarray(positions), jnp.asarray(mask), cache
   )
@@ -46,16 +56,20 @@ def _call(model, tables, cache, seqs, tokens, positions, mask):
   return np.asarray(logits), cache
 
 
-@pytest.mark.parametrize('version, layers, layout', [
-    (1, 'scanned', 'heads'), (2, 'scanned', 'tokens'), (2, 'one_by_one', 'heads'),
-    (3, 'scanned', 'heads'), (3, 'one_by_one', 'tokens'),
+@pytest.mark.parametrize('version, layers, layout, views', [
+    (1, 'scanned', 'heads', False), (2, 'scanned', 'tokens', False),
+    (2, 'one_by_one', 'heads', False), (3, 'scanned', 'heads', False),
+    (3, 'one_by_one', 'tokens', False),
+    (2, 'scanned', 'tokens', True), (3, 'one_by_one', 'heads', True), (3, 'scanned', 'tokens', True),
 ])
-def test_rows_over_shared_pages_match_their_whole_sequences(tiny_hf, version, layers, layout):
+def test_rows_over_shared_pages_match_their_whole_sequences(tiny_hf, version, layers, layout, views):
   """A 10-token prefix written once, two rows forked from it (sharing its whole
   pages, copying the partial one), a row holding its whole sequence, and a fourth
   row forked from row 0 in the middle of a page (a sample fanned out from its
   problem): every row's logits equal those of its whole sequence. The rows outgrow
-  the window (6), so local pages are given back as they go."""
+  the window (6), so local pages are given back as they go. With `views`, each
+  call reads only the columns its rows reach, and the three rows that continue
+  the prefix read its two whole pages once, beside the row that holds its own."""
   loaded = load_model(str(tiny_hf[version][0]), dtype=jnp.float32, with_tokenizer=False)
   config, graphdef, params = loaded.config, loaded.graphdef, loaded.params
   if layers == 'one_by_one':
@@ -77,7 +91,9 @@ def test_rows_over_shared_pages_match_their_whole_sequences(tiny_hf, version, la
       config, {k: 64 for k in tables.free_pages}, page_size=PAGE, layout=layout
   )
   root = tables.new()
-  _, cache = _call(model, tables, cache, [root], prefix[None], np.arange(10)[None], np.ones((1, 10), bool))
+  _, cache = _call(model, tables, cache, [root], prefix[None], np.arange(10)[None],
+                   np.ones((1, 10), bool), False if views else None)
+  root_pages = {kind: list(pages) for kind, pages in root.items()}
   rows, copies = [], []
   for _ in range(2):
     row, row_copies = tables.fork(root, 10)
@@ -90,8 +106,10 @@ def test_rows_over_shared_pages_match_their_whole_sequences(tiny_hf, version, la
   got = [[], [], [], []]
   streams = [own[0], own[1], whole]
   chunk = np.stack([q[:4] for q in streams])
+  cascade = lambda n: (root_pages, 2, [True, True, False, True][:n]) if views else None
   logits, cache = _call(
-      model, tables, cache, rows, chunk, np.array(starts)[:, None] + np.arange(4), np.ones((3, 4), bool)
+      model, tables, cache, rows, chunk, np.array(starts)[:, None] + np.arange(4),
+      np.ones((3, 4), bool), cascade(3),
   )
   for r in range(3):
     got[r].extend(logits[r])
@@ -106,7 +124,8 @@ def test_rows_over_shared_pages_match_their_whole_sequences(tiny_hf, version, la
     step = np.array([q[t] if t < len(q) else 0 for q in streams], np.int32)
     live = t < np.array(lengths)
     logits, cache = _call(
-        model, tables, cache, rows, step[:, None], (np.array(starts) + t)[:, None], live[:, None]
+        model, tables, cache, rows, step[:, None], (np.array(starts) + t)[:, None], live[:, None],
+        cascade(4),
     )
     for r in np.flatnonzero(live):
       got[r].append(logits[r, 0])

@@ -160,15 +160,19 @@ def test_rows_in_spans_sample_what_one_span_does(model, outputs, span):
   same(outputs, helpers.run(s))
 
 
-def test_precompile_leaves_no_decode_shape_to_compile(model, caplog):
+@pytest.mark.parametrize('kv_layout, shapes', [('dense', 6), ('paged', 4)])
+def test_precompile_leaves_no_decode_shape_to_compile(model, caplog, kv_layout, shapes):
   """After `precompile`, a run whose samples reach several views of their rows
-  compiles no decode chunk (the prefill functions compile on first use)."""
-  s = Sampler(model, max_len=256, num_slots=4, prefill_rows=2, chunk_steps=5, span=32)
+  compiles no decode chunk (the prefill functions compile on first use). Dense:
+  views of 1, 2, 3, 4, 6 and 8 spans of 32 slots; paged: views of 64, 128, 192
+  and 256 positions (pages of 16)."""
+  s = Sampler(model, max_len=256, num_slots=4, prefill_rows=2, chunk_steps=5, span=32,
+              kv_layout=kv_layout, page_size=16)
   params = dataclasses.replace(helpers.PARAMS, max_new_tokens=100)
   compiling = lambda: [r.getMessage() for r in caplog.records if 'Compiling jit(decode_chunk)' in r.getMessage()]
   with jax.log_compiles(True), caplog.at_level('WARNING'):
     s.precompile(helpers.PREFIX, helpers.QUESTIONS, params)
-    assert len(compiling()) == 6  # views of 1, 2, 3, 4, 6 and 8 spans (rows of 256)
+    assert len(compiling()) == shapes
     caplog.clear()
     out = helpers.run(s, num_samples=2, params=params)
     assert max(c.num_tokens for c in out.values()) > 64  # past the first views

@@ -115,7 +115,7 @@ def param_shardings(abstract_state, mesh: Mesh, *, fsdp: bool = False):
 
 
 def paged_cache_shardings(cache, mesh: Mesh):
-  """NamedShardings for a PagedKVCache: pools split over key/value heads, tables replicated."""
+  """NamedShardings for a PagedKVCache: pools split over key/value heads, the view replicated."""
   from wcse_jax.model import paged  # pylint: disable=g-import-not-at-top
 
   axes = paged.pool_axes(cache.layout)
@@ -127,7 +127,9 @@ def paged_cache_shardings(cache, mesh: Mesh):
   return cache.replace(
       blocks=tuple(pool(p) for p in cache.blocks),
       tail=tuple(pool(p) for p in cache.tail),
-      tables=jax.tree.map(lambda _: replicated, cache.tables),
+      **jax.tree.map(lambda _: replicated, dict(
+          tables=cache.tables, first=cache.first, prefix=cache.prefix, prefixed=cache.prefixed,
+      )),
   )
 
 

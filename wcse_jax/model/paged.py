@@ -65,13 +65,20 @@ ATTENTION = ('xla', 'pallas', 'interpret', 'reference')
 
 @flax.struct.dataclass
 class PagedKVCache:
-  """The page pools of a whole model and the page tables of the rows of one call.
+  """The page pools of a whole model and the view of one call's rows.
 
   `blocks[j]` is the pool of the stacked layers at pattern position j,
   `tail[i]` that of the i-th unstacked layer; each pool is a tuple of arrays
-  in `layout` (see the module docstring). `tables[kind]` (`[B, n]`) maps each
-  row's logical pages to pages of that kind's pools; a cache is made without
-  tables, and each call is handed its rows'.
+  in `layout` (see the module docstring). A cache is made without a view,
+  and each call is handed its rows' (`view`):
+
+  - `tables[kind]` (`[B, n]`) maps each row's logical pages `first[kind]`,
+    `first[kind] + 1`, ... to pages of that kind's pools (`first` 0 where
+    absent: the whole table);
+  - `prefix[kind]` (`[W]`, optional) names the pages of a shared prefix's
+    first `W * page_size` positions, read once for every row that
+    `prefixed` marks (a cascade: those rows' tables then need no column
+    below W).
   """
 
   blocks: tuple[tuple[Array, ...], ...]
@@ -80,6 +87,31 @@ class PagedKVCache:
   page_size: int = flax.struct.field(pytree_node=False)
   layout: str = flax.struct.field(pytree_node=False)
   attention: str = flax.struct.field(pytree_node=False)
+  first: dict[str, Int[Array, '']] = flax.struct.field(default_factory=dict)
+  prefix: dict[str, Int[Array, 'W']] = flax.struct.field(default_factory=dict)
+  prefixed: Bool[Array, 'B'] | None = None
+
+  def view(self, view: dict) -> PagedKVCache:
+    """The cache with a call's view (`tables` and optionally `first`, `prefix`, `prefixed`)."""
+    return self.replace(**{**_NO_VIEW, **view})
+
+  def without_view(self) -> PagedKVCache:
+    return self.replace(**_NO_VIEW)
+
+
+_NO_VIEW = dict(tables={}, first={}, prefix={}, prefixed=None)
+
+
+def kernel_fits(attention: str, layout: str, *, tokens: int, window: int | None, length: int) -> bool:
+  """Whether the backend's kernel reads a layer of `window` for calls of `tokens` tokens
+  per row over tables addressing `length` positions (else the XLA path does).
+
+  TPU's ragged kernel reads every call; GPU's paged kernel only one-token calls of
+  layers whose window (if any) is no shorter than a row: it has no window.
+  """
+  if attention == 'xla':
+    return False
+  return layout == 'tokens' or (tokens == 1 and (window is None or window >= length))
 
 
 def layout_for(platform: str) -> str:
@@ -110,8 +142,10 @@ def pool_axes(layout: str) -> tuple[tuple[str, ...], ...]:
 class LayerPages:
   """One layer's view of a paged cache inside a forward call.
 
-  `table` holds the rows' page numbers within a layer's pool; `offset` is
-  where this layer's pages begin in a stacked pool (`r * P`).
+  `table` holds the rows' page numbers within a layer's pool for logical
+  pages `first`, `first + 1`, ...; `offset` is where this layer's pages begin
+  in a stacked pool (`r * P`). `prefix` (`[W]`) names a shared prefix's
+  pages, read once for the rows `prefixed` marks (see `PagedKVCache`).
   """
 
   pool: tuple[Array, ...]
@@ -121,6 +155,9 @@ class LayerPages:
   page_size: int
   layout: str
   attention: str
+  first: Int[Array, ''] | int = 0
+  prefix: Int[Array, 'W'] | None = None
+  prefixed: Bool[Array, 'B'] | None = None
 
   @property
   def length(self) -> int:
@@ -130,12 +167,13 @@ class LayerPages:
   def write(self, k: Float[Array, 'B T K H'], v: Float[Array, 'B T K H'], positions) -> tuple[Array, ...]:
     """The pool with each valid token's key and value at its position's page.
 
-    Padding, positions past the table, and entries naming the null page are
-    dropped, so page 0 stays empty.
+    Padding, positions outside the table's columns, and entries naming the
+    null page are dropped, so page 0 stays empty.
     """
-    logical = positions // self.page_size
-    inside = self.input_mask & (logical < self.table.shape[1])
-    entry = jnp.take_along_axis(self.table, jnp.clip(logical, 0, self.table.shape[1] - 1), axis=1)
+    logical = positions // self.page_size - self.first
+    n = self.table.shape[1]
+    inside = self.input_mask & (logical >= 0) & (logical < n)
+    entry = jnp.take_along_axis(self.table, jnp.clip(logical, 0, n - 1), axis=1)
     total = pool_pages(self.layout, self.pool)
     page = jnp.where(inside & (entry != NULL_PAGE), entry + self.offset, total)
     slot = positions % self.page_size
@@ -150,25 +188,43 @@ class LayerPages:
         values.at[:, page, slot].set(heads_first(v), mode='drop'),
     )
 
-  def gather(self) -> tuple[str, Array, Array]:
-    """Every row's keys and values at logical positions 0..length-1, and their einsum spec."""
-    table = self.table + self.offset
-    b, n = table.shape
+  def _gather(self, pages: Int[Array, '*B n']) -> tuple[str, Array, Array]:
+    """The keys and values of `pages` (a row's table `[B, n]`, or `[n]`), their positions
+    in order, and the einsum spec of both."""
+    lead = 'B' * (pages.ndim - 1)
+    pages = pages + self.offset
+    merge = lambda x, axis: x.reshape(*x.shape[:axis], -1, *x.shape[axis + 2:])
     if self.layout == 'tokens':
-      pages = jnp.take(self.pool[0], table, axis=0)  # B n page K 2 H
-      pages = pages.reshape(b, n * self.page_size, *pages.shape[3:])
-      return 'BSKH', pages[..., 0, :], pages[..., 1, :]
-    keys, values = (jnp.take(x, table, axis=1) for x in self.pool)  # K B n page H
-    flat = lambda x: x.reshape(x.shape[0], b, n * self.page_size, x.shape[-1])
-    return 'KBSH', flat(keys), flat(values)
+      kv = merge(jnp.take(self.pool[0], pages, axis=0), pages.ndim - 1)  # *B S K 2 H
+      return lead + 'SKH', kv[..., 0, :], kv[..., 1, :]
+    keys, values = (merge(jnp.take(x, pages, axis=1), pages.ndim) for x in self.pool)  # K *B S H
+    return 'K' + lead + 'SH', keys, values
 
-  def mask(self, positions: Int[Array, 'B T'], window: int | None) -> Bool[Array, 'B T S']:
-    """Logical position s is seen by a query at position p if s <= p (and p - s < window)."""
-    s = jnp.arange(self.length)[None, None, :]
-    seen = s <= positions[:, :, None]
-    if window is not None:
-      seen &= positions[:, :, None] - s < window
-    return seen
+  def segments(self, positions: Int[Array, 'B T'], window: int | None, dtype) -> list:
+    """Attention segments (`modules.Attention._attend`) over the view: the prefix's pages
+    once (rows it marks), then each row's columns. A position s is seen by a query at
+    position p if s <= p (and p - s < window); a prefixed row sees the prefix's
+    positions in the prefix segment only."""
+    p = positions[:, :, None]
+
+    def seen(s):
+      out = s <= p
+      if window is not None:
+        out &= p - s < window
+      return out
+
+    s = self.first * self.page_size + jnp.arange(self.length)[None, None, :]
+    row_mask = seen(s)
+    segments = []
+    if self.prefix is not None and self.prefix.shape[0]:
+      shared = self.prefix.shape[0] * self.page_size
+      marked = self.prefixed[:, None, None]
+      row_mask &= ~(marked & (s < shared))
+      spec, keys, values = self._gather(self.prefix)
+      segments.append((spec, spec, keys, values, marked & seen(jnp.arange(shared)[None, None, :]), dtype))
+    spec, keys, values = self._gather(self.table)
+    segments.append((spec, spec, keys, values, row_mask, dtype))
+    return segments
 
   def kernel(
       self, q: Float[Array, 'B T N H'], positions: Int[Array, 'B T'], *, window, softcap
@@ -178,16 +234,12 @@ class LayerPages:
     Every row's real tokens come first, at consecutive positions (right
     padding); `q` is already scaled. Padded tokens' outputs are not used.
     """
-    if self.attention == 'xla':
+    b, t, n, h = q.shape
+    if not kernel_fits(self.attention, self.layout, tokens=t, window=window, length=self.length):
       return None
     interpret = self.attention in ('interpret', 'reference')
-    platform = 'gpu' if self.layout == 'heads' else 'tpu'
-    b, t, n, h = q.shape
     table = self.table + self.offset
-    if platform == 'gpu':
-      # The kernel has no window; a window no shorter than the table never masks.
-      if t != 1 or (window is not None and window < self.length):
-        return None
+    if self.layout == 'heads':  # GPU: the kernel has no window (`kernel_fits`)
       from jax.experimental.pallas.ops.gpu import paged_attention as gpu_paged
 
       keys, values = self.pool

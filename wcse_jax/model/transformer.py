@@ -398,6 +398,8 @@ class Transformer(nnx.Module):
       pages = paged.LayerPages(
           pool=pool, table=cache.tables[kind.value], offset=offset, input_mask=input_mask,
           page_size=cache.page_size, layout=cache.layout, attention=cache.attention,
+          first=cache.first.get(kind.value, 0), prefix=cache.prefix.get(kind.value),
+          prefixed=cache.prefixed,
       )
       x, pool, _ = block(x, positions, None, pages=pages)
       return x, pool

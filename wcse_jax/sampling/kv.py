@@ -26,7 +26,7 @@ from jax.sharding import NamedSharding, PartitionSpec
 from wcse_jax import parallel
 from wcse_jax.model import AttentionKind, copy_pages, init_cache, init_paged_cache, paged
 from wcse_jax.sampling import steps
-from wcse_jax.sampling.pages import PagesExhaustedError, PageTables, worst_case_pages
+from wcse_jax.sampling.pages import PagesExhaustedError, PageTables, shape_count, worst_case_pages
 from wcse_jax.sampling.prompts import Prompt, chunk_lengths
 from wcse_jax.sampling.rules import SamplingParams
 
@@ -140,18 +140,18 @@ def _compiled_paged(
   slot_sharding, logits_sharding, makers = _slot_state(config, mesh, num_slots, prefill_rows)
   return _CompiledPaged(
       extend=jax.jit(
-          _over_tables(functools.partial(steps.extend, graphdef)), donate_argnums=1,
+          _over_view(functools.partial(steps.extend, graphdef)), donate_argnums=1,
           out_shardings=pages,
       ),
       extend_last=jax.jit(
-          _over_tables(functools.partial(steps.extend_last, graphdef)),
+          _over_view(functools.partial(steps.extend_last, graphdef)),
           donate_argnums=(1, 3),
           out_shardings=(pages, logits_sharding),
       ),
       copy=jax.jit(functools.partial(copy_pages, config), donate_argnums=0, out_shardings=pages),
       refill=jax.jit(steps.refill_slots, donate_argnums=0, out_shardings=slot_sharding),
       decode=jax.jit(
-          _over_tables(functools.partial(steps.decode_chunk, graphdef, eos_ids=eos_ids)),
+          _over_view(functools.partial(steps.decode_chunk, graphdef, eos_ids=eos_ids)),
           static_argnames=('rules', 'steps'),
           donate_argnums=(1, 3),
           out_shardings=(pages, slot_sharding, replicated, replicated),
@@ -161,16 +161,18 @@ def _compiled_paged(
   )
 
 
-def _over_tables(fn):
-  """`fn(params, cache, ...)` for page pools held without tables: the rows' tables come
-  apart (not donated: their shape changes from call to call) and do not come back."""
+def _over_view(fn):
+  """`fn(params, cache, ...)` for page pools held without a view: the call's view
+  (`PagedKVCache.view`) comes apart (not donated: its shapes change from call to call)
+  and does not come back."""
 
-  def run(params, cache, tables, *args, **kwargs):
-    out = fn(params, cache.replace(tables=tables), *args, **kwargs)
+  def run(params, cache, view, *args, **kwargs):
+    out = fn(params, cache.view(view), *args, **kwargs)
     if isinstance(out, tuple):
-      return (out[0].replace(tables={}), *out[1:])
-    return out.replace(tables={})
+      return (out[0].without_view(), *out[1:])
+    return out.without_view()
 
+  run.__name__ = getattr(getattr(fn, 'func', fn), '__name__', 'run')
   return run
 
 
@@ -388,7 +390,7 @@ class DenseKV:
     )
     return tokens, logprobs
 
-  def precompile(self, params: SamplingParams):
+  def precompile(self, params: SamplingParams, prefix_len: int):
     """Compiles the decode chunk of every view of the rows (a call with no active slot
     runs no step and changes nothing)."""
     s = self.sampler
@@ -448,6 +450,9 @@ class PagedKV:
     self.pages = self.fn.new_pages()
     self.pool_logits, self.slots = self.fn.new_pool_logits(), self.fn.new_slots()
     self.prefix, self.prefix_of = None, None
+    # Views' column counts in steps of 64 positions (`pages.shape_count`).
+    self.page_unit = max(1, 64 // sampler.page_size)
+    self.read: dict[str, int] = {}
     self.begin(())
 
   def _check_fits(self, model):
@@ -475,11 +480,28 @@ class PagedKV:
       self.tables.adopt(self.prefix)
     else:
       self.prefix, self.prefix_of = None, None
+    # The prefix's whole pages, which the rows that continue it share (`PageTables.fork`).
+    self.prefix_pages = len(prefix_ids) // s.page_size
     self.slot_pages: list[dict | None] = [None] * s.num_slots
     self.copies: list[tuple[str, int, int]] = []
 
-  def _tables_of(self, seqs):
-    return {kind: self.tables.table(seqs, kind) for kind in self.kinds}
+  def _kernel_kinds(self, tokens: int) -> frozenset[str]:
+    """The kinds of layer a backend's kernel reads in calls of `tokens` tokens per row."""
+    s = self.sampler
+    return frozenset(
+        kind for kind, window in self.kinds.items()
+        if paged.kernel_fits(s.attention, s.layout, tokens=tokens, window=window,
+                             length=self.width * s.page_size)
+    )
+
+  def _view(self, seqs, reach, prefixed, tokens: int):
+    """The view of a call (`PageTables.view`): the prefix read once for the rows that
+    continue it (`prefixed`: None, no cascade), and the pages each kind reads."""
+    return self.tables.view(
+        seqs, reach, prefixed or [False] * len(seqs), unit=self.page_unit,
+        whole=self._kernel_kinds(tokens), prefix=self.prefix if prefixed else None,
+        prefix_pages=self.prefix_pages,
+    )
 
   def _copy(self):
     """Makes the page copies the forks since the last call asked for."""
@@ -495,17 +517,18 @@ class PagedKV:
     self.pages = self.fn.copy(self.pages, source, target)
     self.copies = []
 
-  def _feed(self, seqs, ids, starts):
+  def _feed(self, seqs, ids, starts, prefixed=None):
     """Writes `ids[r]` from `starts[r]` into sequence r's pages, chunk by chunk."""
     params = self.sampler.model.params
     for tokens, positions, mask in _chunks(ids, starts, len(seqs), self.sampler.prefill_chunk):
-      ends = [int(pos[m].max()) + 1 if m.any() else None for pos, m in zip(positions, mask)]
+      reach = [(int(pos[m].min()), int(pos[m].max()) + 1) if m.any() else None
+               for pos, m in zip(positions, mask)]
+      ends = [span and span[1] for span in reach]
       for seq, end in zip(seqs, ends):
         if seq is not None and end is not None:
           self.tables.grow(seq, end)
-      self.pages = self.fn.extend(
-          params, self.pages, self._tables_of(seqs), tokens, positions, mask, None
-      )
+      view, _ = self._view(seqs, reach, prefixed, tokens.shape[1])
+      self.pages = self.fn.extend(params, self.pages, view, tokens, positions, mask, None)
       for seq, end in zip(seqs, ends):
         if seq is not None and end is not None:
           self.tables.trim(seq, end)
@@ -527,12 +550,17 @@ class PagedKV:
         group.pages = self.tables.new()
       group.row, seqs[r] = r, group.pages
     self._copy()
-    self._feed(seqs, [g.prompt.ids[:-1] for g in batch], [g.start for g in batch])
+    prefixed = None
+    if self.prefix is not None:
+      prefixed = [r < len(batch) and batch[r].prompt.after_prefix for r in range(rows)]
+    self._feed(seqs, [g.prompt.ids[:-1] for g in batch], [g.start for g in batch], prefixed)
     last = _last_tokens(batch, rows)
     for group in batch:
       self.tables.grow(group.pages, group.end)
+    reach = [(g.end - 1, g.end) for g in batch] + [None] * (rows - len(batch))
+    view, _ = self._view(seqs, reach, prefixed, 1)
     self.pages, self.pool_logits = self.fn.extend_last(
-        self.sampler.model.params, self.pages, self._tables_of(seqs), self.pool_logits, last[0], last[1],
+        self.sampler.model.params, self.pages, view, self.pool_logits, last[0], last[1],
         last[2].astype(bool), None,
     )
     for group in batch:
@@ -559,29 +587,52 @@ class PagedKV:
 
   def decode(self, live: list[Live | None], key, params: SamplingParams):
     s = self.sampler
+    reach = []
     for seq, sample in zip(self.slot_pages, live):
-      if sample is not None:
-        self.tables.trim(seq, sample.position)
-        self.tables.grow(seq, min(sample.position + s.chunk_steps, s.max_len))
+      if sample is None:
+        reach.append(None)
+        continue
+      end = min(sample.position + s.chunk_steps, s.max_len)
+      self.tables.trim(seq, sample.position)
+      self.tables.grow(seq, end)
+      reach.append((sample.position, end))
+    prefixed = None if self.prefix is None else [bool(x and x.prefix) for x in live]
+    view, self.read = self._view(self.slot_pages, reach, prefixed, 1)
     self.pages, self.slots, tokens, logprobs = self.fn.decode(
-        s.model.params, self.pages, self._tables_of(self.slot_pages), self.slots, key,
+        s.model.params, self.pages, view, self.slots, key,
         np.int32(params.max_new_tokens), None, rules=params.token_rules, steps=s.chunk_steps,
     )
     return tokens, logprobs
 
-  def precompile(self, params: SamplingParams):
-    """Nothing to compile ahead: the paged decode has one shape."""
+  def precompile(self, params: SamplingParams, prefix_len: int):
+    """Compiles the decode chunk of every view a run of this prefix may hand it (a call
+    with no active slot runs no step and changes nothing)."""
+    s = self.sampler
+    whole = self._kernel_kinds(1)
+    cascade = prefix_len // s.page_size
+    counts = {shape_count(n, self.page_unit, self.width) for n in range(1, self.width + 1)}
+    for count in sorted(counts):
+      view = dict(
+          tables={kind: np.zeros((s.num_slots, self.width if kind in whole else count), np.int32)
+                  for kind in self.kinds},
+          first={kind: np.int32(0) for kind in self.kinds},
+      )
+      if cascade:
+        view['prefix'] = {kind: np.zeros(cascade, np.int32) for kind in self.kinds if kind not in whole}
+        view['prefixed'] = np.zeros(s.num_slots, bool)
+      self.pages, _, _, _ = self.fn.decode(
+          s.model.params, self.pages, view, self.fn.new_slots(), jax.random.key(0),
+          np.int32(params.max_new_tokens), None, rules=params.token_rules, steps=s.chunk_steps,
+      )
 
   def kv_bytes(self) -> tuple[int, int]:
-    """What a decode step's attention reads, and the bytes of the pages the slots' tables
-    name. A kernel reads the named pages (the prefix's once per slot); the XLA path
-    gathers every entry of every table."""
-    read = named_bytes = 0
-    for kind, window in self.kinds.items():
-      binds = window is not None and window < self.width * self.sampler.page_size
-      kernel = self.sampler.attention != 'xla' and (self.sampler.layout == 'tokens' or not binds)
-      named = self.tables.table(self.slot_pages, kind)
-      pages = int(np.count_nonzero(named))
-      named_bytes += pages * self.page_bytes[kind]
-      read += (pages if kernel else named.size) * self.page_bytes[kind]
-    return read, named_bytes
+    """What the last decode chunk's steps' attention reads, and the bytes of the pages
+    the slots' tables name. A kernel reads the named pages (the prefix's once per
+    slot); the XLA path gathers the view's columns of every row and the prefix's
+    pages once (`PageTables.view`)."""
+    read = sum(n * self.page_bytes[kind] for kind, n in self.read.items())
+    named = sum(
+        np.count_nonzero(self.tables.table(self.slot_pages, kind)) * self.page_bytes[kind]
+        for kind in self.kinds
+    )
+    return read, int(named)

@@ -21,6 +21,8 @@ list when no sequence holds it.
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 
 from wcse_jax.model.paged import NULL_PAGE, pages_for
@@ -137,8 +139,75 @@ class PageTables:
         out[r, : len(seq[kind])] = seq[kind]
     return out
 
+  def view(
+      self,
+      seqs: list[Sequence | None],
+      reach: list[tuple[int, int] | None],
+      prefixed: list[bool],
+      *,
+      unit: int,
+      whole: frozenset[str] = frozenset(),
+      prefix: Sequence | None = None,
+      prefix_pages: int = 0,
+  ) -> tuple[dict, dict[str, int]]:
+    """What a call of rows `seqs` hands the device (`PagedKVCache.view`), and the
+    pages of each kind it reads.
+
+    `reach[r]` is (first query position, end) of row r's tokens in the call
+    (None: an idle row). Kinds in `whole` (a kernel reads them) get whole
+    tables. Every other kind gets the same number of columns (`shape_count`
+    pages, few shapes to compile), from the first page any row can see
+    (`first`: the window's start for local layers). With `prefix`, its first
+    `prefix_pages` pages are read once (a cascade) for the rows `prefixed`
+    marks, whose own columns then begin past them.
+    """
+    cascade = prefix is not None and prefix_pages > 0
+    active = [r for r, span in enumerate(reach) if span is not None and seqs[r] is not None]
+    end = max((pages_for(reach[r][1], self.page_size) for r in active), default=1)
+    lowest = {}
+    for kind in self.free_pages:
+      lowest[kind] = min(
+          (max(prefix_pages if cascade and prefixed[r] else 0, self.first_seen(kind, reach[r][0]))
+           for r in active),
+          default=0,
+      )
+    count = shape_count(max((end - lo for lo in lowest.values()), default=1), unit, self.width)
+    view = dict(tables={}, first={})
+    read = {}
+    for kind, lo in lowest.items():
+      table = self.table(seqs, kind)
+      if kind in whole:
+        view['tables'][kind], view['first'][kind] = table, np.int32(0)
+        read[kind] = int(np.count_nonzero(table))
+        continue
+      first = max(0, min(lo, self.width - count))
+      view['tables'][kind], view['first'][kind] = table[:, first : first + count], np.int32(first)
+      read[kind] = table.shape[0] * count
+    if cascade:
+      view['prefix'] = {
+          kind: np.asarray(prefix[kind][:prefix_pages], np.int32)
+          for kind in self.free_pages if kind not in whole
+      }
+      view['prefixed'] = np.asarray(prefixed, bool)
+      for kind in view['prefix']:
+        read[kind] += prefix_pages
+    return view, read
+
   def in_use(self, kind: str) -> int:
     return int(np.count_nonzero(self.refs[kind]))
+
+
+def shape_count(needed: int, unit: int, cap: int) -> int:
+  """`needed` pages rounded up to `unit` times 1, 2, 3, 4, 6, 8, 12, 16, ... (few shapes
+  to compile), at most `cap`.
+
+  >>> [shape_count(n, 4, 40) for n in (1, 4, 5, 9, 13, 17, 30)]
+  [4, 4, 8, 12, 16, 24, 32]
+  """
+  units = -(-max(needed, 1) // unit)
+  sizes = (m << k for k in itertools.count() for m in (2, 3))  # 2, 3, 4, 6, 8, 12, ...
+  count = 1 if units == 1 else next(n for n in sizes if n >= units)
+  return min(count * unit, cap)
 
 
 def worst_case_pages(

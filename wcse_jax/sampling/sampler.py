@@ -323,8 +323,8 @@ class Sampler:
     view of the rows (`kv.view_for`) as the samples first reach it. A caller
     that times a run calls this first to keep compilation out of the timing.
     """
-    _, _, device = self._prepare(prefix, questions, params)
-    device.precompile(params)
+    prefix_ids, _, device = self._prepare(prefix, questions, params)
+    device.precompile(params, len(prefix_ids))
 
   def _prepare(self, prefix: str, questions: list[str], params: SamplingParams):
     """The prefix's tokens, the prompts, and the device state for their shape."""
