@@ -11,6 +11,24 @@ import pytest
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
+
+@pytest.fixture(autouse=True, scope='module')
+def _free_compiled_programs():
+  """Frees each module's compiled XLA programs when it ends. XLA:CPU maps every
+  program's code into memory regions of its own; the whole suite in one process
+  otherwise runs past the kernel's limit on a process's mappings
+  (`vm.max_map_count`, 65530 by default), where the next compile aborts."""
+  yield
+  import gc  # pylint: disable=g-import-not-at-top
+
+  import jax  # pylint: disable=g-import-not-at-top
+
+  from wcse_jax.sampling import kv  # pylint: disable=g-import-not-at-top
+
+  kv.clear_compiled()
+  jax.clear_caches()
+  gc.collect()
+
 # Small enough to build in a second, big enough to exercise every feature:
 # grouped-query attention, a sliding window (6) shorter than the test
 # sequences, a partial last period of layers for Gemma 3 (8 = 6 + 2), soft-caps,

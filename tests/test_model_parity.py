@@ -178,7 +178,10 @@ def test_rematerialised_gradients_equal_plain_ones(tiny_hf):
 
   plain = jax.grad(loss)(loaded.params, False)
   remat = jax.grad(loss)(loaded.params, True)
-  worst = max(jax.tree.leaves(jax.tree.map(lambda a, b: jnp.abs(a - b).max(), plain, remat)))
+  # The recomputed forward is fused apart from the plain one, so sums may round
+  # differently: a few float32 ulps of each gradient's largest entry, no more.
+  scaled = lambda a, b: jnp.abs(a - b).max() / jnp.abs(a).max()
+  worst = max(jax.tree.leaves(jax.tree.map(scaled, plain, remat)))
   assert worst < 1e-6
 
 

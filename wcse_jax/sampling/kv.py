@@ -161,6 +161,13 @@ def _compiled_paged(
   )
 
 
+def clear_compiled():
+  """Forgets the jitted functions of every sampler shape (the next `Sampler` of a shape
+  compiles again); with `jax.clear_caches()`, frees their compiled programs."""
+  _compiled.cache_clear()
+  _compiled_paged.cache_clear()
+
+
 def _over_view(fn):
   """`fn(params, cache, ...)` for page pools held without a view: the call's view
   (`PagedKVCache.view`) comes apart (not donated: its shapes change from call to call)
