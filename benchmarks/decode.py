@@ -31,8 +31,9 @@ run reads the prefix blocks its warm-up left in its prefix cache.
 
 KV layouts (`--kv_layouts`): 'dense' (a row per slot, the prefix in one row
 read once per step), 'paged' (page tables; on TPU and GPU JAX's kernels read
-each slot's pages, the prefix's once per slot; the XLA path on CPU gathers
-each slot's whole table), or 'auto' (the sampler's choice for the backend).
+each slot's pages, the prefix's once per slot; the XLA path, on CPU, reads the
+prefix's pages once and each slot's columns in view), 'paged_xla' (pages
+through the XLA path on any backend), or 'auto' (the sampler's choice).
 The KV bytes a step reads are counted per step by the sampler and averaged;
 for pages also the bytes of the pages the slots' tables name, which is what
 JAX's kernels read on TPU and GPU.
@@ -126,8 +127,11 @@ def step_floor(sampler: Sampler, kv_bytes: int, dtype, bandwidth: float, peak: f
 
 def run_ours(args, loaded: LoadedModel, prefix, questions, num_slots: int, dtype, layout, yardsticks) -> dict:
   max_len = context_length(loaded.tokenizer, loaded.config, prefix, questions, args.new_tokens)
+  # 'paged_xla': pages through the XLA path (views and the cascade) on any backend.
+  layout, attention = ('paged', 'xla') if layout == 'paged_xla' else (layout, 'auto')
   sampler = Sampler(
       loaded, max_len=max_len, num_slots=num_slots, chunk_steps=args.chunk_steps, kv_layout=layout,
+      attention=attention,
       cache_dtype=jnp.dtype(args.cache_dtype) if args.cache_dtype else None,
       prefix_cache_dtype=jnp.dtype(args.prefix_cache_dtype) if args.prefix_cache_dtype else None,
   )
@@ -239,7 +243,7 @@ def main():
   parser.add_argument('--prefix_cache_dtype', default='',
                       help='dtype of the dense layout\'s shared prefix cache (default: the sampler\'s)')
   parser.add_argument('--kv_layouts', default='auto',
-                      help="our KV cache layouts to run, comma-separated: auto, dense, paged")
+                      help="our KV cache layouts to run, comma-separated: auto, dense, paged, paged_xla")
   parser.add_argument('--peers', default='transformers', help='comma-separated: vllm, llamacpp, transformers')
   parser.add_argument('--peer_timeout', type=int, default=1800, help='seconds before a peer is given up')
   parser.add_argument('--peers_dir', default=os.environ.get('WCSE_JAX_PEERS', '~/.cache/wcse_jax/peers'))

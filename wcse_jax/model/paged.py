@@ -25,8 +25,8 @@ tables of their own: once every position of a page has left the window the
 page is given back and its entry reads page 0, the null page, which is never
 written. A local table therefore holds about `window / page_size` live pages.
 
-The host owns the tables (`wcse_jax.sampling.pages`) and hands the rows'
-tables to every call (`PagedKVCache.tables`); the device holds the pools.
+The host owns the tables (`wcse_jax.sampling.pages`) and hands every call
+its rows' view of them (`PagedKVCache.view`); the device holds the pools.
 A stack of R layers (`Transformer.blocks[j]`) keeps one pool of `R * P`
 pages, layer r's page p at `r * P + p`, so one table serves every layer of
 its kind and no layer's pool is sliced out of a stack (a kernel's operand
@@ -41,8 +41,18 @@ Attention over pages, per backend, behind `LayerPages.attend`:
     pools `keys, values: [K, P, page, H]`. Prefill and layers whose window
     binds (Gemma 3's 512 and 1024) take the XLA path: the kernel has no
     window, and its key scales cannot mask the part of a page before one.
-  'xla' (CPU, and wherever no kernel fits): the table's pages gathered
-    into `[B, S, K, H]` and attended to with position masks.
+  'xla' (CPU, and wherever no kernel fits): each call reads a view
+    (`PagedKVCache`): the shared prefix's whole pages gathered once and
+    attended to by every row that continues it (a cascade, as the dense
+    layout reads its one-row prefix), then each row's table columns from the
+    first page any row can see (the window's start, for local layers) to
+    the furthest any reaches, with masks by position. With the prefix of
+    the picture above and a view of columns 2-3:
+
+        prefix segment   [P0 P1]               once, for slots 12 and 40
+        slot 12          [ -  - Q0 S0]         columns 2-3: Q0 S0
+        slot 40          [ -  - Q0 S1]         columns 2-3: Q0 S1
+
   'interpret': the Pallas kernels in interpret mode (tests on CPU);
   'reference': for the TPU layout, JAX's reference implementation of the
     ragged kernel's interface (the TPU interpreter of this JAX cannot run

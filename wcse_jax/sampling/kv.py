@@ -397,9 +397,9 @@ class DenseKV:
     )
     return tokens, logprobs
 
-  def precompile(self, params: SamplingParams, prefix_len: int):
+  def precompile(self, params: SamplingParams, prefix_len: int):  # pylint: disable=unused-argument
     """Compiles the decode chunk of every view of the rows (a call with no active slot
-    runs no step and changes nothing)."""
+    runs no step and changes nothing); the prefix's shape is the key's."""
     s = self.sampler
     row_len = self.key[0]
     prefix = None if not self.key[1] else self.prefix if self.prefix is not None else self.fn.new_prefix()
@@ -422,6 +422,8 @@ class PagedKV:
   The prefix is written once into pages every problem's table names; a
   problem's prompt pages are named by its samples' tables; a slot starts a
   sample by forking the problem's table (one page copied per kind of layer).
+  Each call is handed a view (`_view`): kinds a kernel reads get whole tables;
+  the XLA path gets the prefix's whole pages once and the columns in reach.
   """
 
   def __init__(self, sampler, key):

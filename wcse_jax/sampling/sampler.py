@@ -319,8 +319,9 @@ class Sampler:
   def precompile(self, prefix: str, questions: list[str], params: SamplingParams) -> None:
     """Compiles now every decode shape a `sample` call of these prompts may use.
 
-    A run compiles a shape when it first needs it: with dense rows, each
-    view of the rows (`kv.view_for`) as the samples first reach it. A caller
+    A run compiles a shape when it first needs it: each view of the rows
+    (dense: `kv.view_for`; paged: `PageTables.view`) as the samples first
+    reach it. A caller
     that times a run calls this first to keep compilation out of the timing.
     """
     prefix_ids, _, device = self._prepare(prefix, questions, params)
