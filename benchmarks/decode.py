@@ -58,7 +58,9 @@ split and roofline fraction.
 from __future__ import annotations
 
 import argparse
+import ctypes
 import dataclasses
+import gc
 import json
 import os
 import pathlib
@@ -123,6 +125,16 @@ def step_floor(sampler: Sampler, kv_bytes: int, dtype, bandwidth: float, peak: f
   floor = max((weights + kv_bytes) / bandwidth, flops / peak)
   return {'weights_bytes': weights, 'kv_cache_bytes': kv_bytes, 'flops': flops, 'seconds': floor,
           'bound': 'memory' if (weights + kv_bytes) / bandwidth >= flops / peak else 'compute'}
+
+
+def give_back_freed_memory():
+  """Frees the last run's buffers and hands the allocator's free memory back to the
+  system (glibc keeps large freed blocks), so that free memory counts it again."""
+  gc.collect()
+  try:
+    ctypes.CDLL('libc.so.6').malloc_trim(0)
+  except (OSError, AttributeError):
+    pass
 
 
 def run_ours(args, loaded: LoadedModel, prefix, questions, num_slots: int, dtype, layout, yardsticks) -> dict:
@@ -291,10 +303,10 @@ def main():
   runs = []
   for dtype in dtypes:
     loaded = random_model(args.random, dtype) if args.random else load_model('gemma3-270m', dtype=dtype)
-    runs += [
-        run_ours(args, loaded, prefix, questions, int(n), dtype, layout, yardsticks)
-        for n in args.num_slots.split(',') for layout in args.kv_layouts.split(',')
-    ]
+    for n in args.num_slots.split(','):
+      for layout in args.kv_layouts.split(','):
+        runs.append(run_ours(args, loaded, prefix, questions, int(n), dtype, layout, yardsticks))
+        give_back_freed_memory()  # the next run's page pools are sized from free memory
   report['ours'] = runs
   if peers:
     root = pathlib.Path(args.peers_dir).expanduser()

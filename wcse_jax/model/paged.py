@@ -199,8 +199,8 @@ class LayerPages:
     )
 
   def _gather(self, pages: Int[Array, '*B n']) -> tuple[str, Array, Array]:
-    """The keys and values of `pages` (a row's table `[B, n]`, or `[n]`), their positions
-    in order, and the einsum spec of both."""
+    """The keys and values of `pages` (rows' tables `[B, n]`, or one `[n]`), positions
+    in page order, and the einsum spec of both."""
     lead = 'B' * (pages.ndim - 1)
     pages = pages + self.offset
     merge = lambda x, axis: x.reshape(*x.shape[:axis], -1, *x.shape[axis + 2:])

@@ -188,6 +188,11 @@ def free_device_bytes(device) -> int | None:
   stats = device.memory_stats() if hasattr(device, 'memory_stats') else None
   if stats and 'bytes_limit' in stats:
     return int(stats['bytes_limit'] - stats.get('bytes_in_use', 0))
+  try:  # what the kernel can hand out, the page cache included
+    with open('/proc/meminfo') as f:
+      return 1024 * next(int(line.split()[1]) for line in f if line.startswith('MemAvailable:'))
+  except (OSError, StopIteration, ValueError, IndexError):
+    pass
   try:
     return os.sysconf('SC_AVPHYS_PAGES') * os.sysconf('SC_PAGE_SIZE')
   except (ValueError, OSError, AttributeError):
@@ -618,7 +623,7 @@ class PagedKV:
     with no active slot runs no step and changes nothing)."""
     s = self.sampler
     whole = self._kernel_kinds(1)
-    cascade = prefix_len // s.page_size
+    cascade = prefix_len // s.page_size if self.key[1] else 0  # rows continue a shared prefix
     counts = {shape_count(n, self.page_unit, self.width) for n in range(1, self.width + 1)}
     for count in sorted(counts):
       view = dict(
