@@ -14,7 +14,6 @@ from __future__ import annotations
 import collections
 import dataclasses
 import functools
-import itertools
 import os
 from collections.abc import Callable
 
@@ -205,18 +204,13 @@ def _nbytes(tree) -> int:
 
 def view_for(reach: int, row_len: int, span: int | None) -> int:
   """The slots a decode chunk whose rows reach `reach` slots reads: whole spans,
-  their count rounded up to 1, 2, 3, 4, 6, 8, 12, 16, ... (few shapes to
-  compile), at most the row.
+  their count rounded up to 1, 2, 3, 4, 6, 8, 12, 16, ... (`pages.shape_count`:
+  few shapes to compile), at most the row.
 
   >>> [view_for(reach, 512, 64) for reach in (1, 64, 65, 200, 300, 512)]
   [64, 64, 128, 256, 384, 512]
   """
-  if span is None:
-    return row_len
-  spans = -(-max(reach, 1) // span)
-  sizes = (m << k for k in itertools.count() for m in (2, 3))  # 2, 3, 4, 6, 8, 12, ...
-  count = 1 if spans == 1 else next(n for n in sizes if n >= spans)
-  return min(count * span, row_len)
+  return row_len if span is None else shape_count(reach, span, row_len)
 
 
 def _view_bytes(cache, view: int | None) -> int:
@@ -622,18 +616,16 @@ class PagedKV:
     """Compiles the decode chunk of every view a run of this prefix may hand it (a call
     with no active slot runs no step and changes nothing)."""
     s = self.sampler
-    whole = self._kernel_kinds(1)
-    cascade = prefix_len // s.page_size if self.key[1] else 0  # rows continue a shared prefix
+    idle = [None] * s.num_slots
+    # A stand-in for the prefix when rows continue a shared one: null pages.
+    prefix = {kind: [paged.NULL_PAGE] * paged.pages_for(prefix_len, s.page_size) for kind in self.kinds}
     counts = {shape_count(n, self.page_unit, self.width) for n in range(1, self.width + 1)}
     for count in sorted(counts):
-      view = dict(
-          tables={kind: np.zeros((s.num_slots, self.width if kind in whole else count), np.int32)
-                  for kind in self.kinds},
-          first={kind: np.int32(0) for kind in self.kinds},
+      view, _ = self.tables.view(
+          idle, idle, [False] * s.num_slots, unit=self.page_unit, whole=self._kernel_kinds(1),
+          prefix=prefix if self.key[1] else None, prefix_pages=prefix_len // s.page_size,
+          columns=count,
       )
-      if cascade:
-        view['prefix'] = {kind: np.zeros(cascade, np.int32) for kind in self.kinds if kind not in whole}
-        view['prefixed'] = np.zeros(s.num_slots, bool)
       self.pages, _, _, _ = self.fn.decode(
           s.model.params, self.pages, view, self.fn.new_slots(), jax.random.key(0),
           np.int32(params.max_new_tokens), None, rules=params.token_rules, steps=s.chunk_steps,

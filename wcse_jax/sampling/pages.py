@@ -149,6 +149,7 @@ class PageTables:
       whole: frozenset[str] = frozenset(),
       prefix: Sequence | None = None,
       prefix_pages: int = 0,
+      columns: int | None = None,
   ) -> tuple[dict, dict[str, int]]:
     """What a call of rows `seqs` hands the device (`PagedKVCache.view`), and the
     pages of each kind it reads.
@@ -159,7 +160,8 @@ class PageTables:
     pages, few shapes to compile), from the first page any row can see
     (`first`: the window's start for local layers). With `prefix`, its first
     `prefix_pages` pages are read once (a cascade) for the rows `prefixed`
-    marks, whose own columns then begin past them.
+    marks, whose own columns then begin past them. `columns` sets the count of
+    columns (a precompile's shapes) in place of the rows' reach.
     """
     cascade = prefix is not None and prefix_pages > 0
     active = [r for r, span in enumerate(reach) if span is not None and seqs[r] is not None]
@@ -171,7 +173,9 @@ class PageTables:
            for r in active),
           default=0,
       )
-    count = shape_count(max((end - lo for lo in lowest.values()), default=1), unit, self.width)
+    count = columns if columns is not None else shape_count(
+        max((end - lo for lo in lowest.values()), default=1), unit, self.width
+    )
     view = dict(tables={}, first={})
     read = {}
     for kind, lo in lowest.items():
@@ -198,8 +202,8 @@ class PageTables:
 
 
 def shape_count(needed: int, unit: int, cap: int) -> int:
-  """`needed` pages rounded up to `unit` times 1, 2, 3, 4, 6, 8, 12, 16, ... (few shapes
-  to compile), at most `cap`.
+  """`needed` (pages, or slots) rounded up to `unit` times 1, 2, 3, 4, 6, 8, 12, 16, ...
+  (few shapes to compile), at most `cap`.
 
   >>> [shape_count(n, 4, 40) for n in (1, 4, 5, 9, 13, 17, 30)]
   [4, 4, 8, 12, 16, 24, 32]
