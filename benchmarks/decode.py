@@ -79,7 +79,7 @@ from wcse_jax.checkpoints.export_hf import export_hf
 from wcse_jax.checkpoints.load import bundled_gguf_path
 from wcse_jax.data import few_shot_prompt, load_problems
 from wcse_jax.model import Transformer, count_params, get_preset, init_cache
-from wcse_jax.sampling import SamplingParams, Sampler, context_length
+from wcse_jax.sampling import SamplingParams, Sampler, context_length, sampling_layout
 
 
 def gsm8k_prompt(num_questions: int) -> tuple[str, list[str]]:
@@ -302,7 +302,9 @@ def main():
   }
   runs = []
   for dtype in dtypes:
+    loaded = None  # the last dtype's weights go before the next are made
     loaded = random_model(args.random, dtype) if args.random else load_model('gemma3-270m', dtype=dtype)
+    loaded = sampling_layout(loaded)  # once, so that no sampler holds a second copy of the weights
     for n in args.num_slots.split(','):
       for layout in args.kv_layouts.split(','):
         runs.append(run_ours(args, loaded, prefix, questions, int(n), dtype, layout, yardsticks))

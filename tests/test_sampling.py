@@ -14,7 +14,7 @@ import pytest
 
 import sampling_helpers as helpers  # tests/ is on sys.path under pytest
 from wcse_jax.model import init_cache
-from wcse_jax.sampling import PromptTooLongError, SamplingParams, Sampler
+from wcse_jax.sampling import PromptTooLongError, SamplingParams, Sampler, sampling_layout
 
 
 @pytest.fixture(scope='module')
@@ -149,6 +149,18 @@ def test_nothing_compiles_again_after_warm_up(sampler, outputs):
   params = dataclasses.replace(helpers.PARAMS, max_new_tokens=9)
   helpers.run(sampler, num_samples=5, params=params, seed=123)
   assert [f._cache_size() for f in jitted] == before
+
+
+def test_a_model_laid_out_once_is_sampled_as_it_is_without_a_copy(model, outputs):
+  """`sampling_layout` (what the sampler does to its model on CPU) done once by the
+  caller: the sampler holds the very same arrays, and draws the same samples."""
+  laid_out = sampling_layout(model)
+  assert not laid_out.config.scan_layers and laid_out.config.transposed_embedding
+  assert sampling_layout(laid_out) is laid_out
+  s = Sampler(laid_out, max_len=128, num_slots=4, prefill_rows=2, chunk_steps=5)
+  held, given = jax.tree.leaves(s.model.params), jax.tree.leaves(laid_out.params)
+  assert len(held) == len(given) and all(a is b for a, b in zip(held, given))
+  same(outputs, helpers.run(s))
 
 
 @pytest.mark.parametrize('span', [None, 4])

@@ -154,6 +154,24 @@ def kv_bytes_needed(
   return total
 
 
+def sampling_layout(model: LoadedModel) -> LoadedModel:
+  """The model with its weights laid out as the sampler reads them on its platform.
+
+  On CPU every layer is held on its own (`unstack_layers`) and the embedding
+  table transposed (`transpose_embedding`); elsewhere, and for a model already
+  so laid out, it is `model` itself. `Sampler` lays out what it is given; a
+  caller that keeps a large model for several samplers lays it out once and
+  keeps only this, or the weights are held twice.
+  """
+  if model.mesh.devices.flat[0].platform != 'cpu':
+    return model
+  config, graphdef, params = unstack_layers(model.config, model.graphdef, model.params)
+  config, graphdef, params = transpose_embedding(config, graphdef, params)
+  if config is model.config:
+    return model
+  return dataclasses.replace(model, config=config, graphdef=graphdef, params=params)
+
+
 class Sampler:
   """Samples a loaded model with a fixed number of decode slots, sharded over its mesh.
 
@@ -231,10 +249,7 @@ class Sampler:
           f"not one of 'auto', 'dense', 'paged'; 'auto', {', '.join(map(repr, paged.ATTENTION))}; "
           f"'auto', {', '.join(map(repr, paged.LAYOUTS))}."
       )
-    if platform == 'cpu':
-      config, graphdef, params = unstack_layers(config, model.graphdef, model.params)
-      config, graphdef, params = transpose_embedding(config, graphdef, params)
-      model = dataclasses.replace(model, config=config, graphdef=graphdef, params=params)
+    model = sampling_layout(model)
     self.model = model
     self.tokenizer = model.tokenizer
     self.max_len = max_len
