@@ -145,6 +145,39 @@ def test_rows_over_shared_pages_match_their_whole_sequences(tiny_hf, version, la
       assert not np.asarray(pages[::per_layer]).any()
 
 
+@pytest.mark.parametrize('layout', ['tokens', 'heads'])
+def test_16bit_pools_held_as_bits_compute_the_same_and_are_written_in_place(tiny_hf, layout):
+  """A bfloat16 pool held as its bit patterns (`bits`, the sampler's choice on CPU):
+  the same logits bit for bit, prefill and a decode step of three rows, and the
+  decode step's program needs no temporaries the pools' size (XLA:CPU writes into
+  bfloat16 arrays through a float32 copy of the whole array: twice their size)."""
+  loaded = load_model(str(tiny_hf[2][0]), dtype=jnp.bfloat16, with_tokenizer=False)
+  config, graphdef, params = unstack_layers(loaded.config, loaded.graphdef, loaded.params)
+  model = nnx.merge(graphdef, params)
+  tokens = np.random.default_rng(5).integers(4, 300, (3, 12))
+  runs = {}
+  for bits in (False, True):
+    tables = _tables(config, num_pages=2048, width=4)
+    cache = init_paged_cache(config, {k: 2048 for k in tables.free_pages}, page_size=PAGE,
+                             layout=layout, dtype=jnp.bfloat16, bits=bits)
+    assert cache.tail[0][0].dtype == (jnp.uint16 if bits else jnp.bfloat16)
+    rows = [tables.new() for _ in range(3)]
+    prefill, cache = _call(model, tables, cache, rows, tokens[:, :11], np.tile(np.arange(11), (3, 1)),
+                           np.ones((3, 11), bool))
+    for row in rows:
+      tables.grow(row, 12)
+    step = (jnp.asarray(tokens[:, 11:]), jnp.full((3, 1), 11), jnp.ones((3, 1), bool))
+    view = cache.replace(tables={k: jnp.asarray(tables.table(rows, k)) for k in tables.free_pages})
+    donating = jax.jit(_forward.__wrapped__, donate_argnums=5)  # as the sampler calls it
+    temp = donating.lower(*nnx.split(model), *step, view).compile().memory_analysis().temp_size_in_bytes
+    decoded, _ = donating(*nnx.split(model), *step, view)
+    runs[bits] = np.asarray(prefill), np.asarray(decoded), temp
+  np.testing.assert_array_equal(runs[True][0], runs[False][0])
+  np.testing.assert_array_equal(runs[True][1], runs[False][1])
+  pool_bytes = sum(x.nbytes for pool in cache.tail for x in pool)
+  assert runs[True][2] < pool_bytes / 4, (runs[True][2], runs[False][2], pool_bytes)
+
+
 def _attention_over_pages(preset, kind, layout, attention, t, *, seed=0, window=12, real=None):
   """One attention layer of `preset`'s head layout (narrow embedding, window 12),
   called over pages of random earlier keys (rows of 32 positions): its output and new pool."""

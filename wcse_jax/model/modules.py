@@ -365,7 +365,7 @@ class Attention(nnx.Module):
     if out is None:
       kv, g = self.num_kv_heads, n // self.num_kv_heads
       grouped = q.reshape(b, t, kv, g, h).transpose(0, 2, 1, 3, 4).reshape(b, kv, t * g, h)
-      dtype = jnp.promote_types(self.dtype, pages.pool[0].dtype)
+      dtype = jnp.promote_types(self.dtype, pages.dtype)
       out = self._attend(grouped, pages.segments(positions, self.window, dtype), t)
       out = out.reshape(b, kv, t, g, h).transpose(0, 2, 1, 3, 4)
     out = dot('BTX,XD->BTD', out.reshape(b, t, n * h), self.o_proj[...].reshape(n * h, -1), self.dtype)

@@ -65,6 +65,7 @@ import dataclasses
 import math
 
 import flax.struct
+import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, Int
 
@@ -97,6 +98,8 @@ class PagedKVCache:
   page_size: int = flax.struct.field(pytree_node=False)
   layout: str = flax.struct.field(pytree_node=False)
   attention: str = flax.struct.field(pytree_node=False)
+  # The 16-bit float dtype whose bit patterns the pools hold as uint16 (`empty_pool`), or None.
+  bits_of: str | None = flax.struct.field(pytree_node=False, default=None)
   first: dict[str, Int[Array, '']] = flax.struct.field(default_factory=dict)
   prefix: dict[str, Int[Array, 'W']] = flax.struct.field(default_factory=dict)
   prefixed: Bool[Array, 'B'] | None = None
@@ -129,8 +132,19 @@ def layout_for(platform: str) -> str:
   return 'heads' if platform == 'gpu' else 'tokens'
 
 
-def empty_pool(layout: str, pages: int, page_size: int, kv_heads: int, head_dim: int, dtype):
-  """One layer's (or stack's) pool of `pages` pages, zeros."""
+def empty_pool(
+    layout: str, pages: int, page_size: int, kv_heads: int, head_dim: int, dtype, *, bits: bool = False
+):
+  """One layer's (or stack's) pool of `pages` pages, zeros; with `bits`, a 16-bit float
+  `dtype` is held as its bit patterns, uint16 (`LayerPages.bits_of`).
+
+  XLA:CPU writes into a 16-bit float array through a float32 copy of all of it:
+  every call that writes a page would convert the whole pool there and back
+  (a bfloat16 pool of 1.3 GB took 2.7 GB of temporaries in each prefill and
+  decode program). Integers it writes in place.
+  """
+  if bits:
+    dtype = jnp.uint16
   if layout == 'tokens':
     return (jnp.zeros((pages, page_size, kv_heads, 2, head_dim), dtype),)
   shape = (kv_heads, pages, page_size, head_dim)
@@ -168,6 +182,21 @@ class LayerPages:
   first: Int[Array, ''] | int = 0
   prefix: Int[Array, 'W'] | None = None
   prefixed: Bool[Array, 'B'] | None = None
+  bits_of: str | None = None  # the pool holds this 16-bit float dtype's bit patterns
+
+  @property
+  def dtype(self):
+    """Of the keys and values the pool holds."""
+    return jnp.dtype(self.bits_of) if self.bits_of else self.pool[0].dtype
+
+  def _stored(self, x: Array) -> Array:
+    """Keys or values as the pool holds them."""
+    x = x.astype(self.dtype)
+    return jax.lax.bitcast_convert_type(x, self.pool[0].dtype) if self.bits_of else x
+
+  def _values(self, x: Array) -> Array:
+    """Keys or values read from the pool."""
+    return jax.lax.bitcast_convert_type(x, self.dtype) if self.bits_of else x
 
   @property
   def length(self) -> int:
@@ -189,10 +218,10 @@ class LayerPages:
     slot = positions % self.page_size
     if self.layout == 'tokens':
       (kv,) = self.pool
-      new = jnp.stack([k, v], axis=-2).astype(kv.dtype)  # B T K 2 H
+      new = self._stored(jnp.stack([k, v], axis=-2))  # B T K 2 H
       return (kv.at[page, slot].set(new, mode='drop'),)
     keys, values = self.pool
-    heads_first = lambda x: jnp.moveaxis(x, 2, 0).astype(keys.dtype)  # K B T H
+    heads_first = lambda x: self._stored(jnp.moveaxis(x, 2, 0))  # K B T H
     return (
         keys.at[:, page, slot].set(heads_first(k), mode='drop'),
         values.at[:, page, slot].set(heads_first(v), mode='drop'),
@@ -205,9 +234,9 @@ class LayerPages:
     pages = pages + self.offset
     merge = lambda x, axis: x.reshape(*x.shape[:axis], -1, *x.shape[axis + 2:])
     if self.layout == 'tokens':
-      kv = merge(jnp.take(self.pool[0], pages, axis=0), pages.ndim - 1)  # *B S K 2 H
+      kv = self._values(merge(jnp.take(self.pool[0], pages, axis=0), pages.ndim - 1))  # *B S K 2 H
       return lead + 'SKH', kv[..., 0, :], kv[..., 1, :]
-    keys, values = (merge(jnp.take(x, pages, axis=1), pages.ndim) for x in self.pool)  # K *B S H
+    keys, values = (self._values(merge(jnp.take(x, pages, axis=1), pages.ndim)) for x in self.pool)  # K *B S H
     return 'K' + lead + 'SH', keys, values
 
   def segments(self, positions: Int[Array, 'B T'], window: int | None, dtype) -> list:
@@ -252,7 +281,7 @@ class LayerPages:
     if self.layout == 'heads':  # GPU: the kernel has no window (`kernel_fits`)
       from jax.experimental.pallas.ops.gpu import paged_attention as gpu_paged
 
-      keys, values = self.pool
+      keys, values = map(self._values, self.pool)
       pages = table.shape[1]
       splits = math.gcd(pages, 16)
       out = gpu_paged.paged_attention(
@@ -263,7 +292,7 @@ class LayerPages:
       return out[:, None].astype(jnp.float32)
     from jax.experimental.pallas.ops.tpu.ragged_paged_attention import kernel as tpu_ragged
 
-    (kv,) = self.pool
+    kv = self._values(self.pool[0])
     total, page, k, _, _ = kv.shape
     # The kernel takes each row's real tokens packed one row after another (padding
     # would count as keys past the row's end, even past its table), the last of them

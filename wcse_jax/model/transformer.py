@@ -137,22 +137,28 @@ def init_paged_cache(
     layout: str = 'tokens',
     attention: str = 'xla',
     dtype=jnp.float32,
+    bits: bool = False,
 ) -> paged.PagedKVCache:
   """Empty page pools: `num_pages[kind]` pages per layer of each kind (page 0 the null page).
+
+  `bits`: a 16-bit float `dtype` is held as its bit patterns (`paged.empty_pool`;
+  for XLA:CPU, which writes into 16-bit floats through a float32 copy).
 
   The rows' tables are handed over with each call (`cache.replace(tables=...)`).
   """
   if layout not in paged.LAYOUTS or attention not in paged.ATTENTION:
     raise ValueError(f'Unknown page layout {layout!r} or attention {attention!r}.')
   k, h = config.num_kv_heads, config.head_dim
+  bits = bits and is_16bit_float(dtype)
   pool = lambda kind, layers=1: paged.empty_pool(
-      layout, layers * num_pages[kind.value], page_size, k, h, dtype
+      layout, layers * num_pages[kind.value], page_size, k, h, dtype, bits=bits
   )
   return paged.PagedKVCache(
       blocks=tuple(pool(kind, config.num_repeats) for kind in stacked_kinds(config)),
       tail=tuple(pool(kind) for kind in tail_kinds(config)),
       tables={},
       page_size=page_size, layout=layout, attention=attention,
+      bits_of=jnp.dtype(dtype).name if bits else None,
   )
 
 
@@ -399,7 +405,7 @@ class Transformer(nnx.Module):
           pool=pool, table=cache.tables[kind.value], offset=offset, input_mask=input_mask,
           page_size=cache.page_size, layout=cache.layout, attention=cache.attention,
           first=cache.first.get(kind.value, 0), prefix=cache.prefix.get(kind.value),
-          prefixed=cache.prefixed,
+          prefixed=cache.prefixed, bits_of=cache.bits_of,
       )
       x, pool, _ = block(x, positions, None, pages=pages)
       return x, pool

@@ -132,7 +132,7 @@ def _compiled_paged(
   """For page pools of `num_pages` (a sorted tuple of (kind, pages)) pages per layer."""
   empty = lambda: init_paged_cache(
       config, dict(num_pages), page_size=page_size, layout=layout, attention=attention,
-      dtype=cache_dtype,
+      dtype=cache_dtype, bits=mesh.devices.flat[0].platform == 'cpu',
   )
   replicated = NamedSharding(mesh, PartitionSpec())
   pages = parallel.paged_cache_shardings(jax.eval_shape(empty), mesh)
