@@ -169,9 +169,9 @@ def test_16bit_pools_held_as_bits_compute_the_same_and_are_written_in_place(tiny
     step = (jnp.asarray(tokens[:, 11:]), jnp.full((3, 1), 11), jnp.ones((3, 1), bool))
     view = cache.replace(tables={k: jnp.asarray(tables.table(rows, k)) for k in tables.free_pages})
     donating = jax.jit(_forward.__wrapped__, donate_argnums=5)  # as the sampler calls it
-    temp = donating.lower(*nnx.split(model), *step, view).compile().memory_analysis().temp_size_in_bytes
-    decoded, _ = donating(*nnx.split(model), *step, view)
-    runs[bits] = np.asarray(prefill), np.asarray(decoded), temp
+    compiled = donating.lower(*nnx.split(model), *step, view).compile()
+    decoded, _ = compiled(*nnx.split(model), *step, view)  # the program measured, compiled once
+    runs[bits] = np.asarray(prefill), np.asarray(decoded), compiled.memory_analysis().temp_size_in_bytes
   np.testing.assert_array_equal(runs[True][0], runs[False][0])
   np.testing.assert_array_equal(runs[True][1], runs[False][1])
   pool_bytes = sum(x.nbytes for pool in cache.tail for x in pool)
