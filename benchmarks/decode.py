@@ -30,13 +30,14 @@ ours reads the prefix the warm-up left in the sampler's cache, as vLLM's timed
 run reads the prefix blocks its warm-up left in its prefix cache.
 
 KV layouts (`--kv_layouts`): 'dense' (a row per slot, the prefix in one row
-read once per step), 'paged' (page tables; on TPU and GPU JAX's kernels read
-each slot's pages, the prefix's once per slot; the XLA path, on CPU, reads the
+read once per step), 'paged' (page tables; on TPU JAX's kernel reads each
+slot's pages, the prefix's once per slot; on GPU JAX's kernel reads each slot's
+pages past the prefix's and XLA the prefix's once; the XLA path, on CPU, reads the
 prefix's pages once and each slot's columns in view), 'paged_xla' (pages
 through the XLA path on any backend), or 'auto' (the sampler's choice).
 The KV bytes a step reads are counted per step by the sampler and averaged;
 for pages also the bytes of the pages the slots' tables name, which is what
-JAX's kernels read on TPU and GPU.
+JAX's kernel reads on TPU (on GPU, less the prefix's pages per slot).
 
 Roofline. A decode step reads every weight and at least the KV its slots
 attend to (the prefix's once; not what a layout happens to read), and

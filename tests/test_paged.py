@@ -178,9 +178,12 @@ def test_16bit_pools_held_as_bits_compute_the_same_and_are_written_in_place(tiny
   assert runs[True][2] < pool_bytes / 4, (runs[True][2], runs[False][2], pool_bytes)
 
 
-def _attention_over_pages(preset, kind, layout, attention, t, *, seed=0, window=12, real=None):
+def _attention_over_pages(preset, kind, layout, attention, t, *, seed=0, window=12, real=None, shared=0,
+                          read_once=True):
   """One attention layer of `preset`'s head layout (narrow embedding, window 12),
-  called over pages of random earlier keys (rows of 32 positions): its output and new pool."""
+  called over pages of random earlier keys (rows of 32 positions): its output and new pool.
+  With `shared`, every row's first `shared` pages are the same: a prefix read once
+  (`LayerPages.prefix`) by every row if `read_once`, else through each row's table."""
   from wcse_jax.model import AttentionKind, get_preset  # pylint: disable=g-import-not-at-top
   from wcse_jax.model.modules import Attention  # pylint: disable=g-import-not-at-top
 
@@ -192,12 +195,15 @@ def _attention_over_pages(preset, kind, layout, attention, t, *, seed=0, window=
   pool = paged.empty_pool(layout, total, page, config.num_kv_heads, config.head_dim, jnp.float32)
   pool = tuple(jnp.asarray(rng.standard_normal(x.shape), jnp.float32) for x in pool)
   table = 1 + rng.permutation(rows * width).reshape(rows, width).astype(np.int32)
-  ends = np.array([30, 17, 5])  # each row's last position in this call
+  table[:, :shared] = table[0, :shared]
+  ends = np.array([30, 17, 5 + page * shared])  # each row's last position in this call
   positions = ends[:, None] - t + 1 + np.arange(t)
   mask = jnp.ones((rows, t), bool) if real is None else jnp.arange(t)[None] < jnp.asarray(real)[:, None]
   pages = paged.LayerPages(
       pool=pool, table=jnp.asarray(table), offset=jnp.int32(0), input_mask=mask,
       page_size=page, layout=layout, attention=attention,
+      **(dict(prefix=jnp.asarray(table[0, :shared]), prefixed=jnp.ones(rows, bool))
+         if shared and read_once else {}),
   )
   x = jnp.asarray(rng.standard_normal((rows, t, 32)), jnp.float32)
   out, new_pool, _ = layer(x, jnp.asarray(positions), None, pages=pages)
@@ -220,6 +226,42 @@ def test_the_gpu_paged_kernel_in_interpret_mode_matches_the_xla_path(preset):
   expected, _ = _attention_over_pages(preset, 'global', 'heads', 'xla', 1)
   got, _ = _attention_over_pages(preset, 'global', 'heads', 'interpret', 1)
   np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize('preset', PRESET_NAMES)
+@pytest.mark.parametrize('shared', [1, 2])
+def test_the_gpu_kernel_reads_rows_past_a_prefix_read_once(preset, shared):
+  """The cascade on GPU: every row continues a prefix of `shared` pages, which XLA
+  reads once for all of them while the kernel reads each row's own pages (from the
+  prefix's end), the two merged by their log-sum-exps: the attention of each row
+  over its whole table, by the XLA path, without a cascade."""
+  expected, _ = _attention_over_pages(preset, 'global', 'heads', 'xla', 1, shared=shared, read_once=False)
+  got, _ = _attention_over_pages(preset, 'global', 'heads', 'interpret', 1, shared=shared)
+  np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_the_gpu_kernel_with_its_log_sum_exp_matches_a_softmax():
+  """The kernel's partial sums merged across its splits: the normalised output and the
+  log-sum-exp of each query's (soft-capped) scores over its row's first `length`
+  positions; no key at all gives minus infinity and zeros."""
+  rng = np.random.default_rng(0)
+  b, n, k, h, page = 3, 8, 2, 16, 4
+  q = jnp.asarray(rng.standard_normal((b, n, h)), jnp.float32)
+  keys, values = (jnp.asarray(rng.standard_normal((k, 20, page, h)), jnp.float32) for _ in range(2))
+  table = jnp.asarray(1 + rng.permutation(19)[:16].reshape(b + 1, 4)[:b], jnp.int32)
+  lengths = jnp.asarray([13, 4, 0], jnp.int32)
+  for cap in (None, 5.0):
+    out, lse = paged._gpu_kernel_with_lse(q, keys, values, table, lengths, softcap=cap, interpret=True)
+    gather = lambda x: jnp.take(x, table, axis=1).reshape(k, b, -1, h)
+    scores = jnp.einsum('BKGH,KBSH->BKGS', q.reshape(b, k, n // k, h), gather(keys))
+    if cap:
+      scores = jnp.tanh(scores / cap) * cap
+    scores = jnp.where(jnp.arange(scores.shape[-1]) < lengths[:, None, None, None], scores, -jnp.inf)
+    expected_lse = jax.nn.logsumexp(scores[:2], axis=-1).reshape(2, n)
+    expected = jnp.einsum('BKGS,KBSH->BKGH', jax.nn.softmax(scores[:2], axis=-1), gather(values)[:, :2])
+    np.testing.assert_allclose(out[:2], expected.reshape(2, n, h), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(lse[:2], expected_lse, rtol=1e-5, atol=1e-5)
+    assert np.all(np.asarray(lse[2]) == -np.inf) and not np.asarray(out[2]).any()
 
 
 def test_the_gpu_kernel_reads_local_layers_whose_window_cannot_bind():
@@ -286,6 +328,36 @@ def test_page_tables_share_whole_pages_copy_the_parting_one_and_give_back_by_cou
     for end in range(4, 400, 4):
       tables.grow(hog, min(end, 32))
       tables.grow(tables.new(), 32)
+
+
+def test_a_kernel_gets_the_prefix_apart_only_when_every_active_row_continues_it():
+  """A view's kinds a kernel reads (`whole`): whole tables, and with `whole_cascade`
+  (GPU's kernel) the prefix's pages too, counted once, its rows' pages past them, but
+  only if every active row continues it (the kernel cannot mask a row's prefix
+  columns); an idle row does not count. Other kinds read the prefix once regardless."""
+  tables = PageTables({'global': 32, 'local': 32}, page_size=4, width=8,
+                      windows={'global': None, 'local': 6})
+  prefix = tables.new()
+  tables.grow(prefix, 10)
+  rows = [tables.fork(prefix, 10)[0] for _ in range(2)] + [tables.new()]
+  for row in rows:
+    tables.grow(row, 14)
+  whole = frozenset({'global'})
+  reach = [(13, 14), (13, 14), (13, 14)]
+
+  def view(prefixed, reach=reach, cascade=True):
+    return tables.view(rows, reach, prefixed, unit=1, whole=whole, prefix=prefix, prefix_pages=2,
+                       whole_cascade=cascade)
+
+  got, read = view([True, True, False])
+  assert set(got['prefix']) == {'local'} and got['tables']['global'].shape == (3, 8)
+  assert read['global'] == 4 + 4 + 4  # every page the tables name, the prefix's per row
+  got, read = view([True, True, False], reach=reach[:2] + [None])  # the third row idle
+  assert set(got['prefix']) == {'local', 'global'}
+  np.testing.assert_array_equal(got['prefix']['global'], prefix['global'][:2])
+  assert read['global'] == 3 * 2 + 2  # each table past the prefix's columns, the prefix once
+  got, _ = view([True, True, False], reach=reach[:2] + [None], cascade=False)
+  assert set(got['prefix']) == {'local'}
 
 
 @pytest.mark.parametrize('window', [None, 6])

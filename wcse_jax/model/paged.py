@@ -41,6 +41,10 @@ Attention over pages, per backend, behind `LayerPages.attend`:
     pools `keys, values: [K, P, page, H]`. Prefill and layers whose window
     binds (Gemma 3's 512 and 1024) take the XLA path: the kernel has no
     window, and its key scales cannot mask the part of a page before one.
+    When every row of a call continues the shared prefix, the kernel reads
+    each row's pages past the prefix's whole pages only, and XLA reads the
+    prefix's pages once, one matrix product with every row's queries; the
+    two softmaxes are merged by their log-sum-exps (`LayerPages._cascade`).
   'xla' (CPU, and wherever no kernel fits): each call reads a view
     (`PagedKVCache`): the shared prefix's whole pages gathered once and
     attended to by every row that continues it (a cascade, as the dense
@@ -62,6 +66,7 @@ Attention over pages, per backend, behind `LayerPages.attend`:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 
 import flax.struct
@@ -125,6 +130,14 @@ def kernel_fits(attention: str, layout: str, *, tokens: int, window: int | None,
   if attention == 'xla':
     return False
   return layout == 'tokens' or (tokens == 1 and (window is None or window >= length))
+
+
+def kernel_takes_cascade(layout: str) -> bool:
+  """Whether the kernel of `layout` can read a row's own pages apart from a shared
+  prefix's (it yields the log-sum-exp of its scores, so the two parts can be merged):
+  GPU's paged kernel can (`_gpu_kernel_with_lse`); TPU's ragged kernel returns only
+  its normalised output, so its rows' tables name the prefix's pages too."""
+  return layout == 'heads'
 
 
 def layout_for(platform: str) -> str:
@@ -278,6 +291,8 @@ class LayerPages:
       return None
     interpret = self.attention in ('interpret', 'reference')
     table = self.table + self.offset
+    if self.layout == 'heads' and self.prefix is not None:  # GPU, the prefix read once
+      return self._cascade(q[:, 0], positions[:, 0], table, softcap, interpret)[:, None]
     if self.layout == 'heads':  # GPU: the kernel has no window (`kernel_fits`)
       from jax.experimental.pallas.ops.gpu import paged_attention as gpu_paged
 
@@ -323,6 +338,104 @@ class LayerPages:
       out = tpu_ragged.ragged_paged_attention(*args, **options)
     out = jnp.zeros_like(out).at[order].set(out)  # back to [row, token] order
     return out.reshape(b, t, n, h).astype(jnp.float32)
+
+
+  def _cascade(self, q: Float[Array, 'B N H'], positions: Int[Array, 'B'], table, softcap, interpret):
+    """One-token attention over the shared prefix's pages, read once by XLA for every
+    row (a matrix product of all the rows' queries), and over each row's own pages,
+    from the prefix's end, by GPU's kernel; the two softmaxes merged by their
+    log-sum-exps. Every row continues the prefix (the host hands a kernel the
+    prefix only then), so no row masks it: a row's own positions all follow it."""
+    b, n, h = q.shape
+    keys, values = map(self._values, self.pool)
+    k = keys.shape[0]
+    shared = self.prefix.shape[0] * self.page_size
+    own, own_lse = _gpu_kernel_with_lse(
+        q.astype(keys.dtype), keys, values, table[:, self.prefix.shape[0]:],
+        jnp.maximum(positions + 1 - shared, 0).astype(jnp.int32), softcap=softcap, interpret=interpret,
+    )
+    _, prefix_keys, prefix_values = self._gather(self.prefix)  # K S H
+    grouped = q.reshape(b, k, n // k, h)
+    dtype = jnp.promote_types(q.dtype, keys.dtype)
+    scores = jnp.einsum('BKGH,KSH->BKGS', grouped.astype(dtype), prefix_keys.astype(dtype),
+                        preferred_element_type=jnp.float32)
+    if softcap is not None:
+      scores = jnp.tanh(scores / softcap) * softcap
+    top = scores.max(axis=-1)
+    weights = jnp.exp(scores - top[..., None])
+    total = weights.sum(axis=-1)
+    before = jnp.einsum('BKGS,KSH->BKGH', weights.astype(dtype), prefix_values.astype(dtype),
+                        preferred_element_type=jnp.float32) / total[..., None]
+    before, before_lse = before.reshape(b, n, h), (top + jnp.log(total)).reshape(b, n)
+    # The merge: each part weighted by its share of the whole softmax's sum.
+    both = jnp.maximum(before_lse, own_lse)
+    w_before, w_own = jnp.exp(before_lse - both), jnp.exp(own_lse - both)
+    out = (before * w_before[..., None] + own * w_own[..., None]) / (w_before + w_own)[..., None]
+    return out.astype(jnp.float32)
+
+
+def _gpu_kernel_with_lse(
+    q: Float[Array, 'B N H'], keys, values, table: Int[Array, 'B n'], lengths: Int[Array, 'B'], *,
+    softcap, interpret: bool,
+) -> tuple[Float[Array, 'B N H'], Float[Array, 'B N']]:
+  """JAX's GPU paged attention kernel (`paged_attention_kernel`, which reads each row's
+  first `lengths` positions of its `table`'s pages) with its partial sums combined here
+  rather than by JAX's wrapper, which drops them: the normalised output in float32 and
+  the log-sum-exp of each query's scores (minus infinity where a row has no key).
+
+  The grid is (key/value head, block of 16 query heads of its group, split of the
+  table's pages); each split yields an unnormalised output, its scores' maximum and its
+  sum of exponentials, which are merged across splits.
+  """
+  from jax.experimental import pallas as pl
+  from jax.experimental.pallas import triton as plgpu
+  from jax.experimental.pallas.ops.gpu import paged_attention as gpu_paged
+
+  b, n, h = q.shape
+  k, _, page, _ = keys.shape
+  group, block_h = n // k, 16
+  padded = -(-group // block_h) * block_h
+  pages = table.shape[1]
+  splits = math.gcd(pages, 16)
+  per_split = pages // splits
+  body = functools.partial(
+      gpu_paged.paged_attention_kernel, num_heads=group,
+      pages_per_compute_block=math.gcd(per_split, 8), mask_value=gpu_paged.DEFAULT_MASK_VALUE,
+      attn_logits_soft_cap=softcap,
+  )
+
+  def one_row(q, table, length):
+    q = jnp.pad(q.reshape(k, group, h), ((0, 0), (0, padded - group), (0, 0)))
+    whole_pool = pl.BlockSpec((None, *keys.shape[1:]), lambda i, j, s: (i, 0, 0, 0))
+    outputs = pl.BlockSpec((None, None, block_h, h), lambda i, j, s: (s, i, j, 0))
+    sums = pl.BlockSpec((None, None, block_h), lambda i, j, s: (s, i, j))  # and maxima
+    out, total, top = pl.pallas_call(
+        body,
+        grid=(k, padded // block_h, splits),
+        in_specs=[
+            pl.BlockSpec((None, block_h, h), lambda i, j, s: (i, j, 0)),
+            whole_pool, None, whole_pool, None,  # no key or value scales
+            pl.BlockSpec((None, per_split), lambda i, j, s: (s, 0)),
+            pl.BlockSpec((1,), lambda i, j, s: (0,)),
+        ],
+        out_specs=[outputs, sums, sums],
+        out_shape=[
+            jax.ShapeDtypeStruct((splits, k, padded, h), jnp.float32),
+            jax.ShapeDtypeStruct((splits, k, padded), jnp.float32),
+            jax.ShapeDtypeStruct((splits, k, padded), jnp.float32),
+        ],
+        interpret=interpret,
+        compiler_params=plgpu.CompilerParams(num_warps=8, num_stages=2),
+        name='paged_attention_with_lse',
+    )(q, keys, None, values, None, table.reshape(splits, per_split), length[None])
+    top_all = top.max(axis=0)
+    scale = jnp.exp(top - top_all)
+    total_all = (total * scale).sum(axis=0)
+    out = (out * scale[..., None]).sum(axis=0) / jnp.maximum(total_all, 1e-30)[..., None]
+    lse = jnp.where(total_all > 0, top_all + jnp.log(jnp.maximum(total_all, 1e-30)), -jnp.inf)
+    return out[:, :group].reshape(n, h), lse[:, :group].reshape(n)
+
+  return jax.vmap(one_row)(q, table, lengths)
 
 
 def pages_for(positions: int, page_size: int) -> int:

@@ -421,8 +421,9 @@ class PagedKV:
   The prefix is written once into pages every problem's table names; a
   problem's prompt pages are named by its samples' tables; a slot starts a
   sample by forking the problem's table (one page copied per kind of layer).
-  Each call is handed a view (`_view`): kinds a kernel reads get whole tables;
-  the XLA path gets the prefix's whole pages once and the columns in reach.
+  Each call is handed a view (`_view`): kinds a kernel reads get whole tables
+  (and on GPU the prefix's pages, read once, where every row continues it); the
+  XLA path gets the prefix's whole pages once and the columns in reach.
   """
 
   def __init__(self, sampler, key):
@@ -508,7 +509,7 @@ class PagedKV:
     return self.tables.view(
         seqs, reach, prefixed or [False] * len(seqs), unit=self.page_unit,
         whole=self._kernel_kinds(tokens), prefix=self.prefix if prefixed else None,
-        prefix_pages=self.prefix_pages,
+        prefix_pages=self.prefix_pages, whole_cascade=paged.kernel_takes_cascade(self.sampler.layout),
     )
 
   def _copy(self):
@@ -624,7 +625,7 @@ class PagedKV:
       view, _ = self.tables.view(
           idle, idle, [False] * s.num_slots, unit=self.page_unit, whole=self._kernel_kinds(1),
           prefix=prefix if self.key[1] else None, prefix_pages=prefix_len // s.page_size,
-          columns=count,
+          columns=count, whole_cascade=paged.kernel_takes_cascade(s.layout),
       )
       self.pages, _, _, _ = self.fn.decode(
           s.model.params, self.pages, view, self.fn.new_slots(), jax.random.key(0),
@@ -634,8 +635,8 @@ class PagedKV:
   def kv_bytes(self) -> tuple[int, int]:
     """What the last decode chunk's steps' attention reads, and the bytes of the pages
     the slots' tables name. A kernel reads the named pages (the prefix's once per
-    slot); the XLA path gathers the view's columns of every row and the prefix's
-    pages once (`PageTables.view`)."""
+    slot, or on GPU once in all); the XLA path gathers the view's columns of every
+    row and the prefix's pages once (`PageTables.view`)."""
     read = sum(n * self.page_bytes[kind] for kind, n in self.read.items())
     named = sum(
         np.count_nonzero(self.tables.table(self.slot_pages, kind)) * self.page_bytes[kind]

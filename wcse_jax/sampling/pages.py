@@ -150,6 +150,7 @@ class PageTables:
       prefix: Sequence | None = None,
       prefix_pages: int = 0,
       columns: int | None = None,
+      whole_cascade: bool = False,
   ) -> tuple[dict, dict[str, int]]:
     """What a call of rows `seqs` hands the device (`PagedKVCache.view`), and the
     pages of each kind it reads.
@@ -161,7 +162,10 @@ class PageTables:
     (`first`: the window's start for local layers). With `prefix`, its first
     `prefix_pages` pages are read once (a cascade) for the rows `prefixed`
     marks, whose own columns then begin past them. `columns` sets the count of
-    columns (a precompile's shapes) in place of the rows' reach.
+    columns (a precompile's shapes) in place of the rows' reach. With
+    `whole_cascade` (a kernel that merges a prefix read apart: GPU's) the kinds
+    in `whole` get the prefix too, when every active row continues it: the kernel
+    then reads each row's pages past the prefix's, and the prefix's pages once.
     """
     cascade = prefix is not None and prefix_pages > 0
     active = [r for r, span in enumerate(reach) if span is not None and seqs[r] is not None]
@@ -178,20 +182,23 @@ class PageTables:
     )
     view = dict(tables={}, first={})
     read = {}
+    # Kinds whose prefix is read apart: the XLA path's (its rows' masks say which
+    # rows continue it), and a kernel's where every active row does.
+    apart = [kind for kind in self.free_pages if kind not in whole]
+    if whole_cascade and all(prefixed[r] for r in active):
+      apart += [kind for kind in self.free_pages if kind in whole]
     for kind, lo in lowest.items():
       table = self.table(seqs, kind)
       if kind in whole:
         view['tables'][kind], view['first'][kind] = table, np.int32(0)
-        read[kind] = int(np.count_nonzero(table))
+        past = prefix_pages if cascade and kind in apart else 0
+        read[kind] = int(np.count_nonzero(table[:, past:]))
         continue
       first = max(0, min(lo, self.width - count))
       view['tables'][kind], view['first'][kind] = table[:, first : first + count], np.int32(first)
       read[kind] = table.shape[0] * count
     if cascade:
-      view['prefix'] = {
-          kind: np.asarray(prefix[kind][:prefix_pages], np.int32)
-          for kind in self.free_pages if kind not in whole
-      }
+      view['prefix'] = {kind: np.asarray(prefix[kind][:prefix_pages], np.int32) for kind in apart}
       view['prefixed'] = np.asarray(prefixed, bool)
       for kind in view['prefix']:
         read[kind] += prefix_pages

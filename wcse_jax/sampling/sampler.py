@@ -91,9 +91,10 @@ class RunStats:
   `kv_bytes_read` sums over decode steps the KV bytes each step's attention
   reads: with the dense cache every slot's own rows and the prefix once;
   with pages, each slot's named pages where a kernel reads them (the
-  prefix's once per slot) and its whole table where the XLA path gathers.
+  prefix's once per slot on TPU, once in all on GPU) and the view's columns
+  and the prefix's pages once where the XLA path gathers.
   `kv_bytes_in_pages` sums the pages the slots' tables name (paged only):
-  what JAX's kernels read on TPU and GPU. `kv_bytes_needed` sums what a step
+  what JAX's kernel reads on TPU. `kv_bytes_needed` sums what a step
   must read at least: each slot's positions its attention sees, the prefix's
   once for all (`kv_bytes_needed`).
   """
@@ -197,9 +198,12 @@ class Sampler:
       64 slots, bfloat16 weights: a decode step 4-6% shorter.
     kv_layout: 'paged' (page pools and tables: `wcse_jax.model.paged`),
       'dense' (a row of its own per slot, the prefix in a one-row cache), or
-      'auto': dense, which reads less KV per decode step: it reads the
-      prefix once for all slots, where JAX's paged kernels read it once per
-      slot (and the XLA path over pages reads every table whole).
+      'auto': dense, which reads the least KV per decode step of the two on
+      CPU and TPU (the prefix once for all slots and each slot's spans in
+      view; TPU's paged kernel reads the prefix once per slot, and on CPU
+      gathering pages costs time the rows' spans do not); on GPU, where the
+      paged kernel reads the prefix once too, which is faster is not yet
+      measured.
     page_size: positions per page (paged).
     span: slots per span of a dense row (`LayerCache`): each decode chunk
       reads and writes only the spans its samples reach; None: one span.
