@@ -176,6 +176,8 @@ def test_16bit_pools_held_as_bits_compute_the_same_and_are_written_in_place(tiny
   np.testing.assert_array_equal(runs[True][1], runs[False][1])
   pool_bytes = sum(x.nbytes for pool in cache.tail for x in pool)
   assert runs[True][2] < pool_bytes / 4, (runs[True][2], runs[False][2], pool_bytes)
+  with pytest.raises(ValueError, match='Only a 16-bit float pool'):
+    paged.empty_pool(layout, 4, PAGE, 1, 8, jnp.float32, bits=True)
 
 
 def _attention_over_pages(preset, kind, layout, attention, t, *, seed=0, window=12, real=None, shared=0,

@@ -109,21 +109,40 @@ def apply_rope(
     *,
     base: float,
     scale: float = 1.0,
+    rotation: tuple[Array, Array] | None = None,
 ) -> Float[Array, 'B T N H']:
   """Rotary embedding on the two halves of the head dimension.
 
   With `scale` > 1 positions are divided by it (linear scaling, as Gemma 3 does
-  on its global layers).
+  on its global layers). `rotation`: `rope_rotation` of these positions,
+  computed once for every layer that shares it.
   """
-  half = x.shape[-1] // 2
-  inv_freq = 1.0 / base ** (jnp.arange(half, dtype=jnp.float32) * 2 / x.shape[-1])
-  angles = (positions.astype(jnp.float32) / scale)[..., None] * inv_freq
-  sin, cos = jnp.sin(angles)[:, :, None, :], jnp.cos(angles)[:, :, None, :]
+  sin, cos = rope_rotation(positions, x.shape[-1], base=base, scale=scale) if rotation is None else rotation
   first, second = jnp.split(x.astype(jnp.float32), 2, axis=-1)
   rotated = jnp.concatenate(
       [first * cos - second * sin, second * cos + first * sin], axis=-1
   )
   return rotated.astype(x.dtype)
+
+
+def rope_rotation(
+    positions: Int[Array, 'B T'], head_dim: int, *, base: float, scale: float = 1.0
+) -> tuple[Float[Array, 'B T 1 H/2'], Float[Array, 'B T 1 H/2']]:
+  """The sines and cosines `apply_rope` turns the two halves of a head by."""
+  half = head_dim // 2
+  inv_freq = 1.0 / base ** (jnp.arange(half, dtype=jnp.float32) * 2 / head_dim)
+  angles = (positions.astype(jnp.float32) / scale)[..., None] * inv_freq
+  return jnp.sin(angles)[:, :, None, :], jnp.cos(angles)[:, :, None, :]
+
+
+def rope_rotations(config: GemmaConfig, positions: Int[Array, 'B T']) -> dict[str, tuple[Array, Array]]:
+  """`rope_rotation` of `positions` for each kind of layer, computed once per call (or
+  once per decode step: `Transformer.__call__`'s `rotations`)."""
+  out = {}
+  for kind in dict.fromkeys(config.layer_kinds):
+    base, scale = Attention.rope_of(config, kind)
+    out[kind.value] = rope_rotation(positions, config.head_dim, base=base, scale=scale)
+  return out
 
 
 @flax.struct.dataclass
@@ -262,10 +281,7 @@ class Attention(nnx.Module):
     self.query_scale = config.query_pre_attn_scalar**-0.5
     self.softcap = config.attn_logit_softcap
     self.window = config.sliding_window if kind == AttentionKind.LOCAL else None
-    if kind == AttentionKind.LOCAL:
-      self.rope_base, self.rope_scale = config.rope_base_local, 1.0
-    else:
-      self.rope_base, self.rope_scale = config.rope_base_global, config.rope_scale_global
+    self.rope_base, self.rope_scale = self.rope_of(config, kind)
     self.q_proj = nnx.Param(_normal(rngs, (d, n, h), param_dtype))
     self.k_proj = nnx.Param(_normal(rngs, (d, k, h), param_dtype))
     self.v_proj = nnx.Param(_normal(rngs, (d, k, h), param_dtype))
@@ -276,12 +292,20 @@ class Attention(nnx.Module):
     else:
       self.query_norm = self.key_norm = None
 
+  @staticmethod
+  def rope_of(config: GemmaConfig, kind: AttentionKind) -> tuple[float, float]:
+    """The rotary embedding's base and position scale in layers of `kind`."""
+    if kind == AttentionKind.LOCAL:
+      return config.rope_base_local, 1.0
+    return config.rope_base_global, config.rope_scale_global
+
   def __call__(
       self,
       x: Float[Array, 'B T D'],
       positions: Int[Array, 'B T'],
       mask: Bool[Array, 'B T U'],
       *,
+      rotations: dict[str, tuple[Array, Array]] | None = None,
       cache: LayerCache | None = None,
       cache_mask: Bool[Array, 'B T S'] | None = None,
       write_slots: Int[Array, 'B T'] | None = None,
@@ -305,6 +329,8 @@ class Attention(nnx.Module):
     Read-after-write lets XLA update the cache in place: reading the cache
     and then writing it makes XLA:CPU copy every layer's cache each step.
 
+    `rotations`: `rope_rotations` of `positions` (computed here if None).
+
     `shared` is a one-row cache (`[1, K, P, H]`: a prompt prefix) that every
     row reads where `shared_mask` allows, without a copy per row.
 
@@ -323,8 +349,9 @@ class Attention(nnx.Module):
     v = dot('BTD,DKH->BTKH', x, self.v_proj[...], dt)
     if self.query_norm is not None:
       q, k = self.query_norm(q), self.key_norm(k)
-    q = apply_rope(q, positions, base=self.rope_base, scale=self.rope_scale)
-    k = apply_rope(k, positions, base=self.rope_base, scale=self.rope_scale)
+    rotation = rotations[self.kind.value] if rotations is not None else None
+    q = apply_rope(q, positions, base=self.rope_base, scale=self.rope_scale, rotation=rotation)
+    k = apply_rope(k, positions, base=self.rope_base, scale=self.rope_scale, rotation=rotation)
     q = q * self.query_scale
 
     if pages is not None:
@@ -432,7 +459,8 @@ class Block(nnx.Module):
     self.post_ffw_norm = norm() if config.use_post_ffw_norm else None
 
   def __call__(self, x, positions, mask, **cache_args):
-    """`cache_args` go to `Attention`: cache, cache_mask, write_slots, shared, shared_mask, pages."""
+    """`cache_args` go to `Attention`: rotations, cache, cache_mask, write_slots, shared,
+    shared_mask, pages."""
     attended, k, v = self.attn(self.pre_attention_norm(x), positions, mask, **cache_args)
     if self.post_attention_norm is not None:
       attended = self.post_attention_norm(attended)

@@ -157,6 +157,8 @@ def empty_pool(
   decode program). Integers it writes in place.
   """
   if bits:
+    if jnp.dtype(dtype).itemsize != 2 or not jnp.issubdtype(dtype, jnp.floating):
+      raise ValueError(f'Only a 16-bit float pool is held as bits, not a {jnp.dtype(dtype).name} one.')
     dtype = jnp.uint16
   if layout == 'tokens':
     return (jnp.zeros((pages, page_size, kv_heads, 2, head_dim), dtype),)

@@ -64,7 +64,7 @@ from jaxtyping import Array, Bool, Float, Int
 from wcse_jax.model import paged
 from wcse_jax.model.config import AttentionKind, GemmaConfig
 from wcse_jax.model.modules import (
-    Block, Embedder, LayerCache, RMSNorm, is_16bit_float, span_widths, write_cache,
+    Block, Embedder, LayerCache, RMSNorm, is_16bit_float, rope_rotations, span_widths, write_cache,
 )
 
 
@@ -268,6 +268,7 @@ class Transformer(nnx.Module):
       remat: bool = False,
       return_hidden: bool = False,
       cache_view: int | None = None,
+      rotations: dict | None = None,
   ) -> tuple[Float[Array, 'B T V'], KVCache | None]:
     """Logits (float32) for every token, and the cache with this call's tokens.
 
@@ -292,12 +293,18 @@ class Transformer(nnx.Module):
       cache_view: read and write only the first `cache_view` slots of each
         row of `cache` (all if None). The caller promises that each row's
         tokens, cached and new, lie at positions below `origin + cache_view`.
+      rotations: `rope_rotations(config, positions)`, if the caller has them.
+        A decode loop computes the next step's in this one and carries them:
+        XLA:CPU otherwise evaluates the sines and cosines again inside every
+        layer's rotation of its queries and keys.
     """
     config = self.config
+    if rotations is None:
+      rotations = rope_rotations(config, positions)
     if isinstance(cache, paged.PagedKVCache):
       if shared is not None or attention_mask is not None:
         raise ValueError('A paged cache holds the prefix in its pages and masks by position.')
-      return self._paged(tokens, positions, input_mask, cache, return_hidden)
+      return self._paged(tokens, positions, input_mask, cache, return_hidden, rotations)
     if shared is not None and cache is None:
       raise ValueError('A shared prefix is read by the rows of a cache: pass `cache` too.')
     if input_mask is None:
@@ -334,7 +341,7 @@ class Transformer(nnx.Module):
     def run_block(block_def, block_state, x, layer_cache, shared_cache, kind, write=False):
       block = nnx.merge(block_def, block_state)
       return block(
-          x, positions, masks[kind], cache=layer_cache,
+          x, positions, masks[kind], rotations=rotations, cache=layer_cache,
           cache_mask=(tail_masks if write else cache_masks).get(kind),
           write_slots=slots[kind] if write else None,
           shared=shared_cache, shared_mask=shared_masks.get(kind), view=cache_view,
@@ -393,7 +400,7 @@ class Transformer(nnx.Module):
         prefixed=cache.prefixed,
     )
 
-  def _paged(self, tokens, positions, input_mask, cache: paged.PagedKVCache, return_hidden):
+  def _paged(self, tokens, positions, input_mask, cache: paged.PagedKVCache, return_hidden, rotations):
     """The forward pass over a paged cache: each layer writes its keys and values
     into its pool and attends to the rows' pages (see `paged`)."""
     config = self.config
@@ -407,7 +414,7 @@ class Transformer(nnx.Module):
           first=cache.first.get(kind.value, 0), prefix=cache.prefix.get(kind.value),
           prefixed=cache.prefixed, bits_of=cache.bits_of,
       )
-      x, pool, _ = block(x, positions, None, pages=pages)
+      x, pool, _ = block(x, positions, None, rotations=rotations, pages=pages)
       return x, pool
 
     x = self.embedder.encode(tokens)
