@@ -341,7 +341,6 @@ class LayerPages:
     out = jnp.zeros_like(out).at[order].set(out)  # back to [row, token] order
     return out.reshape(b, t, n, h).astype(jnp.float32)
 
-
   def _cascade(self, q: Float[Array, 'B N H'], positions: Int[Array, 'B'], table, softcap, interpret):
     """One-token attention over the shared prefix's pages, read once by XLA for every
     row (a matrix product of all the rows' queries), and over each row's own pages,
@@ -365,15 +364,26 @@ class LayerPages:
       scores = jnp.tanh(scores / softcap) * softcap
     top = scores.max(axis=-1)
     weights = jnp.exp(scores - top[..., None])
-    total = weights.sum(axis=-1)
     before = jnp.einsum('BKGS,KSH->BKGH', weights.astype(dtype), prefix_values.astype(dtype),
-                        preferred_element_type=jnp.float32) / total[..., None]
-    before, before_lse = before.reshape(b, n, h), (top + jnp.log(total)).reshape(b, n)
-    # The merge: each part weighted by its share of the whole softmax's sum.
-    both = jnp.maximum(before_lse, own_lse)
-    w_before, w_own = jnp.exp(before_lse - both), jnp.exp(own_lse - both)
-    out = (before * w_before[..., None] + own * w_own[..., None]) / (w_before + w_own)[..., None]
-    return out.astype(jnp.float32)
+                        preferred_element_type=jnp.float32)
+    # The kernel's normalised output is a part whose maximum is its log-sum-exp and whose sum is 1.
+    out, _ = _merge_parts(
+        jnp.stack([before.reshape(b, n, h), own]), jnp.stack([top.reshape(b, n), own_lse]),
+        jnp.stack([weights.sum(axis=-1).reshape(b, n), jnp.ones_like(own_lse)]),
+    )
+    return out
+
+
+def _merge_parts(out, top, total):
+  """One softmax's output from parts of its keys (axis 0), each given as its unnormalised
+  output, its scores' maximum and its sum of exponentials: the normalised output and the
+  log-sum-exp of all the scores (minus infinity, and zeros, where no part has a key)."""
+  top_all = top.max(axis=0)
+  scale = jnp.exp(top - top_all)
+  total_all = (total * scale).sum(axis=0)
+  out = (out * scale[..., None]).sum(axis=0) / jnp.maximum(total_all, 1e-30)[..., None]
+  lse = jnp.where(total_all > 0, top_all + jnp.log(jnp.maximum(total_all, 1e-30)), -jnp.inf)
+  return out, lse
 
 
 def _gpu_kernel_with_lse(
@@ -430,11 +440,7 @@ def _gpu_kernel_with_lse(
         compiler_params=plgpu.CompilerParams(num_warps=8, num_stages=2),
         name='paged_attention_with_lse',
     )(q, keys, None, values, None, table.reshape(splits, per_split), length[None])
-    top_all = top.max(axis=0)
-    scale = jnp.exp(top - top_all)
-    total_all = (total * scale).sum(axis=0)
-    out = (out * scale[..., None]).sum(axis=0) / jnp.maximum(total_all, 1e-30)[..., None]
-    lse = jnp.where(total_all > 0, top_all + jnp.log(jnp.maximum(total_all, 1e-30)), -jnp.inf)
+    out, lse = _merge_parts(out, top, total)  # across the splits
     return out[:, :group].reshape(n, h), lse[:, :group].reshape(n)
 
   return jax.vmap(one_row)(q, table, lengths)
