@@ -121,27 +121,28 @@ def test_rows_reading_a_shared_prefix_match_their_whole_sequences(tiny_hf, versi
 
 
 @pytest.mark.parametrize('dtype', [jnp.float32, jnp.bfloat16])
-def test_a_transposed_embedding_table_computes_the_same_logits(tiny_hf, dtype):
-  """`transpose_embedding` (the sampler's layout on CPU): the same lookup (bfloat16 tables
-  are gathered as integers) and the same output projection. In bfloat16 the logits are
-  equal bit for bit; in float32 XLA sums the projection with another kernel, in
-  another order, so they agree to float32 rounding."""
+def test_an_embedding_table_with_its_bits_computes_the_same_logits(tiny_hf, dtype):
+  """`with_embedding_bits` (the sampler's layout on CPU): a bfloat16 table's rows are
+  gathered from its bits, the same numbers; a float32 table has none. The logits
+  are equal bit for bit, and the vocabulary-major ones (the decode loop's on CPU)
+  are their transpose, to float32 rounding of another summation order."""
   from flax import nnx  # pylint: disable=g-import-not-at-top
-  from wcse_jax.model import transpose_embedding  # pylint: disable=g-import-not-at-top
+  from wcse_jax.model import with_embedding_bits  # pylint: disable=g-import-not-at-top
 
   loaded = load_model(str(tiny_hf[3][0]), dtype=dtype, param_dtype=dtype, with_tokenizer=False)
-  config, graphdef, params = transpose_embedding(loaded.config, loaded.graphdef, loaded.params)
-  # A 16-bit table also keeps its rows' bits for lookups.
-  tables = {'transposed_embedding'} | ({'embedding_bits'} if dtype == jnp.bfloat16 else set())
-  assert config.transposed_embedding and nnx.to_pure_dict(params)['embedder'].keys() == tables
+  config, graphdef, params = with_embedding_bits(loaded.config, loaded.graphdef, loaded.params)
+  tables = {'input_embedding'} | ({'embedding_bits'} if dtype == jnp.bfloat16 else set())
+  assert config.embedding_bits and nnx.to_pure_dict(params)['embedder'].keys() == tables
   tokens = jnp.asarray(np.random.default_rng(0).integers(0, 300, (2, 7)))
   positions = jnp.broadcast_to(jnp.arange(7), (2, 7))
   before = nnx.merge(loaded.graphdef, loaded.params)(tokens, positions)[0]
-  after = nnx.merge(graphdef, params)(tokens, positions)[0]
-  if dtype == jnp.bfloat16:
-    np.testing.assert_array_equal(np.asarray(after), np.asarray(before))
-  else:
-    np.testing.assert_allclose(np.asarray(after), np.asarray(before), rtol=1e-6, atol=1e-5)  # terms up to ~20: a few ulp of the partial sums
+  model = nnx.merge(graphdef, params)
+  after = model(tokens, positions)[0]
+  np.testing.assert_array_equal(np.asarray(after), np.asarray(before))
+  hidden = model(tokens, positions, return_hidden=True)[0][:, -1]
+  by_vocab = model.logits(hidden, vocab_major=True)
+  assert by_vocab.shape == (config.vocab_size, 2)
+  np.testing.assert_allclose(np.asarray(by_vocab.T), np.asarray(before[:, -1]), rtol=1e-6, atol=1e-5)
 
 
 def test_packed_rows_equal_separate_rows(tiny_hf):

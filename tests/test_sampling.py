@@ -155,7 +155,7 @@ def test_a_model_laid_out_once_is_sampled_as_it_is_without_a_copy(model, outputs
   """`sampling_layout` (what the sampler does to its model on CPU) done once by the
   caller: the sampler holds the very same arrays, and draws the same samples."""
   laid_out = sampling_layout(model)
-  assert not laid_out.config.scan_layers and laid_out.config.transposed_embedding
+  assert not laid_out.config.scan_layers and laid_out.config.embedding_bits
   assert sampling_layout(laid_out) is laid_out
   s = Sampler(laid_out, max_len=128, num_slots=4, prefill_rows=2, chunk_steps=5)
   held, given = jax.tree.leaves(s.model.params), jax.tree.leaves(laid_out.params)

@@ -132,15 +132,18 @@ def test_bad_sampling_params_say_what_is_wrong(bad, message):
     SamplingParams(**bad)
 
 
+@pytest.mark.parametrize('vocab_major', [False, True], ids=['rows', 'vocab_major'])
 @pytest.mark.parametrize('vocab, k', [(262_144, 40), (262_144, 1), (262_144, 300), (1000, 40), (50_001, 7)])
-def test_two_stage_top_k_equals_lax_top_k_with_ties(vocab, k):
+def test_two_stage_top_k_equals_lax_top_k_with_ties(vocab, k, vocab_major):
   logits = jax.random.normal(jax.random.key(5), (6, vocab))
   # Ties: whole runs of equal values, across blocks and at the k-th place.
   logits = logits.at[1].set(jnp.round(logits[1] * 2) / 2)
   logits = logits.at[2].set(0.0)
   logits = logits.at[3, ::97].set(9.0)
   logits = logits.at[4, -1].set(100.0)  # the largest entry in the last, padded block
-  values, index = jax.jit(top_k, static_argnums=1)(logits, k)
+  given = logits.T if vocab_major else logits
+  values, index = jax.jit(top_k, static_argnums=1, static_argnames='vocab_major')(
+      given, k, vocab_major=vocab_major)
   want_values, want_index = jax.lax.top_k(logits, k)
   np.testing.assert_array_equal(values, want_values)
   np.testing.assert_array_equal(index, want_index)
@@ -160,3 +163,28 @@ def test_top_p_threshold_of_a_row_does_not_depend_on_the_other_rows():
   both, _ = sample_next(logits, keys, rules)
   first, _ = sample_next(logits[:1], keys[:1], rules)
   assert int(both[0]) == int(first[0])
+
+
+@pytest.mark.parametrize('rules', [
+    TokenRules(temperature=0),
+    TokenRules(temperature=0.7, top_k=40),
+    TokenRules(temperature=1.0, top_k=3, top_p=0.9),
+    TokenRules(temperature=0.8),
+    TokenRules(temperature=1.2, top_p=0.5, min_p=0.1),
+], ids=['greedy', 'topk', 'topk-topp', 'full', 'topp-minp'])
+def test_vocab_major_logits_draw_the_same_tokens(rules):
+  """`sample_next(vocab_major=True)` (logits [V, B], the CPU decode loop's) draws each row's
+  token exactly as from [B, V], ties and a padded last block included; the
+  log-probabilities agree to float32 rounding of another summation order."""
+  vocab, rows = 50_001, 24
+  logits = jax.random.normal(jax.random.key(8), (rows, vocab)) * 3
+  logits = logits.at[1].set(jnp.round(logits[1]))  # ties everywhere
+  logits = logits.at[2, ::1000].set(20.0)  # ties at the top
+  logits = logits.at[3, -1].set(30.0)  # the largest in the padded last block
+  keys = token_keys(jax.random.key(1), jnp.arange(rows), jnp.zeros(rows, jnp.int32), jnp.zeros(rows, jnp.int32))
+  draw_with = jax.jit(sample_next, static_argnums=2, static_argnames='vocab_major')
+  tokens, logprobs = draw_with(logits, keys, rules)
+  by_vocab, by_vocab_logprobs = draw_with(logits.T, keys, rules, vocab_major=True)
+  np.testing.assert_array_equal(by_vocab, tokens)
+  np.testing.assert_allclose(by_vocab_logprobs, logprobs, rtol=0, atol=2e-5)
+  assert len(set(np.asarray(tokens).tolist())) > rows // 2  # the draws differ by row

@@ -40,7 +40,6 @@ LOGICAL_RULES: dict[str, str | None] = {
 # Logical axes of each parameter, by its name inside a layer (or at the top).
 PARAM_AXES: dict[str, tuple[str, ...]] = {
     'embedder.input_embedding': ('vocab', 'embed'),
-    'embedder.transposed_embedding': ('embed', 'vocab'),
     'embedder.embedding_bits': ('vocab', 'embed'),
     'final_norm.scale': ('norm',),
     'attn.q_proj': ('embed', 'q_heads', 'head_dim'),

@@ -19,6 +19,6 @@ from wcse_jax.model.transformer import (
     init_cache,
     init_paged_cache,
     segment_mask,
-    transpose_embedding,
+    with_embedding_bits,
     unstack_layers,
 )

@@ -56,10 +56,10 @@ class GemmaConfig:
   # pattern position and scanned (one period compiles, for any depth), or one
   # by one (no per-layer slicing of weights and caches; see `unstack_layers`).
   scan_layers: bool = True
-  # ... and the embedding table stored [vocab, embed] (as checkpoints hold it) or
-  # [embed, vocab] (`transpose_embedding`: the output projection then reads it in
-  # the layout XLA:CPU's matmul wants, where it would otherwise copy the table).
-  transposed_embedding: bool = False
+  # ... and a 16-bit embedding table also held as its bits, for the lookups of
+  # input tokens (`with_embedding_bits`): XLA:CPU gathers from a bfloat16 table
+  # by converting the whole table first, on every call.
+  embedding_bits: bool = False
 
   def __post_init__(self):
     if self.num_heads % self.num_kv_heads:

@@ -60,46 +60,39 @@ def is_16bit_float(dtype) -> bool:
 class Embedder(nnx.Module):
   """Token embedding, shared with the output projection.
 
-  The table is `input_embedding` ([vocab, embed]), or `transposed_embedding`
-  ([embed, vocab]) when `config.transposed_embedding`: the same numbers. A
-  transposed 16-bit table comes with `embedding_bits`, the [vocab, embed]
-  table's bits as integers, for lookups (see `encode`).
+  The table is `input_embedding` ([vocab, embed]). With
+  `config.embedding_bits` a 16-bit table comes with `embedding_bits`, its bits
+  as integers, for lookups (see `encode`).
   """
 
   def __init__(self, config: GemmaConfig, *, rngs: nnx.Rngs, dtype, param_dtype):
     shape = (config.vocab_size, config.embed_dim)
     self.dtype = dtype
-    self.transposed = config.transposed_embedding
-    if self.transposed:
-      self.transposed_embedding = nnx.Param(_normal(rngs, shape, param_dtype).T)
-      if is_16bit_float(param_dtype):
-        self.embedding_bits = nnx.Param(jnp.zeros(shape, jnp.uint16))
-    else:
-      self.input_embedding = nnx.Param(_normal(rngs, shape, param_dtype))
+    self.input_embedding = nnx.Param(_normal(rngs, shape, param_dtype))
+    if config.embedding_bits and is_16bit_float(param_dtype):
+      self.embedding_bits = nnx.Param(jnp.zeros(shape, jnp.uint16))
 
   def encode(self, tokens: Int[Array, 'B T']) -> Float[Array, 'B T D']:
     # A 16-bit float table is gathered as integers: XLA:CPU gathers bfloat16 by
-    # converting the whole table to float32 first, on every call. Converting
-    # the table to integers inside the call costs a whole copy too (0.1 s per
-    # call for Gemma 3's 262k x 640), which `embedding_bits` spares.
-    if self.transposed and hasattr(self, 'embedding_bits'):  # a transposed 16-bit table
-      table, dtype = self.embedding_bits[...], self.transposed_embedding[...].dtype
-      rows = jax.lax.bitcast_convert_type(jnp.take(table, tokens, axis=0), dtype)
-    elif self.transposed:  # a transposed float32 table: columns
-      rows = jnp.moveaxis(jnp.take(self.transposed_embedding[...], tokens, axis=1), 0, -1)
+    # converting the whole table to float32 first, on every call, and converting
+    # it to integers inside the call is a whole copy too (0.1 s per call for
+    # Gemma 3's 262k x 640), which `embedding_bits` spares.
+    table = self.input_embedding[...]
+    if hasattr(self, 'embedding_bits'):
+      rows = jax.lax.bitcast_convert_type(jnp.take(self.embedding_bits[...], tokens, axis=0), table.dtype)
+    elif is_16bit_float(table.dtype):
+      rows = jnp.take(jax.lax.bitcast_convert_type(table, jnp.uint16), tokens, axis=0)
+      rows = jax.lax.bitcast_convert_type(rows, table.dtype)
     else:
-      table = self.input_embedding[...]
-      bits = is_16bit_float(table.dtype)
-      source = jax.lax.bitcast_convert_type(table, jnp.uint16) if bits else table
-      rows = jnp.take(source, tokens, axis=0)
-      rows = jax.lax.bitcast_convert_type(rows, table.dtype) if bits else rows
+      rows = jnp.take(table, tokens, axis=0)
     x = rows.astype(self.dtype).astype(jnp.float32)
     # The reference rounds sqrt(D) to the compute dtype before multiplying.
     return x * jnp.asarray(x.shape[-1] ** 0.5, self.dtype).astype(jnp.float32)
 
-  def decode(self, x: Float[Array, '*B D']) -> Float[Array, '*B V']:
-    if self.transposed:
-      return dot('...D,DV->...V', x, self.transposed_embedding[...], self.dtype)
+  def decode(self, x: Float[Array, '*B D'], *, vocab_major: bool = False) -> Float[Array, '*B V']:
+    """Logits `[..., V]` of `x`; `vocab_major`: of `x` `[B, D]`, the logits `[V, B]`."""
+    if vocab_major:
+      return dot('VD,BD->VB', self.input_embedding[...], x, self.dtype)
     return dot('...D,VD->...V', x, self.input_embedding[...], self.dtype)
 
 

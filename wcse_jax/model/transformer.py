@@ -454,9 +454,10 @@ class Transformer(nnx.Module):
       seen = _window(seen, positions, cached_pos, self.config.sliding_window)
     return seen
 
-  def logits(self, hidden: Float[Array, '*B D']) -> Float[Array, '*B V']:
-    """Float32 logits (soft-capped where the model does) from final hidden states."""
-    logits = self.embedder.decode(hidden).astype(jnp.float32)
+  def logits(self, hidden: Float[Array, '*B D'], *, vocab_major: bool = False) -> Float[Array, '*B V']:
+    """Float32 logits (soft-capped where the model does) from final hidden states;
+    `vocab_major`: of hidden states `[B, D]`, the logits `[V, B]` (`Embedder.decode`)."""
+    logits = self.embedder.decode(hidden, vocab_major=vocab_major).astype(jnp.float32)
     if self.config.final_logit_softcap is not None:
       cap = self.config.final_logit_softcap
       logits = jnp.tanh(logits / cap) * cap
@@ -520,29 +521,25 @@ def _param_dtype(params: nnx.State):
   return next(x.dtype for x in jax.tree.leaves(params) if jnp.issubdtype(x.dtype, jnp.floating))
 
 
-def transpose_embedding(
+def with_embedding_bits(
     config: GemmaConfig, graphdef: nnx.GraphDef, params: nnx.State
 ) -> tuple[GemmaConfig, nnx.GraphDef, nnx.State]:
-  """The same model with its embedding table stored [embed, vocab] (one transposed copy).
-
-  XLA:CPU's matmul reads the output projection's weight as [embed, vocab]: from
-  the checkpoint's [vocab, embed] table it copies the whole table into that
-  layout on every call of a jitted decode loop (0.2 s for Gemma 3's 262k x 640).
-  A 16-bit table is also kept [vocab, embed] as integers, for the lookups of
-  the input tokens (`Embedder.encode`).
+  """The same model with a 16-bit embedding table also held as its bits (integers), from
+  which `Embedder.encode` gathers the input tokens' rows: XLA:CPU gathers from a
+  bfloat16 table by converting the whole table first, on every call. A float32 table
+  is gathered as it is (the model comes back unchanged but for the flag).
   """
-  if config.transposed_embedding:
+  if config.embedding_bits:
     return config, graphdef, params
-  transposed = config.replace(transposed_embedding=True)
+  flagged = config.replace(embedding_bits=True)
   model = nnx.merge(graphdef, params)
   target = nnx.eval_shape(lambda: Transformer(
-      transposed, rngs=nnx.Rngs(0), dtype=model.dtype, param_dtype=_param_dtype(params)
+      flagged, rngs=nnx.Rngs(0), dtype=model.dtype, param_dtype=_param_dtype(params)
   ))
   new_graphdef, new_params = nnx.split(target)
   pure = nnx.to_pure_dict(params)
-  table = pure['embedder'].pop('input_embedding')
-  pure['embedder']['transposed_embedding'] = jnp.transpose(table)
-  if is_16bit_float(table.dtype):  # rows for lookups (`Embedder.encode`)
+  table = pure['embedder']['input_embedding']
+  if is_16bit_float(table.dtype):
     pure['embedder']['embedding_bits'] = jax.lax.bitcast_convert_type(table, jnp.uint16)
   nnx.replace_by_pure_dict(new_params, pure)
-  return transposed, new_graphdef, new_params
+  return flagged, new_graphdef, new_params

@@ -68,6 +68,13 @@ def _slot_state(config, mesh, num_slots, prefill_rows):
   return slot_sharding, logits_sharding, makers
 
 
+def _vocab_major(mesh) -> bool:
+  """Whether the decode loop holds the slots' logits `[V, B]` (`steps.decode_chunk`): on
+  CPU, where XLA computes and reduces them faster so (the bundled model at 64 slots:
+  the output projection 92 to 61 ms of a ~200 ms step)."""
+  return mesh.devices.flat[0].platform == 'cpu'
+
+
 @functools.lru_cache(maxsize=16)
 def _compiled(
     graphdef, config, mesh, *, num_slots, prefill_rows, row_len, prefix_len, span, cache_dtype,
@@ -96,7 +103,9 @@ def _compiled(
       begin_rows=jax.jit(steps.begin_rows, donate_argnums=0, out_shardings=pool),
       refill=jax.jit(steps.refill, donate_argnums=(0, 1), out_shardings=(cache, slot_sharding)),
       decode=jax.jit(
-          functools.partial(steps.decode_chunk, graphdef, eos_ids=eos_ids),
+          functools.partial(
+              steps.decode_chunk, graphdef, eos_ids=eos_ids, vocab_major=_vocab_major(mesh)
+          ),
           static_argnames=('rules', 'steps', 'view'),
           donate_argnums=(1, 2),
           out_shardings=(cache, slot_sharding, replicated, replicated),
@@ -150,7 +159,9 @@ def _compiled_paged(
       copy=jax.jit(functools.partial(copy_pages, config), donate_argnums=0, out_shardings=pages),
       refill=jax.jit(steps.refill_slots, donate_argnums=0, out_shardings=slot_sharding),
       decode=jax.jit(
-          _over_view(functools.partial(steps.decode_chunk, graphdef, eos_ids=eos_ids)),
+          _over_view(functools.partial(
+              steps.decode_chunk, graphdef, eos_ids=eos_ids, vocab_major=_vocab_major(mesh)
+          )),
           static_argnames=('rules', 'steps'),
           donate_argnums=(1, 3),
           out_shardings=(pages, slot_sharding, replicated, replicated),

@@ -103,6 +103,7 @@ def sample_next(
     rules: TokenRules,
     *,
     rows: Bool[Array, 'B'] | None = None,
+    vocab_major: bool = False,
 ) -> tuple[Int[Array, 'B'], Float[Array, 'B']]:
   """Draws one token per row; returns it and its log-probability under the model.
 
@@ -110,17 +111,28 @@ def sample_next(
   whatever the rules: it measures the sample, not how it was drawn. `rows`
   marks the rows whose draw is used (the others may hold stale logits); it only
   lets top-p skip work they would need.
+
+  `vocab_major`: `logits` is `[V, B]`, a column per row. The passes over the
+  whole vocabulary (maxima, the log-normaliser) then reduce over the leading
+  axis, with the rows side by side in each vector: XLA:CPU sums Gemma 3's
+  262k exponentials for 64 rows in about half the time of the `[B, V]` layout.
+  The draws are the same in either layout.
   """
-  block_max = _block_max(logits)
+  num_rows = logits.shape[1 if vocab_major else 0]
+  block_max = _block_max(logits, vocab_major=vocab_major)
   top = jnp.max(block_max, axis=-1, keepdims=True)
-  log_z = top[:, 0] + jnp.log(jnp.sum(jnp.exp(logits - top), axis=-1))
-  if rules.temperature == 0:
-    tokens = top_k(logits, 1, block_max=block_max)[1][:, 0]  # ties: lowest index, like argmax
+  if vocab_major:
+    log_z = top[:, 0] + jnp.log(jnp.sum(jnp.exp(logits - top[:, 0]), axis=0))
   else:
-    kept, candidates = logits, None
-    if rules.top_k is not None and rules.top_k < logits.shape[-1]:
+    log_z = top[:, 0] + jnp.log(jnp.sum(jnp.exp(logits - top), axis=-1))
+  if rules.temperature == 0:
+    # ties: lowest index, like argmax
+    tokens = top_k(logits, 1, block_max=block_max, vocab_major=vocab_major)[1][:, 0]
+  else:
+    kept, candidates = logits.T if vocab_major else logits, None
+    if rules.top_k is not None and rules.top_k < kept.shape[-1]:
       # The temperature keeps the order, so the top-k are taken before it.
-      kept, candidates = top_k(logits, rules.top_k, block_max=block_max)
+      kept, candidates = top_k(logits, rules.top_k, block_max=block_max, vocab_major=vocab_major)
     scaled = kept / rules.temperature
     # Unnormalised probabilities whose maximum is exactly 1.
     weights = jnp.exp(scaled - jnp.max(scaled, axis=-1, keepdims=True))
@@ -133,8 +145,11 @@ def sample_next(
     tokens = inverse_cdf(weights, uniform)
     if candidates is not None:
       tokens = jnp.take_along_axis(candidates, tokens[:, None], axis=-1)[:, 0]
-  logprobs = jnp.take_along_axis(logits, tokens[:, None], axis=-1)[:, 0] - log_z
-  return tokens, logprobs
+  if vocab_major:
+    chosen = logits[tokens, jnp.arange(num_rows)]
+  else:
+    chosen = jnp.take_along_axis(logits, tokens[:, None], axis=-1)[:, 0]
+  return tokens, chosen - log_z
 
 
 def _top_k_block(vocab: int, k: int) -> int:
@@ -142,36 +157,51 @@ def _top_k_block(vocab: int, k: int) -> int:
   return 1 << max(0, round(0.5 * math.log2(max(vocab / k, 1))))
 
 
-def _block_max(logits: Float[Array, 'B V'], block: int = _MAX_BLOCK) -> Float[Array, 'B V/block']:
-  """The maximum of each block of `block` entries (padding counts as -inf)."""
+def _block_max(
+    logits: Float[Array, 'B V'], block: int = _MAX_BLOCK, *, vocab_major: bool = False
+) -> Float[Array, 'B V/block']:
+  """The maximum of each block of `block` entries (padding counts as -inf), `[B, V/block]`
+  in either layout of `logits` (`sample_next`)."""
+  if vocab_major:
+    v, b = logits.shape
+    padded = jnp.pad(logits, ((0, -v % block), (0, 0)), constant_values=-jnp.inf)
+    return jnp.max(padded.reshape(-1, block, b), axis=1).T
   b, v = logits.shape
   padded = jnp.pad(logits, ((0, 0), (0, -v % block)), constant_values=-jnp.inf)
   return jnp.max(padded.reshape(b, -1, block), axis=-1)
 
 
 def top_k(
-    logits: Float[Array, 'B V'], k: int, *, block_max: Float[Array, 'B N'] | None = None
+    logits: Float[Array, 'B V'], k: int, *, block_max: Float[Array, 'B N'] | None = None,
+    vocab_major: bool = False,
 ) -> tuple[Float[Array, 'B k'], Int[Array, 'B k']]:
-  """`jax.lax.top_k` over the last axis, exactly (ties to the lowest index), in two stages.
+  """`jax.lax.top_k` over the vocabulary, exactly (ties to the lowest index), in two stages.
 
   The k largest entries lie in the k blocks with the largest maxima, so the
   blocks are ranked first and the top-k taken over those k blocks only: for
   Gemma 3's 262,144 entries and k=40, a top-k over 2,048 block maxima and one
-  over 5,120 candidates instead of one over the whole vocabulary.
+  over 5,120 candidates instead of one over the whole vocabulary. `logits` is
+  `[B, V]`, or `[V, B]` if `vocab_major`; the results are `[B, k]` either way.
   """
-  b, v = logits.shape
+  v, b = logits.shape if vocab_major else logits.shape[::-1]
   block = _top_k_block(v, k)
   if k * block >= v // 2:
-    return jax.lax.top_k(logits, k)
+    return jax.lax.top_k(logits.T if vocab_major else logits, k)
   if block > _MAX_BLOCK:  # maxima of blocks of `block` entries from the finer ones
-    finer = _block_max(logits) if block_max is None else block_max
+    finer = _block_max(logits, vocab_major=vocab_major) if block_max is None else block_max
     maxima = _block_max(finer, block // _MAX_BLOCK)
   else:
-    maxima = _block_max(logits, block)
+    maxima = _block_max(logits, block, vocab_major=vocab_major)
   _, blocks = jax.lax.top_k(maxima, k)
   blocks = jnp.sort(blocks, axis=-1)  # candidates in vocabulary order, so ties go to the lowest index
-  padded = jnp.pad(logits, ((0, 0), (0, -v % block)), constant_values=-jnp.inf).reshape(b, -1, block)
-  candidates = jnp.take_along_axis(padded, blocks[:, :, None], axis=1).reshape(b, k * block)
+  if vocab_major:
+    padded = jnp.pad(logits, ((0, -v % block), (0, 0)), constant_values=-jnp.inf)
+    padded = padded.reshape(-1, block, b)
+    within = jnp.arange(block)[None, None, :]
+    candidates = padded[blocks[:, :, None], within, jnp.arange(b)[:, None, None]].reshape(b, k * block)
+  else:
+    padded = jnp.pad(logits, ((0, 0), (0, -v % block)), constant_values=-jnp.inf).reshape(b, -1, block)
+    candidates = jnp.take_along_axis(padded, blocks[:, :, None], axis=1).reshape(b, k * block)
   values, where = jax.lax.top_k(candidates, k)
   index = jnp.take_along_axis(blocks, where // block, axis=-1) * block + where % block
   return values, index.astype(jnp.int32)

@@ -42,7 +42,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from wcse_jax.checkpoints import LoadedModel, default_dtype
-from wcse_jax.model import AttentionKind, paged, transpose_embedding, unstack_layers
+from wcse_jax.model import AttentionKind, paged, with_embedding_bits, unstack_layers
 from wcse_jax.model.modules import is_16bit_float
 from wcse_jax.sampling import steps
 from wcse_jax.sampling.kv import DenseKV, Group, Live, PagedKV
@@ -158,8 +158,10 @@ def kv_bytes_needed(
 def sampling_layout(model: LoadedModel) -> LoadedModel:
   """The model with its weights laid out as the sampler reads them on its platform.
 
-  On CPU every layer is held on its own (`unstack_layers`) and the embedding
-  table transposed (`transpose_embedding`); elsewhere, and for a model already
+  On CPU every layer is held on its own (`unstack_layers`) and a 16-bit
+  embedding table also as its bits, for lookups (`with_embedding_bits`; the
+  decode loop's logits are `[vocab, slot]` there, `steps.decode_chunk`, which
+  reads the table as checkpoints hold it); elsewhere, and for a model already
   so laid out, it is `model` itself. `Sampler` lays out what it is given; a
   caller that keeps a large model for several samplers lays it out once and
   keeps only this, or the weights are held twice.
@@ -167,7 +169,7 @@ def sampling_layout(model: LoadedModel) -> LoadedModel:
   if model.mesh.devices.flat[0].platform != 'cpu':
     return model
   config, graphdef, params = unstack_layers(model.config, model.graphdef, model.params)
-  config, graphdef, params = transpose_embedding(config, graphdef, params)
+  config, graphdef, params = with_embedding_bits(config, graphdef, params)
   if config is model.config:
     return model
   return dataclasses.replace(model, config=config, graphdef=graphdef, params=params)

@@ -172,11 +172,16 @@ def decode_chunk(
     steps: int,
     eos_ids: tuple[int, ...],
     view: int | None = None,
+    vocab_major: bool = False,
 ) -> tuple[KVCache, Slots, Int[Array, 'B steps'], Float[Array, 'B steps']]:
   """Up to `steps` decode steps on device; stops early once no slot is active.
 
   `view`: the slots of each dense row the steps read and write (`cache_view` of
   the model); the caller knows every active row's own tokens stay below it.
+
+  `vocab_major`: the steps hold the slots' logits `[V, B]` (`sample_next`),
+  transposed once on the way in and out: on CPU XLA computes them from the
+  `[vocab, embed]` table a third faster so, and sums their exponentials faster.
 
   Returns the new cache and slots, and each slot's tokens and their
   log-probabilities by step (-1 and 0 where it drew none).
@@ -194,13 +199,13 @@ def decode_chunk(
     s, cache, slots, out_tokens, out_logprobs, rotations = carry
     active = slots.active
     keys = token_keys(seed, slots.problem, slots.sample, slots.generated)
-    tokens, logprobs = sample_next(slots.logits, keys, rules, rows=active)
+    tokens, logprobs = sample_next(slots.logits, keys, rules, rows=active, vocab_major=vocab_major)
     out_tokens = out_tokens.at[:, s].set(jnp.where(active, tokens, -1))
     out_logprobs = out_logprobs.at[:, s].set(jnp.where(active, logprobs, 0.0))
     generated = slots.generated + active
     ended = jnp.isin(tokens, eos) | (generated >= max_new_tokens)
     feed = active & ~ended
-    logits, cache = model(
+    hidden, cache = model(
         jnp.where(feed, tokens, 0)[:, None],
         slots.position[:, None],
         input_mask=feed[:, None],
@@ -208,9 +213,11 @@ def decode_chunk(
         shared=shared,
         cache_view=view,
         rotations=rotations,
+        return_hidden=True,
     )
     slots = slots.replace(
-        logits=logits[:, 0], position=slots.position + feed, generated=generated, active=feed
+        logits=model.logits(hidden[:, 0], vocab_major=vocab_major),
+        position=slots.position + feed, generated=generated, active=feed,
     )
     return s + 1, cache, slots, out_tokens, out_logprobs, rotate(slots.position)
 
@@ -221,10 +228,12 @@ def decode_chunk(
   init = (
       jnp.int32(0),
       cache,
-      slots,
+      slots.replace(logits=slots.logits.T) if vocab_major else slots,
       jnp.full((num_slots, steps), -1, jnp.int32),
       jnp.zeros((num_slots, steps), jnp.float32),
       rotate(slots.position),
   )
   _, cache, slots, out_tokens, out_logprobs, _ = jax.lax.while_loop(running, step, init)
+  if vocab_major:
+    slots = slots.replace(logits=slots.logits.T)
   return cache, slots, out_tokens, out_logprobs
