@@ -120,7 +120,7 @@ def sample_next(
   """
   num_rows = logits.shape[1 if vocab_major else 0]
   block_max = _block_max(logits, vocab_major=vocab_major)
-  top = jnp.max(block_max, axis=-1, keepdims=True)
+  top = jnp.max(block_max, axis=0)[:, None] if vocab_major else jnp.max(block_max, axis=-1, keepdims=True)
   if vocab_major:
     log_z = top[:, 0] + jnp.log(jnp.sum(jnp.exp(logits - top[:, 0]), axis=0))
   else:
@@ -160,12 +160,12 @@ def _top_k_block(vocab: int, k: int) -> int:
 def _block_max(
     logits: Float[Array, 'B V'], block: int = _MAX_BLOCK, *, vocab_major: bool = False
 ) -> Float[Array, 'B V/block']:
-  """The maximum of each block of `block` entries (padding counts as -inf), `[B, V/block]`
-  in either layout of `logits` (`sample_next`)."""
+  """The maximum of each block of `block` entries (padding counts as -inf): `[B, V/block]`,
+  or `[V/block, B]` of vocabulary-major logits (`sample_next`)."""
   if vocab_major:
     v, b = logits.shape
     padded = jnp.pad(logits, ((0, -v % block), (0, 0)), constant_values=-jnp.inf)
-    return jnp.max(padded.reshape(-1, block, b), axis=1).T
+    return jnp.max(padded.reshape(-1, block, b), axis=1)
   b, v = logits.shape
   padded = jnp.pad(logits, ((0, 0), (0, -v % block)), constant_values=-jnp.inf)
   return jnp.max(padded.reshape(b, -1, block), axis=-1)
@@ -181,7 +181,8 @@ def top_k(
   blocks are ranked first and the top-k taken over those k blocks only: for
   Gemma 3's 262,144 entries and k=40, a top-k over 2,048 block maxima and one
   over 5,120 candidates instead of one over the whole vocabulary. `logits` is
-  `[B, V]`, or `[V, B]` if `vocab_major`; the results are `[B, k]` either way.
+  `[B, V]`, or `[V, B]` if `vocab_major`; `block_max`, if given, is their
+  `_block_max` in the same layout; the results are `[B, k]` either way.
   """
   v, b = logits.shape if vocab_major else logits.shape[::-1]
   block = _top_k_block(v, k)
@@ -189,10 +190,12 @@ def top_k(
     return jax.lax.top_k(logits.T if vocab_major else logits, k)
   if block > _MAX_BLOCK:  # maxima of blocks of `block` entries from the finer ones
     finer = _block_max(logits, vocab_major=vocab_major) if block_max is None else block_max
-    maxima = _block_max(finer, block // _MAX_BLOCK)
+    maxima = _block_max(finer, block // _MAX_BLOCK, vocab_major=vocab_major)
   else:
     maxima = _block_max(logits, block, vocab_major=vocab_major)
-  _, blocks = jax.lax.top_k(maxima, k)
+  # Vocabulary-major maxima are transposed only now, at their coarsest (the transpose
+  # took 4.6 ms of a CPU decode step at Gemma 3's 8,192 finer maxima by 64 rows).
+  _, blocks = jax.lax.top_k(maxima.T if vocab_major else maxima, k)
   blocks = jnp.sort(blocks, axis=-1)  # candidates in vocabulary order, so ties go to the lowest index
   if vocab_major:
     padded = jnp.pad(logits, ((0, -v % block), (0, 0)), constant_values=-jnp.inf)
