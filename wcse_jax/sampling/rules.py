@@ -120,11 +120,12 @@ def sample_next(
   """
   num_rows = logits.shape[1 if vocab_major else 0]
   block_max = _block_max(logits, vocab_major=vocab_major)
-  top = jnp.max(block_max, axis=0)[:, None] if vocab_major else jnp.max(block_max, axis=-1, keepdims=True)
   if vocab_major:
-    log_z = top[:, 0] + jnp.log(jnp.sum(jnp.exp(logits - top[:, 0]), axis=0))
+    top = jnp.max(block_max, axis=0)
+    log_z = top + jnp.log(jnp.sum(jnp.exp(logits - top), axis=0))
   else:
-    log_z = top[:, 0] + jnp.log(jnp.sum(jnp.exp(logits - top), axis=-1))
+    top = jnp.max(block_max, axis=-1)
+    log_z = top + jnp.log(jnp.sum(jnp.exp(logits - top[:, None]), axis=-1))
   if rules.temperature == 0:
     # ties: lowest index, like argmax
     tokens = top_k(logits, 1, block_max=block_max, vocab_major=vocab_major)[1][:, 0]
