@@ -51,7 +51,7 @@ def _slot_state(config, mesh, num_slots, prefill_rows):
   """Shardings of the slots and the pool logits, and jitted makers of both (either layout)."""
   slot_sharding = jax.tree.map(
       lambda x: parallel.logical_sharding(('batch', 'vocab')[: x.ndim], x.shape, mesh),
-      jax.eval_shape(lambda: steps.empty_slots(num_slots, config.vocab_size)),
+      jax.eval_shape(lambda: steps.empty_slots(num_slots)),
   )
   logits_sharding = parallel.logical_sharding(
       ('batch', 'vocab'), (prefill_rows, config.vocab_size), mesh
@@ -62,14 +62,14 @@ def _slot_state(config, mesh, num_slots, prefill_rows):
           out_shardings=logits_sharding,
       ),
       new_slots=jax.jit(
-          lambda: steps.empty_slots(num_slots, config.vocab_size), out_shardings=slot_sharding
+          lambda: steps.empty_slots(num_slots), out_shardings=slot_sharding
       ),
   )
   return slot_sharding, logits_sharding, makers
 
 
 def _vocab_major(mesh) -> bool:
-  """Whether the decode loop holds the slots' logits `[V, B]` (`steps.decode_chunk`): on
+  """Whether the decode loop computes the slots' logits `[V, B]` (`steps.decode_chunk`): on
   CPU, where XLA computes and reduces them faster so (the bundled model at 64 slots:
   the output projection 92 to 61 ms of a ~200 ms step)."""
   return mesh.devices.flat[0].platform == 'cpu'
@@ -101,7 +101,10 @@ def _compiled(
           out_shardings=(pool, logits_sharding),
       ),
       begin_rows=jax.jit(steps.begin_rows, donate_argnums=0, out_shardings=pool),
-      refill=jax.jit(steps.refill, donate_argnums=(0, 1), out_shardings=(cache, slot_sharding)),
+      refill=jax.jit(
+          steps.refill, static_argnames='rules', donate_argnums=(0, 1),
+          out_shardings=(cache, slot_sharding),
+      ),
       decode=jax.jit(
           functools.partial(
               steps.decode_chunk, graphdef, eos_ids=eos_ids, vocab_major=_vocab_major(mesh)
@@ -157,7 +160,9 @@ def _compiled_paged(
           out_shardings=(pages, logits_sharding),
       ),
       copy=jax.jit(functools.partial(copy_pages, config), donate_argnums=0, out_shardings=pages),
-      refill=jax.jit(steps.refill_slots, donate_argnums=0, out_shardings=slot_sharding),
+      refill=jax.jit(
+          steps.refill_slots, static_argnames='rules', donate_argnums=0, out_shardings=slot_sharding
+      ),
       decode=jax.jit(
           _over_view(functools.partial(
               steps.decode_chunk, graphdef, eos_ids=eos_ids, vocab_major=_vocab_major(mesh)
@@ -392,8 +397,10 @@ class DenseKV:
   def finish(self):
     """The run has ended."""
 
-  def refill(self, orders: steps.Refill):
-    self.cache, self.slots = self.fn.refill(self.cache, self.slots, self.pool, self.pool_logits, orders)
+  def refill(self, orders: steps.Refill, key, params: SamplingParams):
+    self.cache, self.slots = self.fn.refill(
+        self.cache, self.slots, self.pool, self.pool_logits, orders, key, rules=params.token_rules
+    )
 
   def decode(self, live: list[Live | None], key, params: SamplingParams):
     s = self.sampler
@@ -601,9 +608,9 @@ class PagedKV:
   def finish(self):
     """The run has ended: every page but the prefix's is free again."""
 
-  def refill(self, orders: steps.Refill):
+  def refill(self, orders: steps.Refill, key, params: SamplingParams):
     self._copy()
-    self.slots = self.fn.refill(self.slots, self.pool_logits, orders)
+    self.slots = self.fn.refill(self.slots, self.pool_logits, orders, key, rules=params.token_rules)
 
   def decode(self, live: list[Live | None], key, params: SamplingParams):
     s = self.sampler

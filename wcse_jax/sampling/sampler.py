@@ -458,7 +458,7 @@ class _Run:
   def _flush(self):
     """Sends the pending orders to the device."""
     if self.orders.start.any() or self.orders.stop.any():
-      self.device.refill(self.orders)
+      self.device.refill(self.orders, self.key, self.params)
       self.orders = self._no_orders()
 
   def _fill_slots(self):

@@ -5,12 +5,18 @@ the sampler jits them and donates what they replace.
 
 Slots. The decode batch is a fixed number of slots. Each holds one sample in
 progress: its problem and sample index, the position of its next token, how
-many tokens it has drawn, and the logits to draw the next one from. One
-decode step, for every active slot:
+many tokens it has emitted, and the token drawn to come next (with its
+log-probability). One decode step, for every active slot:
 
-    token = draw(logits, key(seed, problem, sample, generated))    emitted
+    emit token
     the sample ends if token is EOS or the max_new_tokens-th token
-    otherwise feed token at `position`: new logits, position + 1
+    otherwise feed token at `position`: logits, position + 1
+    token = draw(logits, key(seed, problem, sample, generated))
+
+A sample's first token is drawn when it starts (`refill`), from its prompt's
+last logits. No logits outlive the step that computes them: carried from one
+step to the next, XLA:CPU copied them twice a step (4-5 ms of a ~190 ms step
+of the bundled model at 64 slots, 67 MB each).
 
 Prefix. The few-shot prefix shared by every prompt is prefilled once into a
 one-row cache that every row of the pool and of the slots reads (`shared`),
@@ -27,13 +33,13 @@ spans the host says its samples reach (`view`).
 
 Pool. Each problem's own text is prefilled once into a row of a small pool
 cache, which also keeps the logits of its last prompt token. A slot starts a
-sample by copying a pool row and its logits (fan-out: N samples of a problem
-cost one prefill, and the copy is the question's tokens only).
+sample by copying a pool row and drawing from its logits (fan-out: N samples
+of a problem cost one prefill, and the copy is the question's tokens only).
 
 Paged. With a `PagedKVCache` there is no prefix cache, pool cache or slot
 cache: every row is a page table, the prefix's pages are shared by every
 problem and a problem's by its samples, and a slot starts a sample with the
-problem's table (one page copied where they part) and its logits. The same
+problem's table (one page copied where they part) and a draw from its logits. The same
 functions run over pages: `extend`, `extend_last` and `decode_chunk` take the
 paged cache with the rows' tables and `shared=None`; `refill_slots` and
 `wcse_jax.model.copy_pages` replace `refill`.
@@ -57,7 +63,8 @@ from wcse_jax.sampling.rules import TokenRules, sample_next, token_keys
 class Slots:
   """The decode batch: one sample in progress per active slot."""
 
-  logits: Float[Array, 'B V']  # to draw the next token from
+  token: Int[Array, 'B']  # drawn, to be emitted and fed by the next step
+  logprob: Float[Array, 'B']  # its log-probability
   problem: Int[Array, 'B']
   sample: Int[Array, 'B']
   position: Int[Array, 'B']  # where the next token goes
@@ -65,10 +72,11 @@ class Slots:
   active: Bool[Array, 'B']
 
 
-def empty_slots(num_slots: int, vocab_size: int) -> Slots:
+def empty_slots(num_slots: int) -> Slots:
   zeros = jnp.zeros((num_slots,), jnp.int32)
   return Slots(
-      logits=jnp.zeros((num_slots, vocab_size), jnp.float32),
+      token=zeros,
+      logprob=jnp.zeros((num_slots,), jnp.float32),
       problem=zeros,
       sample=zeros,
       position=zeros,
@@ -138,19 +146,36 @@ def refill(
     pool: KVCache,
     pool_logits: Float[Array, 'P V'],
     orders: Refill,
+    seed: Key[Array, ''],
+    *,
+    rules: TokenRules,
 ) -> tuple[KVCache, Slots]:
   """Starts new samples in slots from pool rows, and stops the slots the host ended."""
   cache = cache_rows.where_rows(orders.start, cache_rows.take_rows(pool, orders.row), cache)
-  return cache, refill_slots(slots, pool_logits, orders)
+  return cache, refill_slots(slots, pool_logits, orders, seed, rules=rules)
 
 
-def refill_slots(slots: Slots, pool_logits: Float[Array, 'P V'], orders: Refill) -> Slots:
-  """The slot state after the host's orders (with a paged cache, all a refill does:
-  the new samples' pages are named by the tables of the next decode call)."""
+def refill_slots(
+    slots: Slots, pool_logits: Float[Array, 'P V'], orders: Refill, seed: Key[Array, ''], *,
+    rules: TokenRules,
+) -> Slots:
+  """The slot state after the host's orders, each new sample's first token drawn (with
+  a paged cache, all a refill does: the new samples' pages are named by the tables
+  of the next decode call)."""
   start = orders.start
+
+  def first_draw(_):
+    keys = token_keys(seed, orders.problem, orders.sample, jnp.zeros_like(orders.sample))
+    return sample_next(jnp.take(pool_logits, orders.row, axis=0), keys, rules, rows=start)
+
+  # Orders that only stop slots draw nothing.
+  token, logprob = jax.lax.cond(
+      jnp.any(start), first_draw, lambda _: (slots.token, slots.logprob), None
+  )
   pick = lambda new, old: jnp.where(start, new, old)
   return Slots(
-      logits=jnp.where(start[:, None], jnp.take(pool_logits, orders.row, axis=0), slots.logits),
+      token=pick(token, slots.token),
+      logprob=pick(logprob, slots.logprob),
       problem=pick(orders.problem, slots.problem),
       sample=pick(orders.sample, slots.sample),
       position=pick(orders.position, slots.position),
@@ -179,9 +204,9 @@ def decode_chunk(
   `view`: the slots of each dense row the steps read and write (`cache_view` of
   the model); the caller knows every active row's own tokens stay below it.
 
-  `vocab_major`: the steps hold the slots' logits `[V, B]` (`sample_next`),
-  transposed once on the way in and out: on CPU XLA computes them from the
-  `[vocab, embed]` table a third faster so, and sums their exponentials faster.
+  `vocab_major`: the steps compute the slots' logits `[V, B]` (`sample_next`):
+  on CPU XLA computes them from the `[vocab, embed]` table a third faster so,
+  and sums their exponentials faster.
 
   Returns the new cache and slots, and each slot's tokens and their
   log-probabilities by step (-1 and 0 where it drew none).
@@ -197,9 +222,7 @@ def decode_chunk(
 
   def step(carry):
     s, cache, slots, out_tokens, out_logprobs, rotations = carry
-    active = slots.active
-    keys = token_keys(seed, slots.problem, slots.sample, slots.generated)
-    tokens, logprobs = sample_next(slots.logits, keys, rules, rows=active, vocab_major=vocab_major)
+    active, tokens, logprobs = slots.active, slots.token, slots.logprob
     out_tokens = out_tokens.at[:, s].set(jnp.where(active, tokens, -1))
     out_logprobs = out_logprobs.at[:, s].set(jnp.where(active, logprobs, 0.0))
     generated = slots.generated + active
@@ -215,9 +238,12 @@ def decode_chunk(
         rotations=rotations,
         return_hidden=True,
     )
+    logits = model.logits(hidden[:, 0], vocab_major=vocab_major)
+    keys = token_keys(seed, slots.problem, slots.sample, generated)
+    tokens, logprobs = sample_next(logits, keys, rules, rows=feed, vocab_major=vocab_major)
     slots = slots.replace(
-        logits=model.logits(hidden[:, 0], vocab_major=vocab_major),
-        position=slots.position + feed, generated=generated, active=feed,
+        token=tokens, logprob=logprobs, position=slots.position + feed, generated=generated,
+        active=feed,
     )
     return s + 1, cache, slots, out_tokens, out_logprobs, rotate(slots.position)
 
@@ -228,12 +254,10 @@ def decode_chunk(
   init = (
       jnp.int32(0),
       cache,
-      slots.replace(logits=slots.logits.T) if vocab_major else slots,
+      slots,
       jnp.full((num_slots, steps), -1, jnp.int32),
       jnp.zeros((num_slots, steps), jnp.float32),
       rotate(slots.position),
   )
   _, cache, slots, out_tokens, out_logprobs, _ = jax.lax.while_loop(running, step, init)
-  if vocab_major:
-    slots = slots.replace(logits=slots.logits.T)
   return cache, slots, out_tokens, out_logprobs
