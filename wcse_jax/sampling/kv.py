@@ -49,8 +49,8 @@ class _Compiled:
 
 def _slot_state(config, mesh, num_slots, prefill_rows):
   """Shardings of the slots and the pool logits, and jitted makers of both (either layout)."""
-  slot_sharding = jax.tree.map(
-      lambda x: parallel.logical_sharding(('batch', 'vocab')[: x.ndim], x.shape, mesh),
+  slot_sharding = jax.tree.map(  # every slot array is [num_slots]
+      lambda x: parallel.logical_sharding(('batch',), x.shape, mesh),
       jax.eval_shape(lambda: steps.empty_slots(num_slots)),
   )
   logits_sharding = parallel.logical_sharding(
