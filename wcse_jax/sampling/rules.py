@@ -120,11 +120,14 @@ def sample_next(
   """
   num_rows = logits.shape[1 if vocab_major else 0]
   block_max = _block_max(logits, vocab_major=vocab_major)
+  # The maximum of the block maxima, which XLA would otherwise fold back into
+  # one more pass over the whole vocabulary (about 1 ms of a 190 ms step on CPU).
+  blocks = jax.lax.optimization_barrier(block_max)
   if vocab_major:
-    top = jnp.max(block_max, axis=0)
+    top = jnp.max(blocks, axis=0)
     log_z = top + jnp.log(jnp.sum(jnp.exp(logits - top), axis=0))
   else:
-    top = jnp.max(block_max, axis=-1)
+    top = jnp.max(blocks, axis=-1)
     log_z = top + jnp.log(jnp.sum(jnp.exp(logits - top[:, None]), axis=-1))
   if rules.temperature == 0:
     # ties: lowest index, like argmax
