@@ -90,14 +90,16 @@ def gsm8k_prompt(num_questions: int) -> tuple[str, list[str]]:
   return prompt.prefix, [prompt.format_question(p.question) for p in problems]
 
 
-def random_model(preset: str, dtype) -> LoadedModel:
-  """A model of `preset`'s size with random weights in `dtype`, sharded like a loaded one."""
+def random_model(preset: str, dtype, tokenizer: str = '') -> LoadedModel:
+  """A model of `preset`'s size with random weights in `dtype`, sharded like a loaded one,
+  with the tokenizer at `tokenizer` (a tokenizer directory or hub id; default: the bundled model's)."""
   config = get_preset(preset)
   mesh = parallel.make_mesh()
   graphdef, params = nnx.split(Transformer(config, rngs=nnx.Rngs(0), dtype=dtype, param_dtype=dtype))
   params = jax.device_put(params, parallel.param_shardings(params, mesh))
   return LoadedModel(
-      config=config, graphdef=graphdef, params=params, tokenizer=load_tokenizer(bundled_gguf_path()),
+      config=config, graphdef=graphdef, params=params,
+      tokenizer=load_tokenizer(tokenizer or bundled_gguf_path()),
       source=f'{preset} (random weights)', mesh=mesh,
   )
 
@@ -251,6 +253,8 @@ def main():
   parser.add_argument('--num_slots', default='64', help='decode slots; a comma-separated list runs each')
   parser.add_argument('--dtypes', default='float32,bfloat16', help='our dtypes to run, comma-separated')
   parser.add_argument('--random', default='', help='a preset to sample with random weights instead')
+  parser.add_argument('--tokenizer', default='',
+                      help="--random's tokenizer: a tokenizer directory or hub id (default: the bundled model's)")
   parser.add_argument('--chunk_steps', type=int, default=16)
   parser.add_argument('--cache_dtype', default='', help='KV cache dtype (default: the sampler\'s)')
   parser.add_argument('--prefix_cache_dtype', default='',
@@ -267,6 +271,8 @@ def main():
     parser.error(f'unknown peers {sorted(unknown)}: vllm, llamacpp or transformers')
   if args.random and peers:
     parser.error('--random samples random weights, which the peers do not have: add --peers=')
+  if args.tokenizer and not args.random:
+    parser.error('--tokenizer is for --random: the bundled model brings its own')
 
   prefix, questions = gsm8k_prompt(args.problems)
   dtypes = [jnp.dtype(d) for d in args.dtypes.split(',')]
@@ -304,7 +310,7 @@ def main():
   runs = []
   for dtype in dtypes:
     loaded = None  # the last dtype's weights go before the next are made
-    loaded = random_model(args.random, dtype) if args.random else load_model('gemma3-270m', dtype=dtype)
+    loaded = random_model(args.random, dtype, args.tokenizer) if args.random else load_model('gemma3-270m', dtype=dtype)
     loaded = sampling_layout(loaded)  # once, so that no sampler holds a second copy of the weights
     for n in args.num_slots.split(','):
       for layout in args.kv_layouts.split(','):

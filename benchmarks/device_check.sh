@@ -2,13 +2,50 @@
 # The paged KV cache on a GPU or TPU, in one run of about 8 minutes (an H200, a TPU v5e):
 # the backend's Pallas kernel against the XLA path, then the dense and paged layouts of
 # Gemma2-2B (random weights) at 64 and 256 slots against the HBM roofline, and pages through
-# the XLA path (the prefix read once for all slots) at 256 slots. Needs JAX for
-# the accelerator and this package's dependencies (`pip install -e '.[test]'`).
+# the XLA path (the prefix read once for all slots) at 256 slots.
+#
+#   bash benchmarks/device_bundle.sh       # here: builds .device/ (needs a package index)
+#   bash benchmarks/device_check.sh        # there, with .device/ sent along
+#   bash benchmarks/device_check.sh --dry-run   # the same steps at toy sizes, on any backend
+#
+# Needs JAX for the accelerator, flax, optax, orbax, transformers and pytest. With .device/
+# (from device_bundle.sh) it installs the few pure-Python packages such a machine lacks and
+# tokenizes with the bundled model's tokenizer, so it needs neither a package index nor the
+# bundled GGUF; without it, this package's dependencies must be installed
+# (`pip install -e '.[test]'`). Each benchmark's JSON is written to $OUT (or a new temporary
+# folder, printed at the end) as well as printed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-python3}
+dry_run=0
+case "${1:-}" in
+  '') ;;
+  --dry-run) dry_run=1 ;;
+  *) echo "usage: $0 [--dry-run]" >&2; exit 2 ;;
+esac
+out=${OUT:-$(mktemp -d)} && mkdir -p "$out"
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
-python -m pytest -q -p no:cacheprovider -m 'not slow' tests/test_paged.py -k on_the_device
-python benchmarks/decode.py --random=gemma2-2b --num_slots=64,256 --problems=8 --peers= \
-    --dtypes=bfloat16 --kv_layouts=dense,paged
-python benchmarks/decode.py --random=gemma2-2b --num_slots=256 --problems=8 --peers= \
-    --dtypes=bfloat16 --kv_layouts=paged_xla
+tokenizer=()
+if [[ -d .device ]]; then
+  site=$(mktemp -d)
+  "$PYTHON" -m pip install -q --no-index --no-deps --no-compile --target "$site" .device/wheels/*.whl
+  export PYTHONPATH="$PYTHONPATH:$site"
+  mkdir -p "$site/tokenizer" && tar xzf .device/tokenizer.tar.gz -C "$site/tokenizer"
+  tokenizer=(--tokenizer="$site/tokenizer")
+fi
+"$PYTHON" -c 'import jax; print("jax", jax.__version__, jax.devices())'
+
+if ((dry_run)); then
+  model=gemma3-270m slots=8 slots_xla=8 size=(--problems=1 --samples=4 --new_tokens=8)
+else
+  model=gemma2-2b slots=64,256 slots_xla=256 size=(--problems=8)
+fi
+"$PYTHON" -m pytest -q -p no:cacheprovider -m 'not slow' tests/test_paged.py -k on_the_device
+bench() {
+  local name=$1; shift
+  "$PYTHON" benchmarks/decode.py --random="$model" "${tokenizer[@]}" "${size[@]}" --peers= \
+      --dtypes=bfloat16 "$@" | tee "$out/$name.json"
+}
+bench decode_dense_paged --num_slots="$slots" --kv_layouts=dense,paged
+bench decode_paged_xla --num_slots="$slots_xla" --kv_layouts=paged_xla
+echo "JSON written to $out"
