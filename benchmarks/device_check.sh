@@ -12,8 +12,9 @@
 # (from device_bundle.sh) it installs the few pure-Python packages such a machine lacks and
 # tokenizes with the bundled model's tokenizer, so it needs neither a package index nor the
 # bundled GGUF; without it, this package's dependencies must be installed
-# (`pip install -e '.[test]'`). Each benchmark's JSON is written to $OUT (or a new temporary
-# folder, printed at the end) as well as printed.
+# (`pip install -e '.[test]'`). The kernel tests' log and each benchmark's JSON are written to
+# $OUT (or a new temporary folder, printed at the end) as well as printed; a failed step does
+# not stop the later ones, and the script fails at the end if any did.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
@@ -40,12 +41,16 @@ if ((dry_run)); then
 else
   model=gemma2-2b slots=64,256 slots_xla=256 size=(--problems=8)
 fi
-"$PYTHON" -m pytest -q -p no:cacheprovider -m 'not slow' tests/test_paged.py -k on_the_device
+# Each step runs whatever an earlier one gave (one device run must bring back all it can).
+failed=()
+"$PYTHON" -m pytest -q -p no:cacheprovider -m 'not slow' tests/test_paged.py -k on_the_device \
+    2>&1 | tee "$out/kernel_tests.log" || failed+=(kernel_tests)
 bench() {
   local name=$1; shift
   "$PYTHON" benchmarks/decode.py --random="$model" "${tokenizer[@]}" "${size[@]}" --peers= \
-      --dtypes=bfloat16 "$@" | tee "$out/$name.json"
+      --dtypes=bfloat16 "$@" | tee "$out/$name.json" || failed+=("$name")
 }
 bench decode_dense_paged --num_slots="$slots" --kv_layouts=dense,paged
 bench decode_paged_xla --num_slots="$slots_xla" --kv_layouts=paged_xla
-echo "JSON written to $out"
+echo "written to $out; failed: ${failed[*]:-none}"
+((${#failed[@]} == 0))
