@@ -1,0 +1,67 @@
+"""The accelerator check's driver script (`benchmarks/device_check.sh`), run with a stand-in
+Python: argument handling, every step run whatever an earlier one gave, failures reported."""
+
+import os
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / 'benchmarks' / 'device_check.sh'
+
+# Answers what the script asks of Python: the kernel tests fail, the benchmarks print JSON
+# that names their arguments, everything else succeeds.
+STAND_IN = """#!/usr/bin/env bash
+case "$*" in
+  *pytest*) echo "1 failed"; exit 1 ;;
+  *decode.py*) printf '{"args": "%s"}\\n' "$*" ;;
+  *) echo "stand-in" ;;
+esac
+"""
+
+
+def _run(tmp_path, *args):
+  python = tmp_path / 'python'
+  python.write_text(STAND_IN)
+  python.chmod(0o755)
+  env = {**os.environ, 'PYTHON': str(python), 'OUT': str(tmp_path / 'out')}
+  return subprocess.run(['bash', str(SCRIPT), *args], capture_output=True, text=True, env=env, timeout=120)
+
+
+def test_a_failed_step_does_not_stop_the_later_ones(tmp_path):
+  result = _run(tmp_path)
+  assert result.returncode == 1, result.stderr
+  assert 'failed: kernel_tests' in result.stdout
+  out = tmp_path / 'out'
+  assert (out / 'kernel_tests.log').read_text().strip() == '1 failed'
+  dense = (out / 'decode_dense_paged.json').read_text()
+  assert '--random=gemma2-2b' in dense and '--num_slots=64,256' in dense and '--kv_layouts=dense,paged' in dense
+  assert '--kv_layouts=paged_xla' in (out / 'decode_paged_xla.json').read_text()
+
+
+def test_the_dry_run_uses_toy_sizes(tmp_path):
+  result = _run(tmp_path, '--dry-run')
+  assert result.returncode == 1
+  dense = (tmp_path / 'out' / 'decode_dense_paged.json').read_text()
+  assert '--random=gemma3-270m' in dense and '--new_tokens=8' in dense and '--num_slots=8' in dense
+
+
+def test_an_unknown_argument_is_refused(tmp_path):
+  result = _run(tmp_path, '--bogus')
+  assert result.returncode == 2
+  assert 'usage:' in result.stderr
+  assert not (tmp_path / 'out').exists()
+
+
+@pytest.mark.parametrize('args, message', [
+    (['--tokenizer=somewhere', '--peers='], '--tokenizer is for --random'),
+    (['--random=gemma2-2b'], 'add --peers='),
+])
+def test_the_benchmark_refuses_flags_that_do_not_go_together(args, message):
+  result = subprocess.run(
+      [sys.executable, str(ROOT / 'benchmarks' / 'decode.py'), *args], capture_output=True, text=True, timeout=300,
+  )
+  assert result.returncode == 2
+  assert message in result.stderr
