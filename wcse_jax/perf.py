@@ -18,12 +18,15 @@ import numpy as np
 
 
 def _product_rate(product, n: int, repeats: int) -> float:
-  """FLOP/s of `product()`, an [n, n] x [n, n] matmul that returns when done, after a warm-up."""
+  """FLOP/s of `product()`, an [n, n] x [n, n] matmul that returns when done: the
+  fastest of `repeats` runs after a warm-up (a peak; a slower run was disturbed)."""
   product()
-  start = time.perf_counter()
+  seconds = []
   for _ in range(repeats):
+    start = time.perf_counter()
     product()
-  return 2 * n**3 * repeats / (time.perf_counter() - start)
+    seconds.append(time.perf_counter() - start)
+  return 2 * n**3 / min(seconds)
 
 
 def matmul_peak_flops(*, n: int = 4096, dtype=jnp.float32, repeats: int = 5, device=None) -> float:
@@ -54,6 +57,18 @@ def torch_matmul_peak_flops(dtype, *, n: int = 4096, repeats: int = 5) -> float 
   a = torch.randn(n, n).to(getattr(torch, jnp.dtype(dtype).name))
   out = torch.empty_like(a)
   return _product_rate(lambda: torch.matmul(a, a, out=out), n, repeats)
+
+
+def kernel_matmul_peak_flops(*, n: int = 4096, repeats: int = 5) -> float | None:
+  """FLOP/s of repeated bfloat16 [n, n] x [n, n] products through our CPU kernel
+  (`model.cpu_kernels`), as `matmul_peak_flops`; None where it does not run. It
+  can beat XLA's and torch's products, so a roofline must count it too."""
+  from wcse_jax.model import cpu_kernels  # pylint: disable=g-import-not-at-top
+  a = jax.random.normal(jax.random.key(0), (n, n), jnp.bfloat16)
+  if not cpu_kernels.applies('MK,KN->MN', a, a, jnp.bfloat16):
+    return None
+  product = jax.jit(lambda x, y: cpu_kernels.product('MK,KN->MN', x, y))
+  return _product_rate(lambda: product(a, a).block_until_ready(), n, repeats)
 
 
 def memory_bandwidth(*, gib: float = 1.0, repeats: int = 5, device=None) -> float:

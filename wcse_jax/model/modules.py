@@ -26,13 +26,20 @@ import jax.numpy as jnp
 from flax import nnx
 from jaxtyping import Array, Bool, Float, Int
 
+from wcse_jax.model import cpu_kernels
 from wcse_jax.model.config import AttentionKind, GemmaConfig
 
 _MASKED = -2.3819763e38  # the reference's fill value for masked logits
 
 
 def dot(spec: str, x: Array, y: Array, dtype) -> Float[Array, '...']:
-  """`einsum(spec, x, y)` of inputs rounded to `dtype`, summed and returned in float32."""
+  """`einsum(spec, x, y)` of inputs rounded to `dtype`, summed and returned in float32.
+
+  A bfloat16 product that is one matrix product runs our kernel on CPU
+  (`cpu_kernels`), where XLA's is slower.
+  """
+  if cpu_kernels.applies(spec, x, y, dtype):
+    return cpu_kernels.product(spec, x, y)
   return jnp.einsum(spec, x.astype(dtype), y.astype(dtype), preferred_element_type=jnp.float32)
 
 

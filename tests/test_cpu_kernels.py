@@ -1,0 +1,110 @@
+"""Our bfloat16 CPU products (`model.cpu_kernels`) against float32 sums of the same inputs."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from wcse_jax.model import cpu_kernels, modules
+
+needs_kernel = pytest.mark.skipif(not cpu_kernels.available(), reason='no AVX512-BF16 CPU or no C++ compiler')
+
+
+def _inputs(x_shape, y_shape, seed=0):
+  rng = np.random.default_rng(seed)
+  x = jnp.asarray(rng.standard_normal(x_shape) * 3, jnp.bfloat16)
+  y = jnp.asarray(rng.standard_normal(y_shape), jnp.bfloat16)
+  return x, y
+
+
+def _check(spec, x, y, out):
+  """Within float32 rounding of the exact sum: |error| <= K * 2^-23 * sum |x y| (with slack 4)."""
+  x32, y32 = x.astype(jnp.float32), y.astype(jnp.float32)
+  exact = jnp.einsum(spec, x32, y32, precision='highest')
+  scale = jnp.einsum(spec, jnp.abs(x32), jnp.abs(y32), precision='highest')
+  bound = 4 * x.shape[-1] * 2.0**-23 * scale + 1e-30
+  assert out.shape == exact.shape and out.dtype == jnp.float32
+  excess = np.asarray(jnp.abs(out - exact) / bound)
+  assert excess.max() <= 1.0, f'{spec}: error {excess.max():.2f}x the bound'
+
+
+@needs_kernel
+@pytest.mark.parametrize('spec,x_shape,y_shape', [
+    ('BTD,DF->BTF', (64, 1, 640), (640, 2048)),  # a decode step's slots against a weight
+    ('BTD,DNH->BTNH', (3, 5, 96), (96, 4, 32)),  # prefill rows; heads flattened
+    ('BTX,XD->BTD', (7, 1, 48), (48, 112)),  # rows left over from the 6-row tiles; panels of 64 and 48
+    ('MK,KN->MN', (1, 2), (2, 16)),  # smallest: one row, one pair, one register of columns
+    ('MK,KN->MN', (13, 34), (34, 32)),
+    ('VD,BD->VB', (1000, 64), (64, 64)),  # the logits: table rows against the slots, in row blocks
+    ('VD,BD->VB', (301, 20), (80, 20)),  # ... with panels of 64 and 16
+    ('VD,BD->VB', (40, 8), (800, 8)),  # ... few rows, many columns: panels
+])
+def test_product_matches_float32_sums(spec, x_shape, y_shape):
+  x, y = _inputs(x_shape, y_shape)
+  assert cpu_kernels.applies(spec, x, y, jnp.bfloat16)
+  out = jax.jit(lambda x, y: cpu_kernels.product(spec, x, y))(x, y)
+  _check(spec, x, y, out)
+  xla = jnp.einsum(spec, x, y, preferred_element_type=jnp.float32)
+  np.testing.assert_allclose(np.asarray(out), np.asarray(xla), rtol=2e-5, atol=2e-5 * float(jnp.abs(xla).max()))
+
+
+@needs_kernel
+@pytest.mark.parametrize('spec,x_shape,y_shape', [('MK,KN->MN', (150, 64), (64, 80)), ('VD,BD->VB', (700, 64), (48, 64))])
+def test_rows_do_not_depend_on_the_others(spec, x_shape, y_shape):
+  """Each row's sums are the same bits alone, in any slice of rows, or with every row: a
+  decode step and a prefill give the same logits for the same input."""
+  x, y = _inputs(x_shape, y_shape, seed=1)
+  product = jax.jit(lambda x, y: cpu_kernels.product(spec, x, y))
+  whole = np.asarray(product(x, y))
+  for rows in (slice(0, 1), slice(5, 11), slice(97, 150)):
+    np.testing.assert_array_equal(np.asarray(product(x[rows], y)), whole[rows])
+
+
+@needs_kernel
+def test_dot_uses_it_for_bfloat16_only_and_gradients_follow_einsum():
+  x, y = _inputs((4, 3, 32), (32, 48))
+  spec = 'BTD,DF->BTF'
+  ours = modules.dot(spec, x, y, jnp.bfloat16)
+  np.testing.assert_array_equal(np.asarray(ours), np.asarray(cpu_kernels.product(spec, x, y)))
+  f32 = modules.dot(spec, x, y, jnp.float32)  # float32 is XLA's, exact to its own einsum
+  np.testing.assert_array_equal(np.asarray(f32), np.asarray(jnp.einsum(spec, x.astype(jnp.float32), y.astype(jnp.float32))))
+
+  def loss(product):
+    return lambda x, y: jnp.sum(jnp.sin(product(x, y)))
+  ours_grad = jax.grad(loss(lambda x, y: modules.dot(spec, x, y, jnp.bfloat16)), argnums=(0, 1))(x, y)
+  ref_grad = jax.grad(loss(lambda x, y: jnp.einsum(spec, x, y, preferred_element_type=jnp.float32)), argnums=(0, 1))(x, y)
+  for a, b in zip(ours_grad, ref_grad):
+    assert a.dtype == b.dtype == jnp.bfloat16
+    np.testing.assert_allclose(np.asarray(a, np.float32), np.asarray(b, np.float32), rtol=2e-2, atol=1e-2)
+
+
+@pytest.mark.parametrize('spec,x_shape,y_shape,dtype', [
+    ('BKQH,BKSH->BKQS', (2, 1, 4, 32), (2, 1, 8, 32), jnp.bfloat16),  # batched attention products stay XLA's
+    ('...D,VD->...V', (2, 32), (64, 32), jnp.bfloat16),
+    ('MK,KN->MN', (4, 32), (32, 48), jnp.float32),
+    ('MK,KN->MN', (4, 31), (31, 48), jnp.bfloat16),  # K odd
+    ('MK,KN->MN', (4, 32), (32, 40), jnp.bfloat16),  # N not a multiple of 16
+    ('MK,NK->NM', (4, 32), (48, 32), jnp.bfloat16),  # output in another order
+])
+def test_other_products_are_xla_s(spec, x_shape, y_shape, dtype):
+  x, y = _inputs(x_shape, y_shape)
+  assert not cpu_kernels.applies(spec, x, y, dtype)
+
+
+def test_without_compiler_or_when_off_xla_s_products(monkeypatch, tmp_path, caplog):
+  monkeypatch.setenv('WCSE_JAX_CACHE', str(tmp_path))
+  cpu_kernels.available.cache_clear()
+  try:
+    monkeypatch.setenv('CXX', str(tmp_path / 'no-such-compiler'))
+    if 'avx512_bf16' in cpu_kernels._cpu_flags():
+      with caplog.at_level('WARNING'):
+        assert not cpu_kernels.available()
+      assert 'no C++ compiler' in caplog.text
+    cpu_kernels.available.cache_clear()
+    monkeypatch.delenv('CXX')
+    monkeypatch.setenv(cpu_kernels.ENV, '0')
+    x, y = _inputs((4, 32), (32, 48))
+    assert not cpu_kernels.applies('MK,KN->MN', x, y, jnp.bfloat16)
+    assert not list(tmp_path.glob('kernels/*.so'))
+  finally:
+    cpu_kernels.available.cache_clear()

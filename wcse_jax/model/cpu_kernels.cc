@@ -1,0 +1,194 @@
+// bfloat16 matrix products for XLA:CPU, called through the XLA FFI.
+//
+// C[M, N] (float32) = A[M, K] (bfloat16, row-major) x B, where B is [K, N]
+// ("nn") or [N, K] ("nt"), both bfloat16 and row-major. The sums are float32,
+// as XLA's own `dot` with `preferred_element_type=float32`.
+//
+// XLA:CPU runs products with few rows (a decode step's slots) at about two
+// thirds of what the CPU's bfloat16 dot-product instruction (AVX512-BF16
+// `vdpbf16ps`: 16 lanes, each adding two bfloat16 products to a float32 sum)
+// can do. This kernel keeps a 6 x 64 tile of C in 24 registers, broadcasts a
+// pair of A's bfloat16 (one 32-bit word) against 64 columns of B laid out as
+// pairs, and so does 24 dot-product instructions per 4 loads of B.
+//
+// B is repacked on the fly into panels of 64 columns (the last may be 16, 32 or
+// 48), each [K / 2][width][2]: the two bfloat16 of consecutive k for one column
+// side by side. A panel is packed once per call and used by every row of A.
+//
+// Each C element is one sum over k in increasing order of k pairs, whatever the
+// tiling or the number of threads, so results do not depend on M or on how the
+// work is split.
+//
+// Threads: the work is split in items (a panel, or a block of A's rows) taken
+// from an atomic counter by the calling thread and by helpers scheduled on
+// XLA's intra-op thread pool; the call returns when every item is done. A
+// helper that starts late finds no item left and returns.
+
+#include <immintrin.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include "xla/ffi/api/ffi.h"
+
+namespace ffi = xla::ffi;
+
+namespace {
+
+constexpr int64_t kPanel = 64;  // columns of B per panel (4 registers of 16)
+constexpr int64_t kRowBlock = 96;  // rows of A per item when items are row blocks
+
+// C[0:MT, 0:16*NT] = A[0:MT, :] x panel, the panel packed [K/2][16*NT][2].
+template <int MT, int NT>
+inline void Tile(const uint16_t* a, int64_t lda, const uint16_t* panel, int64_t k2s, float* c, int64_t ldc) {
+  __m512 acc[MT][NT];
+  for (int i = 0; i < MT; ++i)
+    for (int j = 0; j < NT; ++j) acc[i][j] = _mm512_setzero_ps();
+  for (int64_t k2 = 0; k2 < k2s; ++k2) {
+    const uint16_t* b = panel + k2 * NT * 32;
+    __m512bh bv[NT];
+    for (int j = 0; j < NT; ++j) bv[j] = (__m512bh)_mm512_loadu_si512(b + 32 * j);
+    if (k2 % 16 == 0)  // the next tile's rows of A, a tile ahead: A may stream from memory (the logits' table)
+      for (int i = 0; i < MT; ++i) _mm_prefetch(reinterpret_cast<const char*>(a + (MT + i) * lda + 2 * k2), _MM_HINT_T0);
+    for (int i = 0; i < MT; ++i) {
+      int32_t pair;
+      std::memcpy(&pair, a + i * lda + 2 * k2, sizeof(pair));
+      const __m512bh av = (__m512bh)_mm512_set1_epi32(pair);
+      for (int j = 0; j < NT; ++j) acc[i][j] = _mm512_dpbf16_ps(acc[i][j], av, bv[j]);
+    }
+  }
+  for (int i = 0; i < MT; ++i)
+    for (int j = 0; j < NT; ++j) _mm512_storeu_ps(c + i * ldc + 16 * j, acc[i][j]);
+}
+
+template <int NT>
+void Rows(const uint16_t* a, int64_t m0, int64_t m1, int64_t k, const uint16_t* panel, float* c, int64_t ldc) {
+  int64_t m = m0;
+  for (; m + 6 <= m1; m += 6) Tile<6, NT>(a + m * k, k, panel, k / 2, c + m * ldc, ldc);
+  for (; m + 4 <= m1; m += 4) Tile<4, NT>(a + m * k, k, panel, k / 2, c + m * ldc, ldc);
+  for (; m < m1; ++m) Tile<1, NT>(a + m * k, k, panel, k / 2, c + m * ldc, ldc);
+}
+
+// Rows m0..m1 of A against one packed panel `width` columns wide; c points at the panel's first column.
+void PanelRows(const uint16_t* a, int64_t m0, int64_t m1, int64_t k, const uint16_t* panel, int64_t width,
+               float* c, int64_t ldc) {
+  switch (width / 16) {
+    case 4: return Rows<4>(a, m0, m1, k, panel, c, ldc);
+    case 3: return Rows<3>(a, m0, m1, k, panel, c, ldc);
+    case 2: return Rows<2>(a, m0, m1, k, panel, c, ldc);
+    default: return Rows<1>(a, m0, m1, k, panel, c, ldc);
+  }
+}
+
+// Packs columns n0..n0+width of B into `out` ([K/2][width][2]).
+void Pack(const uint16_t* b, bool nt, int64_t k, int64_t n, int64_t n0, int64_t width, uint16_t* out) {
+  uint32_t* out32 = reinterpret_cast<uint32_t*>(out);
+  if (nt) {  // B is [N, K]: a pair of consecutive k is one 32-bit word of a row.
+    for (int64_t w = 0; w < width; ++w) {
+      const uint32_t* row = reinterpret_cast<const uint32_t*>(b + (n0 + w) * k);
+      for (int64_t k2 = 0; k2 < k / 2; ++k2) out32[k2 * width + w] = row[k2];
+    }
+    return;
+  }
+  // B is [K, N]: interleave rows k and k + 1, 16 columns at a time.
+  for (int64_t k2 = 0; k2 < k / 2; ++k2) {
+    const uint16_t* r0 = b + 2 * k2 * n + n0;
+    const uint16_t* r1 = r0 + n;
+    for (int64_t w = 0; w < width; w += 16) {
+      const __m512i lo = _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(r0 + w)));
+      const __m512i hi = _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(r1 + w)));
+      _mm512_storeu_si512(out32 + k2 * width + w, _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16)));
+    }
+  }
+}
+
+struct Work {
+  std::atomic<int64_t> next{0};
+  std::atomic<int64_t> done{0};
+  int64_t items = 0;
+};
+
+// Runs body(i) for i in [0, items) on the calling thread and up to helpers of the pool's threads.
+template <typename Body>
+void ParallelFor(ffi::ThreadPool& pool, int64_t items, Body body) {
+  auto work = std::make_shared<Work>();
+  work->items = items;
+  auto drain = [work, body]() {
+    for (int64_t i; (i = work->next.fetch_add(1)) < work->items;) {
+      body(i);
+      work->done.fetch_add(1, std::memory_order_release);
+    }
+  };
+  const int64_t helpers = std::min<int64_t>(pool.num_threads(), items) - 1;
+  for (int64_t h = 0; h < helpers; ++h) pool.Schedule([drain] { drain(); });
+  drain();
+  while (work->done.load(std::memory_order_acquire) < items) std::this_thread::yield();
+}
+
+ffi::Error Product(ffi::ThreadPool pool, ffi::Buffer<ffi::BF16> a, ffi::Buffer<ffi::BF16> b,
+                   ffi::ResultBuffer<ffi::F32> c, bool nt) {
+  const auto ad = a.dimensions();
+  const auto bd = b.dimensions();
+  if (ad.size() != 2 || bd.size() != 2) return ffi::Error::InvalidArgument("bf16 product: operands must be 2-D");
+  const int64_t m = ad[0], k = ad[1];
+  const int64_t n = nt ? bd[0] : bd[1];
+  if ((nt ? bd[1] : bd[0]) != k) return ffi::Error::InvalidArgument("bf16 product: contracting sizes differ");
+  if (k % 2 || n % 16) return ffi::Error::InvalidArgument("bf16 product: K must be even and N a multiple of 16");
+  const auto* ap = reinterpret_cast<const uint16_t*>(a.untyped_data());
+  const auto* bp = reinterpret_cast<const uint16_t*>(b.untyped_data());
+  float* cp = c->typed_data();
+  const int64_t panels = (n + kPanel - 1) / kPanel;
+  auto width = [n](int64_t p) { return std::min(kPanel, n - p * kPanel); };
+  if (panels >= 2 * std::max<int64_t>(pool.num_threads(), 1) || m <= kRowBlock) {
+    // Many columns: an item is a panel, packed by whichever thread takes it.
+    ParallelFor(pool, panels, [=](int64_t p) {
+      thread_local std::vector<uint16_t> buffer;
+      buffer.resize(k * kPanel);
+      Pack(bp, nt, k, n, p * kPanel, width(p), buffer.data());
+      PanelRows(ap, 0, m, k, buffer.data(), width(p), cp + p * kPanel, n);
+    });
+  } else {
+    // Few columns, many rows (the logits: the table's rows against the slots):
+    // B is packed once; an item is a block of A's rows against every panel.
+    std::vector<uint16_t> packed(k * panels * kPanel);
+    for (int64_t p = 0; p < panels; ++p) Pack(bp, nt, k, n, p * kPanel, width(p), packed.data() + p * k * kPanel);
+    const uint16_t* pk = packed.data();
+    ParallelFor(pool, (m + kRowBlock - 1) / kRowBlock, [=](int64_t blk) {
+      const int64_t m0 = blk * kRowBlock, m1 = std::min(m, m0 + kRowBlock);
+      for (int64_t p = 0; p < panels; ++p)
+        PanelRows(ap, m0, m1, k, pk + p * k * kPanel, width(p), cp + p * kPanel, n);
+    });
+  }
+  return ffi::Error::Success();
+}
+
+ffi::Error ProductNN(ffi::ThreadPool pool, ffi::Buffer<ffi::BF16> a, ffi::Buffer<ffi::BF16> b,
+                     ffi::ResultBuffer<ffi::F32> c) {
+  return Product(pool, a, b, c, false);
+}
+
+ffi::Error ProductNT(ffi::ThreadPool pool, ffi::Buffer<ffi::BF16> a, ffi::Buffer<ffi::BF16> b,
+                     ffi::ResultBuffer<ffi::F32> c) {
+  return Product(pool, a, b, c, true);
+}
+
+}  // namespace
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(WcseBf16ProductNN, ProductNN,
+                              ffi::Ffi::Bind()
+                                  .Ctx<ffi::ThreadPool>()
+                                  .Arg<ffi::Buffer<ffi::BF16>>()
+                                  .Arg<ffi::Buffer<ffi::BF16>>()
+                                  .Ret<ffi::Buffer<ffi::F32>>());
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(WcseBf16ProductNT, ProductNT,
+                              ffi::Ffi::Bind()
+                                  .Ctx<ffi::ThreadPool>()
+                                  .Arg<ffi::Buffer<ffi::BF16>>()
+                                  .Arg<ffi::Buffer<ffi::BF16>>()
+                                  .Ret<ffi::Buffer<ffi::F32>>());
