@@ -38,6 +38,7 @@ def _check(spec, x, y, out):
     ('VD,BD->VB', (1000, 64), (64, 64)),  # the logits: table rows against the slots, in row blocks
     ('VD,BD->VB', (301, 20), (80, 20)),  # ... with panels of 64 and 16
     ('VD,BD->VB', (40, 8), (800, 8)),  # ... few rows, many columns: panels
+    ('VD,BD->VB', (40000, 32), (64, 32)),  # ... an output over 8 MB: written past the caches
 ])
 def test_product_matches_float32_sums(spec, x_shape, y_shape):
   x, y = _inputs(x_shape, y_shape)
