@@ -1,5 +1,7 @@
 """Our bfloat16 CPU products (`model.cpu_kernels`) against float32 sums of the same inputs."""
 
+import json
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -8,6 +10,18 @@ import pytest
 from wcse_jax.model import cpu_kernels, modules
 
 needs_kernel = pytest.mark.skipif(not cpu_kernels.available(), reason='no AVX512-BF16 CPU or no C++ compiler')
+
+
+@pytest.fixture(params=['avx512', 'amx'])
+def isa(request, monkeypatch):
+  """Runs a test on each of the kernel's paths this machine has."""
+  monkeypatch.setenv(cpu_kernels.ENV, request.param if request.param == 'avx512' else '1')
+  cpu_kernels.isa.cache_clear()
+  if cpu_kernels.isa() != request.param:
+    cpu_kernels.isa.cache_clear()
+    pytest.skip(f'no {request.param} here')
+  yield request.param
+  cpu_kernels.isa.cache_clear()
 
 
 def _inputs(x_shape, y_shape, seed=0):
@@ -39,8 +53,11 @@ def _check(spec, x, y, out):
     ('VD,BD->VB', (301, 20), (80, 20)),  # ... with panels of 64 and 16
     ('VD,BD->VB', (40, 8), (800, 8)),  # ... few rows, many columns: panels
     ('VD,BD->VB', (40000, 32), (64, 32)),  # ... an output over 8 MB: written past the caches
+    ('VD,BD->VB', (40020, 64), (64, 64)),  # ... and a last row block of 84 rows: AMX's 20 left over
+    ('MK,KN->MN', (37, 96), (96, 48)),  # AMX: k tiles of 32; rows 32 + 5; a panel of 32 + 16 columns
+    ('MK,NK->MN', (16, 1024), (16, 1024)),  # AMX: one tile of rows and of columns
 ])
-def test_product_matches_float32_sums(spec, x_shape, y_shape):
+def test_product_matches_float32_sums(spec, x_shape, y_shape, isa):
   x, y = _inputs(x_shape, y_shape)
   assert cpu_kernels.applies(spec, x, y, jnp.bfloat16)
   out = jax.jit(lambda x, y: cpu_kernels.product(spec, x, y))(x, y)
@@ -51,7 +68,7 @@ def test_product_matches_float32_sums(spec, x_shape, y_shape):
 
 @needs_kernel
 @pytest.mark.parametrize('spec,x_shape,y_shape', [('MK,KN->MN', (150, 64), (64, 80)), ('VD,BD->VB', (700, 64), (48, 64))])
-def test_rows_do_not_depend_on_the_others(spec, x_shape, y_shape):
+def test_rows_do_not_depend_on_the_others(spec, x_shape, y_shape, isa):
   """Each row's sums are the same bits alone, in any slice of rows, or with every row: a
   decode step and a prefill give the same logits for the same input."""
   x, y = _inputs(x_shape, y_shape, seed=1)
@@ -62,7 +79,9 @@ def test_rows_do_not_depend_on_the_others(spec, x_shape, y_shape):
 
 
 @needs_kernel
-def test_dot_uses_it_for_bfloat16_only_and_gradients_follow_einsum():
+def test_dot_uses_it_for_bfloat16_only_and_gradients_follow_einsum(monkeypatch):
+  monkeypatch.setenv(cpu_kernels.ENV, '1')
+  cpu_kernels.chosen.cache_clear()
   x, y = _inputs((4, 3, 32), (32, 48))
   spec = 'BTD,DF->BTF'
   ours = modules.dot(spec, x, y, jnp.bfloat16)
@@ -92,20 +111,63 @@ def test_other_products_are_xla_s(spec, x_shape, y_shape, dtype):
   assert not cpu_kernels.applies(spec, x, y, dtype)
 
 
+def _clear():
+  for cached in (cpu_kernels._library, cpu_kernels.isa, cpu_kernels.chosen):
+    cached.cache_clear()
+
+
 def test_without_compiler_or_when_off_xla_s_products(monkeypatch, tmp_path, caplog):
   monkeypatch.setenv('WCSE_JAX_CACHE', str(tmp_path))
-  cpu_kernels.available.cache_clear()
+  _clear()
   try:
     monkeypatch.setenv('CXX', str(tmp_path / 'no-such-compiler'))
     if 'avx512_bf16' in cpu_kernels._cpu_flags():
       with caplog.at_level('WARNING'):
         assert not cpu_kernels.available()
       assert 'no C++ compiler' in caplog.text
-    cpu_kernels.available.cache_clear()
+    _clear()
     monkeypatch.delenv('CXX')
     monkeypatch.setenv(cpu_kernels.ENV, '0')
     x, y = _inputs((4, 32), (32, 48))
     assert not cpu_kernels.applies('MK,KN->MN', x, y, jnp.bfloat16)
+    assert not cpu_kernels.used('MK,KN->MN', x, y, jnp.bfloat16)
     assert not list(tmp_path.glob('kernels/*.so'))
   finally:
-    cpu_kernels.available.cache_clear()
+    _clear()
+
+
+@needs_kernel
+def test_the_choice_is_measured_once_per_machine_unless_told(monkeypatch, tmp_path):
+  """Unset, `dot` runs ours only where it measured faster than XLA's, and every
+  later process reads that measurement; `1` and `0` decide without measuring."""
+  monkeypatch.setenv('WCSE_JAX_CACHE', str(tmp_path))
+  x, y = _inputs((4, 32), (32, 48))
+  _clear()
+  try:
+    for faster, expected in ((True, True), (False, False)):
+      for record in tmp_path.glob('kernels/choice-*.json'):
+        record.unlink()
+      monkeypatch.delenv(cpu_kernels.ENV, raising=False)
+      monkeypatch.setattr(cpu_kernels, '_rates', lambda: (200.0, 100.0) if faster else (100.0, 200.0))
+      assert cpu_kernels.used('MK,KN->MN', x, y, jnp.bfloat16) is expected
+      [record] = tmp_path.glob('kernels/choice-*.json')
+      assert json.loads(record.read_text())['ours'] is expected
+      # Another process: no measuring, the record decides.
+      cpu_kernels.chosen.cache_clear()
+      monkeypatch.setattr(cpu_kernels, '_rates', lambda: pytest.fail('measured again'))
+      assert cpu_kernels.chosen() is expected
+      cpu_kernels.chosen.cache_clear()
+      monkeypatch.setenv(cpu_kernels.ENV, '1')
+      assert cpu_kernels.chosen()
+      cpu_kernels.chosen.cache_clear()
+      monkeypatch.setenv(cpu_kernels.ENV, '0')
+      assert not cpu_kernels.used('MK,KN->MN', x, y, jnp.bfloat16)
+      _clear()
+  finally:
+    _clear()
+
+
+@needs_kernel
+def test_rates_measure_both_products():
+  ours, xla = cpu_kernels._rates(repeats=2)
+  assert ours > 1 and xla > 1

@@ -94,6 +94,135 @@ void PanelRows(const uint16_t* a, int64_t m0, int64_t m1, int64_t k, const uint1
   }
 }
 
+// ---- AMX (Advanced Matrix Extensions) ---------------------------------------------
+//
+// On CPUs with AMX-BF16 one instruction (`tdpbf16ps`) adds a 16 x 32 by 32 x 16
+// bfloat16 product to a 16 x 16 float32 tile held in a tile register: 16 times
+// the work of `vdpbf16ps`. The packed panel above is already the layout AMX wants
+// for B: 16 k pairs of 16 columns form one tile, rows `width * 4` bytes apart.
+// A's tiles are 16 rows of 32 k, read in place. Eight tile registers hold a 2 x 2
+// block of C tiles (32 rows x 32 columns), two of A and two of B.
+//
+// Each C element is the sum over k tiles in increasing order of the instruction's
+// own sums, for any M, tiling or thread split, so rows stay independent here too.
+// Linux hands out the tile registers' state only on request (`arch_prctl`), once
+// per process; where that fails the AVX512-BF16 path runs.
+
+#if defined(__AMX_TILE__) && defined(__AMX_BF16__)
+#include <sys/syscall.h>
+#include <unistd.h>
+
+constexpr int64_t kAmxK = 32;  // k per tile
+
+bool AmxAllowed() {
+  static const bool allowed = [] {
+    constexpr long kReqXcompPerm = 0x1023, kXfeatureXtiledata = 18;
+    return syscall(SYS_arch_prctl, kReqXcompPerm, kXfeatureXtiledata) == 0;
+  }();
+  return allowed;
+}
+
+struct alignas(64) TileConfig {
+  uint8_t palette = 1;
+  uint8_t start_row = 0;
+  uint8_t reserved[14] = {};
+  uint16_t colsb[16] = {};
+  uint8_t rows[16] = {};
+};
+
+// Every tile 16 rows of 64 bytes: C tiles 0-3, A tiles 4-5, B tiles 6-7.
+void AmxConfigure() {
+  TileConfig config;
+  for (int t = 0; t < 8; ++t) {
+    config.colsb[t] = 64;
+    config.rows[t] = 16;
+  }
+  _tile_loadconfig(&config);
+}
+
+void AmxRelease() { _tile_release(); }
+
+// C[0:16*RT, 0:16*CT] = A[0:16*RT, 0:K] x B, B the panel's columns c0.. (packed [K/2][width][2]).
+// `ahead`: the next rows of A to prefetch, 32 rows read alongside each k tile (A streaming from
+// memory: the logits' table), or null.
+template <int RT, int CT>
+inline void AmxBlock(const uint16_t* a, int64_t k, const uint16_t* panel, int64_t width, float* c, int64_t ldc,
+                     const uint16_t* ahead = nullptr) {
+  const int64_t lda = k * 2, ldb = width * 4, ldcb = ldc * 4;
+  _tile_zero(0);
+  if constexpr (CT == 2) _tile_zero(1);
+  if constexpr (RT == 2) _tile_zero(2);
+  if constexpr (RT == 2 && CT == 2) _tile_zero(3);
+  for (int64_t k0 = 0; k0 < k; k0 += kAmxK) {
+    const uint16_t* b = panel + k0 * width;  // k0 / 2 pairs of `width` columns of 2
+    if (ahead)
+      for (int r = 0; r < 32; ++r) _mm_prefetch(reinterpret_cast<const char*>(ahead + r * k + k0), _MM_HINT_T0);
+    _tile_loadd(4, a + k0, lda);
+    _tile_loadd(6, b, ldb);
+    _tile_dpbf16ps(0, 4, 6);
+    if constexpr (CT == 2) {
+      _tile_loadd(7, b + 32, ldb);
+      _tile_dpbf16ps(1, 4, 7);
+    }
+    if constexpr (RT == 2) {
+      _tile_loadd(5, a + 16 * k + k0, lda);
+      _tile_dpbf16ps(2, 5, 6);
+      if constexpr (CT == 2) _tile_dpbf16ps(3, 5, 7);
+    }
+  }
+  _tile_stored(0, c, ldcb);
+  if constexpr (CT == 2) _tile_stored(1, c + 16, ldcb);
+  if constexpr (RT == 2) _tile_stored(2, c + 16 * ldc, ldcb);
+  if constexpr (RT == 2 && CT == 2) _tile_stored(3, c + 16 * ldc + 16, ldcb);
+}
+
+template <int RT>
+inline void AmxColumns(const uint16_t* a, int64_t k, const uint16_t* panel, int64_t width, float* c, int64_t ldc,
+                       const uint16_t* ahead = nullptr) {
+  int64_t j = 0;
+  for (; j + 32 <= width; j += 32, ahead = nullptr) AmxBlock<RT, 2>(a, k, panel + 2 * j, width, c + j, ldc, ahead);
+  if (j < width) AmxBlock<RT, 1>(a, k, panel + 2 * j, width, c + j, ldc, ahead);
+}
+
+// Rows m0..m1 of A against one packed panel (the AMX counterpart of PanelRows). Rows
+// short of a whole tile go through zero-padded copies, computed the same way.
+// `stream`: C is written with non-temporal stores from a staging block.
+void AmxPanelRows(const uint16_t* a, int64_t m0, int64_t m1, int64_t k, const uint16_t* panel, int64_t width,
+                  float* c, int64_t ldc, bool stream) {
+  thread_local std::vector<float> staged;
+  thread_local std::vector<uint16_t> padded;
+  int64_t m = m0;
+  if (stream) {
+    staged.resize(32 * kPanel + 16);
+    float* s = reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(staged.data()) + 63) & ~uintptr_t{63});
+    for (; m + 32 <= m1; m += 32) {
+      AmxColumns<2>(a + m * k, k, panel, width, s, kPanel, m + 64 <= m1 ? a + (m + 32) * k : nullptr);
+      for (int64_t i = 0; i < 32; ++i)
+        for (int64_t j = 0; j < width; j += 16)
+          _mm512_stream_ps(c + (m + i) * ldc + j, _mm512_load_ps(s + i * kPanel + j));
+    }
+  } else {
+    for (; m + 32 <= m1; m += 32) AmxColumns<2>(a + m * k, k, panel, width, c + m * ldc, ldc);
+    for (; m + 16 <= m1; m += 16) AmxColumns<1>(a + m * k, k, panel, width, c + m * ldc, ldc);
+  }
+  if (m == m1) return;
+  // The last rows (fewer than a tile, or 16 to 31 when streaming): copies padded with zero rows.
+  const int64_t rows = m1 - m, tiles = (rows + 15) / 16;
+  padded.assign(tiles * 16 * k, 0);
+  std::memcpy(padded.data(), a + m * k, rows * k * sizeof(uint16_t));
+  staged.resize(32 * kPanel);
+  if (tiles == 2) AmxColumns<2>(padded.data(), k, panel, width, staged.data(), kPanel);
+  else AmxColumns<1>(padded.data(), k, panel, width, staged.data(), kPanel);
+  for (int64_t i = 0; i < rows; ++i) std::memcpy(c + (m + i) * ldc, staged.data() + i * kPanel, width * sizeof(float));
+}
+#else
+constexpr int64_t kAmxK = 32;
+bool AmxAllowed() { return false; }
+void AmxConfigure() {}
+void AmxRelease() {}
+void AmxPanelRows(const uint16_t*, int64_t, int64_t, int64_t, const uint16_t*, int64_t, float*, int64_t, bool) {}
+#endif
+
 // Packs columns n0..n0+width of B into `out` ([K/2][width][2]).
 void Pack(const uint16_t* b, bool nt, int64_t k, int64_t n, int64_t n0, int64_t width, uint16_t* out) {
   uint32_t* out32 = reinterpret_cast<uint32_t*>(out);
@@ -140,7 +269,7 @@ void ParallelFor(ffi::ThreadPool& pool, int64_t items, Body body) {
 }
 
 ffi::Error Product(ffi::ThreadPool pool, ffi::Buffer<ffi::BF16> a, ffi::Buffer<ffi::BF16> b,
-                   ffi::ResultBuffer<ffi::F32> c, bool nt) {
+                   ffi::ResultBuffer<ffi::F32> c, bool nt, int32_t isa) {
   const auto ad = a.dimensions();
   const auto bd = b.dimensions();
   if (ad.size() != 2 || bd.size() != 2) return ffi::Error::InvalidArgument("bf16 product: operands must be 2-D");
@@ -151,6 +280,8 @@ ffi::Error Product(ffi::ThreadPool pool, ffi::Buffer<ffi::BF16> a, ffi::Buffer<f
   const auto* ap = reinterpret_cast<const uint16_t*>(a.untyped_data());
   const auto* bp = reinterpret_cast<const uint16_t*>(b.untyped_data());
   float* cp = c->typed_data();
+  // isa: 0 AVX512-BF16, 1 AMX where the CPU, the OS and K (a multiple of 32) allow, else AVX512-BF16.
+  const bool amx = isa == 1 && k % kAmxK == 0 && AmxAllowed();
   const int64_t panels = (n + kPanel - 1) / kPanel;
   auto width = [n](int64_t p) { return std::min(kPanel, n - p * kPanel); };
   if (panels >= 2 * std::max<int64_t>(pool.num_threads(), 1) || m <= kRowBlock) {
@@ -159,7 +290,13 @@ ffi::Error Product(ffi::ThreadPool pool, ffi::Buffer<ffi::BF16> a, ffi::Buffer<f
       thread_local std::vector<uint16_t> buffer;
       buffer.resize(k * kPanel);
       Pack(bp, nt, k, n, p * kPanel, width(p), buffer.data());
-      PanelRows(ap, 0, m, k, buffer.data(), width(p), cp + p * kPanel, n);
+      if (amx) {
+        AmxConfigure();
+        AmxPanelRows(ap, 0, m, k, buffer.data(), width(p), cp + p * kPanel, n, false);
+        AmxRelease();
+      } else {
+        PanelRows(ap, 0, m, k, buffer.data(), width(p), cp + p * kPanel, n);
+      }
     });
   } else {
     // Few columns, many rows (the logits: the table's rows against the slots):
@@ -171,8 +308,12 @@ ffi::Error Product(ffi::ThreadPool pool, ffi::Buffer<ffi::BF16> a, ffi::Buffer<f
     const bool stream = reinterpret_cast<uintptr_t>(cp) % 64 == 0 && m * n * 4 > (8 << 20);
     ParallelFor(pool, (m + kRowBlock - 1) / kRowBlock, [=](int64_t blk) {
       const int64_t m0 = blk * kRowBlock, m1 = std::min(m, m0 + kRowBlock);
-      for (int64_t p = 0; p < panels; ++p)
-        PanelRows(ap, m0, m1, k, pk + p * k * kPanel, width(p), cp + p * kPanel, n, stream);
+      if (amx) AmxConfigure();
+      for (int64_t p = 0; p < panels; ++p) {
+        if (amx) AmxPanelRows(ap, m0, m1, k, pk + p * k * kPanel, width(p), cp + p * kPanel, n, stream);
+        else PanelRows(ap, m0, m1, k, pk + p * k * kPanel, width(p), cp + p * kPanel, n, stream);
+      }
+      if (amx) AmxRelease();
       if (stream) _mm_sfence();  // this thread's streamed stores before the item counts as done
     });
   }
@@ -180,13 +321,13 @@ ffi::Error Product(ffi::ThreadPool pool, ffi::Buffer<ffi::BF16> a, ffi::Buffer<f
 }
 
 ffi::Error ProductNN(ffi::ThreadPool pool, ffi::Buffer<ffi::BF16> a, ffi::Buffer<ffi::BF16> b,
-                     ffi::ResultBuffer<ffi::F32> c) {
-  return Product(pool, a, b, c, false);
+                     ffi::ResultBuffer<ffi::F32> c, int32_t isa) {
+  return Product(pool, a, b, c, false, isa);
 }
 
 ffi::Error ProductNT(ffi::ThreadPool pool, ffi::Buffer<ffi::BF16> a, ffi::Buffer<ffi::BF16> b,
-                     ffi::ResultBuffer<ffi::F32> c) {
-  return Product(pool, a, b, c, true);
+                     ffi::ResultBuffer<ffi::F32> c, int32_t isa) {
+  return Product(pool, a, b, c, true, isa);
 }
 
 }  // namespace
@@ -196,11 +337,16 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(WcseBf16ProductNN, ProductNN,
                                   .Ctx<ffi::ThreadPool>()
                                   .Arg<ffi::Buffer<ffi::BF16>>()
                                   .Arg<ffi::Buffer<ffi::BF16>>()
-                                  .Ret<ffi::Buffer<ffi::F32>>());
+                                  .Ret<ffi::Buffer<ffi::F32>>()
+                                  .Attr<int32_t>("isa"));
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(WcseBf16ProductNT, ProductNT,
                               ffi::Ffi::Bind()
                                   .Ctx<ffi::ThreadPool>()
                                   .Arg<ffi::Buffer<ffi::BF16>>()
                                   .Arg<ffi::Buffer<ffi::BF16>>()
-                                  .Ret<ffi::Buffer<ffi::F32>>());
+                                  .Ret<ffi::Buffer<ffi::F32>>()
+                                  .Attr<int32_t>("isa"));
+
+// 1 when the AMX path can run in this process (the CPU has AMX-BF16 and the OS granted its state).
+extern "C" int WcseAmxAllowed() { return AmxAllowed() ? 1 : 0; }

@@ -1,17 +1,25 @@
 """Our bfloat16 matrix products on CPU (`cpu_kernels.cc`), through the XLA FFI.
 
-XLA:CPU runs bfloat16 products with few rows, a decode step's slots against a
-weight, at about two thirds of what the CPU's bfloat16 dot-product instruction
-does; `cpu_kernels.cc` is a register-tiled kernel for that instruction
-(AVX512-BF16). `product` is what `modules.dot` calls for a bfloat16 product
-that is one matrix product (the weight products and the logits); on any other
-backend, CPU, dtype or shape it is XLA's `einsum`.
+`cpu_kernels.cc` multiplies bfloat16 matrices into float32 with the CPU's own
+matrix instructions: AMX tiles (`tdpbf16ps`, 16 x 16 x 32 per instruction)
+where the CPU and the OS allow them, else a register-tiled AVX512-BF16 kernel
+(`vdpbf16ps`). `product` is what `modules.dot` calls for a bfloat16 product
+that is one matrix product (the weight products and the logits) when the
+kernel is `chosen`; on any other backend, CPU, dtype or shape it is XLA's
+`einsum`.
+
+Which is faster depends on the machine: on a 2-core Xeon with AMX our AMX
+path ran a decode step's weight products at 1.3-2.4x XLA's (XLA's YNNPACK),
+while the AVX512-BF16 path ran at a third of XLA's; on one without usable AMX,
+the AVX512-BF16 path ran at 1.1-1.4x XLA's in an earlier measurement. So unless told
+(`WCSE_JAX_CPU_KERNELS`: `0` XLA's, `1` ours, `avx512` ours without AMX), the
+choice is measured once per machine and kept with the built kernel (`chosen`).
 
 The kernel is built on first use with the machine's C++ compiler (`$CXX`, else
 `g++`) against JAX's FFI headers, for this CPU (`-march=native`), into the
 project's cache (`$WCSE_JAX_CACHE/kernels`), once per source, JAX version and
-CPU. Without a compiler, or on a CPU without AVX512-BF16, or with
-`WCSE_JAX_CPU_KERNELS=0`, XLA's products are used and one log line says why.
+CPU. Without a compiler, or on a CPU without AVX512-BF16, XLA's products are
+used and one log line says why.
 
 Sums are float32 in a fixed order (over k, whatever the tiling or threads),
 so a product gives the same bits for any number of rows; they differ from
@@ -23,6 +31,7 @@ from __future__ import annotations
 import ctypes
 import functools
 import hashlib
+import json
 import logging
 import math
 import os
@@ -31,9 +40,11 @@ import platform
 import shutil
 import subprocess
 import tempfile
+import time
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 ENV = 'WCSE_JAX_CPU_KERNELS'
 _SOURCE = pathlib.Path(__file__).with_name('cpu_kernels.cc')
@@ -41,6 +52,14 @@ _TARGETS = {'nn': 'wcse_bf16_product_nn', 'nt': 'wcse_bf16_product_nt'}
 _SYMBOLS = {'nn': 'WcseBf16ProductNN', 'nt': 'WcseBf16ProductNT'}
 
 log = logging.getLogger(__name__)
+
+
+def _cpu_model() -> str:
+  try:
+    text = pathlib.Path('/proc/cpuinfo').read_text()
+  except OSError:
+    return platform.processor()
+  return next((line.split(':', 1)[1].strip() for line in text.splitlines() if line.startswith('model name')), '')
 
 
 def _cpu_flags() -> set[str]:
@@ -77,30 +96,104 @@ def _build(directory: pathlib.Path) -> pathlib.Path:
   return library
 
 
-@functools.cache
-def _register(path: str) -> None:
-  """Loads the library at `path` and registers its handlers with XLA (once a process)."""
-  library = ctypes.cdll.LoadLibrary(path)
-  for form, target in _TARGETS.items():
-    jax.ffi.register_ffi_target(target, jax.ffi.pycapsule(getattr(library, _SYMBOLS[form])), platform='cpu')
+_registered: list[ctypes.CDLL] = []
+
+
+def _register(path: str) -> ctypes.CDLL:
+  """Loads the library at `path` and registers its handlers with XLA. XLA takes one
+  handler per name in a process, so the first library registered stays."""
+  if not _registered:
+    library = ctypes.cdll.LoadLibrary(path)
+    for form, target in _TARGETS.items():
+      jax.ffi.register_ffi_target(target, jax.ffi.pycapsule(getattr(library, _SYMBOLS[form])), platform='cpu')
+    _registered.append(library)
+  return _registered[0]
 
 
 @functools.cache
-def available() -> bool:
-  """Whether the kernel is built and registered with XLA (once per process)."""
-  if os.environ.get(ENV, '1') == '0':
+def _library() -> ctypes.CDLL | None:
+  """The kernel's library, built and registered with XLA (once per process), or None."""
+  if os.environ.get(ENV, 'auto') == '0':
     log.info('bfloat16 CPU kernels off (%s=0): XLA products', ENV)
-    return False
+    return None
   if platform.machine() not in ('x86_64', 'AMD64') or 'avx512_bf16' not in _cpu_flags():
     log.info('bfloat16 CPU kernels need an x86 CPU with AVX512-BF16: XLA products')
-    return False
+    return None
   from wcse_jax.checkpoints.load import cache_dir  # pylint: disable=g-import-not-at-top
   try:
-    _register(str(_build(cache_dir() / 'kernels')))
+    return _register(str(_build(cache_dir() / 'kernels')))
   except (OSError, RuntimeError, subprocess.SubprocessError, AttributeError) as e:
     log.warning('bfloat16 CPU kernels not built (%s): XLA products', e)
+    return None
+
+
+def available() -> bool:
+  """Whether the kernel is built and registered with XLA (`product` can run)."""
+  return _library() is not None
+
+
+@functools.cache
+def isa() -> str:
+  """The kernel's instructions in this process: 'amx' where the CPU has AMX-BF16 and
+  the OS grants its tile state, else 'avx512' (AVX512-BF16). `WCSE_JAX_CPU_KERNELS=avx512`
+  forces the latter. (A K that is not a multiple of 32 always runs AVX512-BF16.)"""
+  library = _library()
+  if library is None or os.environ.get(ENV) == 'avx512':
+    return 'avx512'
+  return 'amx' if library.WcseAmxAllowed() else 'avx512'
+
+
+def _rates(repeats: int = 30) -> tuple[float, float]:
+  """GFLOP/s of our kernel and of XLA's einsum on a decode step's weight product
+  ([64, 1024] x [1024, 2048] bfloat16), the fastest of interleaved repeats."""
+  rng = np.random.default_rng(0)
+  x = jnp.asarray(rng.standard_normal((64, 1024)), jnp.bfloat16)
+  w = jnp.asarray(rng.standard_normal((1024, 2048)), jnp.bfloat16)
+  ours = jax.jit(lambda x, w: product('MK,KN->MN', x, w))
+  xla = jax.jit(lambda x, w: jnp.einsum('MK,KN->MN', x, w, preferred_element_type=jnp.float32))
+  best = {ours: math.inf, xla: math.inf}
+  for f in best:
+    f(x, w).block_until_ready()
+  for _ in range(repeats):
+    for f in best:
+      start = time.perf_counter()
+      f(x, w).block_until_ready()
+      best[f] = min(best[f], time.perf_counter() - start)
+  flops = 2 * 64 * 1024 * 2048
+  return flops / best[ours] / 1e9, flops / best[xla] / 1e9
+
+
+@functools.cache
+def chosen() -> bool:
+  """Whether `modules.dot` runs our kernel for the products it applies to.
+
+  `WCSE_JAX_CPU_KERNELS`: `0` never, `1` (or `amx`, `avx512`) always; unset (or
+  `auto`), where it is faster than XLA's own product on this machine. That is
+  measured once per machine (kernel, CPU, JAX version) and kept beside the
+  built kernel, so that every process on a machine makes the same choice.
+  """
+  choice = os.environ.get(ENV, 'auto')
+  if choice == '0' or not available():
     return False
-  return True
+  if choice != 'auto':
+    return True
+  from wcse_jax.checkpoints.load import cache_dir  # pylint: disable=g-import-not-at-top
+  library = pathlib.Path(_library()._name).name
+  key = hashlib.sha256('\n'.join([library, isa(), _cpu_model(), str(os.cpu_count())]).encode()).hexdigest()[:16]
+  record = cache_dir() / 'kernels' / f'choice-{key}.json'
+  try:
+    measured = json.loads(record.read_text())
+  except (OSError, ValueError):
+    ours, xla = _rates()
+    measured = {'isa': isa(), 'ours_gflop_per_s': round(ours, 1), 'xla_gflop_per_s': round(xla, 1), 'ours': ours > xla}
+    record.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile('w', dir=record.parent, delete=False) as tmp:
+      tmp.write(json.dumps(measured))
+    os.replace(tmp.name, record)
+  log.info('bfloat16 CPU products: %s (%s; [64,1024]x[1024,2048]: ours %s, XLA %s GFLOP/s; %s)',
+           'ours' if measured['ours'] else "XLA's", measured['isa'], measured['ours_gflop_per_s'],
+           measured['xla_gflop_per_s'], record)
+  return bool(measured['ours'])
 
 
 def _forms(spec: str) -> tuple[str, int] | None:
@@ -133,6 +226,11 @@ def applies(spec: str, x, y, dtype) -> bool:
   return k % 2 == 0 and n % 16 == 0 and k > 0 and n > 0 and available()
 
 
+def used(spec: str, x, y, dtype) -> bool:
+  """Whether `modules.dot` runs our kernel for this product: it `applies` and is `chosen`."""
+  return applies(spec, x, y, dtype) and chosen()
+
+
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
 def product(spec: str, x, y):
   """`einsum(spec, x, y)` in bfloat16 with float32 sums, by our kernel (see `applies`)."""
@@ -143,7 +241,7 @@ def product(spec: str, x, y):
   n = b.shape[0] if kind == 'nt' else b.shape[1]
   call = jax.ffi.ffi_call(_TARGETS[kind], jax.ShapeDtypeStruct((a.shape[0], n), jnp.float32),
                          vmap_method='sequential')
-  return call(a, b).reshape(*x.shape[:lead], *(y.shape[:1] if kind == 'nt' else y.shape[1:]))
+  return call(a, b, isa=np.int32(isa() == 'amx')).reshape(*x.shape[:lead], *(y.shape[:1] if kind == 'nt' else y.shape[1:]))
 
 
 def _product_fwd(spec, x, y):

@@ -36,9 +36,9 @@ def dot(spec: str, x: Array, y: Array, dtype) -> Float[Array, '...']:
   """`einsum(spec, x, y)` of inputs rounded to `dtype`, summed and returned in float32.
 
   A bfloat16 product that is one matrix product runs our kernel on CPU
-  (`cpu_kernels`), where XLA's is slower.
+  (`cpu_kernels`) where it is faster than XLA's on the machine.
   """
-  if cpu_kernels.applies(spec, x, y, dtype):
+  if cpu_kernels.used(spec, x, y, dtype):
     return cpu_kernels.product(spec, x, y)
   return jnp.einsum(spec, x.astype(dtype), y.astype(dtype), preferred_element_type=jnp.float32)
 
