@@ -171,3 +171,21 @@ def test_the_choice_is_measured_once_per_machine_unless_told(monkeypatch, tmp_pa
 def test_rates_measure_both_products():
   ours, xla = cpu_kernels._rates(repeats=2)
   assert ours > 1 and xla > 1
+
+
+@needs_kernel
+def test_the_choice_can_be_measured_while_a_model_is_traced(monkeypatch, tmp_path):
+  monkeypatch.setenv('WCSE_JAX_CACHE', str(tmp_path))
+  monkeypatch.delenv(cpu_kernels.ENV, raising=False)
+  cpu_kernels.chosen.cache_clear()
+  try:
+    x, y = _inputs((3, 64), (64, 32))
+
+    def step(carry, _):
+      return carry, modules.dot('MK,KN->MN', x, y, jnp.bfloat16)
+    out = jax.jit(lambda: jax.lax.scan(step, 0, length=2)[1])()
+    assert out.shape == (2, 3, 32)
+    [record] = tmp_path.glob('kernels/choice-*.json')
+    assert json.loads(record.read_text())['ours'] is cpu_kernels.chosen()
+  finally:
+    cpu_kernels.chosen.cache_clear()
