@@ -80,7 +80,7 @@ from wcse_jax.checkpoints import LoadedModel, load_model, load_tokenizer
 from wcse_jax.checkpoints.export_hf import export_hf
 from wcse_jax.checkpoints.load import bundled_gguf_path
 from wcse_jax.data import few_shot_prompt, load_problems
-from wcse_jax.model import Transformer, count_params, get_preset, init_cache
+from wcse_jax.model import Transformer, count_params, cpu_kernels, get_preset, init_cache
 from wcse_jax.sampling import SamplingParams, Sampler, context_length, sampling_layout
 
 
@@ -310,6 +310,9 @@ def main():
       'numpy_blas_float32_matmul_gflop_per_s': blas_f32 and round(blas_f32 / 1e9, 1),
       'torch_matmul_gflop_per_s': {k: v and round(v / 1e9, 1) for k, v in torch_peaks.items()},
       'our_bfloat16_kernel_gflop_per_s': kernel_bf16 and round(kernel_bf16 / 1e9, 1),
+      # Whether our bfloat16 CPU kernel runs the model's products here, and with which instructions.
+      'our_bfloat16_kernel_used': bool(kernel_bf16) and cpu_kernels.chosen(),
+      'our_bfloat16_kernel_isa': kernel_bf16 and cpu_kernels.isa(),
       'floor_uses': ('the larger bandwidth and, per dtype, the largest matmul peak '
                      '(XLA, numpy BLAS, torch, our bfloat16 CPU kernel)'),
   }

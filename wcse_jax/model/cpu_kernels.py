@@ -10,8 +10,8 @@ kernel is `chosen`; on any other backend, CPU, dtype or shape it is XLA's
 
 Which is faster depends on the machine: on a 2-core Xeon with AMX our AMX
 path ran a decode step's weight products at 1.3-2.4x XLA's (XLA's YNNPACK),
-while the AVX512-BF16 path ran at a third of XLA's; on one without usable AMX,
-the AVX512-BF16 path ran at 1.1-1.4x XLA's in an earlier measurement. So unless told
+while the AVX512-BF16 path ran at a third of XLA's; on an AMD EPYC without AMX
+the AVX512-BF16 path ran at 1.2-1.7x XLA's (an earlier measurement). So unless told
 (`WCSE_JAX_CPU_KERNELS`: `0` XLA's, `1` ours, `avx512` ours without AMX), the
 choice is measured once per machine and kept with the built kernel (`chosen`).
 
