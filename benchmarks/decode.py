@@ -294,7 +294,7 @@ def main():
   cpu = jax.default_backend() == 'cpu'
   blas_f32 = perf.host_matmul_peak_flops() if cpu else None
   torch_peaks = {d.name: perf.torch_matmul_peak_flops(d) for d in dtypes} if cpu else {}
-  # Our own bfloat16 kernel (model.cpu_kernels) beats both at the decode's shapes.
+  # Our own bfloat16 kernel (model.cpu_kernels): it can beat both at the decode's shapes.
   kernel_bf16 = perf.kernel_matmul_peak_flops() if cpu and 'bfloat16' in xla_peaks else None
   others = {name: (torch_peaks.get(name), blas_f32 if name == 'float32' else None,
                    kernel_bf16 if name == 'bfloat16' else None) for name in xla_peaks}

@@ -143,11 +143,8 @@ void AmxConfigure() {
 void AmxRelease() { _tile_release(); }
 
 // C[0:16*RT, 0:16*CT] = A[0:16*RT, 0:K] x B, B the panel's columns c0.. (packed [K/2][width][2]).
-// `ahead`: the next rows of A to prefetch, 32 rows read alongside each k tile (A streaming from
-// memory: the logits' table), or null.
 template <int RT, int CT>
-inline void AmxBlock(const uint16_t* a, int64_t k, const uint16_t* panel, int64_t width, float* c, int64_t ldc,
-                     const uint16_t* ahead = nullptr) {
+inline void AmxBlock(const uint16_t* a, int64_t k, const uint16_t* panel, int64_t width, float* c, int64_t ldc) {
   const int64_t lda = k * 2, ldb = width * 4, ldcb = ldc * 4;
   _tile_zero(0);
   if constexpr (CT == 2) _tile_zero(1);
@@ -155,8 +152,6 @@ inline void AmxBlock(const uint16_t* a, int64_t k, const uint16_t* panel, int64_
   if constexpr (RT == 2 && CT == 2) _tile_zero(3);
   for (int64_t k0 = 0; k0 < k; k0 += kAmxK) {
     const uint16_t* b = panel + k0 * width;  // k0 / 2 pairs of `width` columns of 2
-    if (ahead)
-      for (int r = 0; r < 32; ++r) _mm_prefetch(reinterpret_cast<const char*>(ahead + r * k + k0), _MM_HINT_T0);
     _tile_loadd(4, a + k0, lda);
     _tile_loadd(6, b, ldb);
     _tile_dpbf16ps(0, 4, 6);
@@ -177,11 +172,10 @@ inline void AmxBlock(const uint16_t* a, int64_t k, const uint16_t* panel, int64_
 }
 
 template <int RT>
-inline void AmxColumns(const uint16_t* a, int64_t k, const uint16_t* panel, int64_t width, float* c, int64_t ldc,
-                       const uint16_t* ahead = nullptr) {
+inline void AmxColumns(const uint16_t* a, int64_t k, const uint16_t* panel, int64_t width, float* c, int64_t ldc) {
   int64_t j = 0;
-  for (; j + 32 <= width; j += 32, ahead = nullptr) AmxBlock<RT, 2>(a, k, panel + 2 * j, width, c + j, ldc, ahead);
-  if (j < width) AmxBlock<RT, 1>(a, k, panel + 2 * j, width, c + j, ldc, ahead);
+  for (; j + 32 <= width; j += 32) AmxBlock<RT, 2>(a, k, panel + 2 * j, width, c + j, ldc);
+  if (j < width) AmxBlock<RT, 1>(a, k, panel + 2 * j, width, c + j, ldc);
 }
 
 // Rows m0..m1 of A against one packed panel (the AMX counterpart of PanelRows). Rows
@@ -196,7 +190,7 @@ void AmxPanelRows(const uint16_t* a, int64_t m0, int64_t m1, int64_t k, const ui
     staged.resize(32 * kPanel + 16);
     float* s = reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(staged.data()) + 63) & ~uintptr_t{63});
     for (; m + 32 <= m1; m += 32) {
-      AmxColumns<2>(a + m * k, k, panel, width, s, kPanel, m + 64 <= m1 ? a + (m + 32) * k : nullptr);
+      AmxColumns<2>(a + m * k, k, panel, width, s, kPanel);
       for (int64_t i = 0; i < 32; ++i)
         for (int64_t j = 0; j < width; j += 16)
           _mm512_stream_ps(c + (m + i) * ldc + j, _mm512_load_ps(s + i * kPanel + j));
@@ -320,32 +314,16 @@ ffi::Error Product(ffi::ThreadPool pool, ffi::Buffer<ffi::BF16> a, ffi::Buffer<f
   return ffi::Error::Success();
 }
 
-ffi::Error ProductNN(ffi::ThreadPool pool, ffi::Buffer<ffi::BF16> a, ffi::Buffer<ffi::BF16> b,
-                     ffi::ResultBuffer<ffi::F32> c, int32_t isa) {
-  return Product(pool, a, b, c, false, isa);
-}
-
-ffi::Error ProductNT(ffi::ThreadPool pool, ffi::Buffer<ffi::BF16> a, ffi::Buffer<ffi::BF16> b,
-                     ffi::ResultBuffer<ffi::F32> c, int32_t isa) {
-  return Product(pool, a, b, c, true, isa);
-}
-
 }  // namespace
 
-XLA_FFI_DEFINE_HANDLER_SYMBOL(WcseBf16ProductNN, ProductNN,
+// `nt`: B is [N, K] (else [K, N]); `isa` as in Product.
+XLA_FFI_DEFINE_HANDLER_SYMBOL(WcseBf16Product, Product,
                               ffi::Ffi::Bind()
                                   .Ctx<ffi::ThreadPool>()
                                   .Arg<ffi::Buffer<ffi::BF16>>()
                                   .Arg<ffi::Buffer<ffi::BF16>>()
                                   .Ret<ffi::Buffer<ffi::F32>>()
-                                  .Attr<int32_t>("isa"));
-
-XLA_FFI_DEFINE_HANDLER_SYMBOL(WcseBf16ProductNT, ProductNT,
-                              ffi::Ffi::Bind()
-                                  .Ctx<ffi::ThreadPool>()
-                                  .Arg<ffi::Buffer<ffi::BF16>>()
-                                  .Arg<ffi::Buffer<ffi::BF16>>()
-                                  .Ret<ffi::Buffer<ffi::F32>>()
+                                  .Attr<bool>("nt")
                                   .Attr<int32_t>("isa"));
 
 // 1 when the AMX path can run in this process (the CPU has AMX-BF16 and the OS granted its state).

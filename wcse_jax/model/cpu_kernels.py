@@ -48,29 +48,31 @@ import numpy as np
 
 ENV = 'WCSE_JAX_CPU_KERNELS'
 _SOURCE = pathlib.Path(__file__).with_name('cpu_kernels.cc')
-_TARGETS = {'nn': 'wcse_bf16_product_nn', 'nt': 'wcse_bf16_product_nt'}
-_SYMBOLS = {'nn': 'WcseBf16ProductNN', 'nt': 'WcseBf16ProductNT'}
+_TARGET = 'wcse_bf16_product'
 
 log = logging.getLogger(__name__)
 
 
-def _cpu_model() -> str:
+@functools.cache
+def _cpuinfo() -> dict[str, str]:
+  """The first processor's fields in /proc/cpuinfo ({} where there is none)."""
   try:
     text = pathlib.Path('/proc/cpuinfo').read_text()
   except OSError:
-    return platform.processor()
-  return next((line.split(':', 1)[1].strip() for line in text.splitlines() if line.startswith('model name')), '')
+    return {}
+  fields = {}
+  for line in text.split('\n\n', 1)[0].splitlines():
+    name, _, value = line.partition(':')
+    fields[name.strip()] = value.strip()
+  return fields
+
+
+def _cpu_model() -> str:
+  return _cpuinfo().get('model name') or platform.processor()
 
 
 def _cpu_flags() -> set[str]:
-  try:
-    text = pathlib.Path('/proc/cpuinfo').read_text()
-  except OSError:
-    return set()
-  for line in text.splitlines():
-    if line.startswith('flags'):
-      return set(line.split(':', 1)[1].split())
-  return set()
+  return set(_cpuinfo().get('flags', '').split())
 
 
 def _build(directory: pathlib.Path) -> pathlib.Path:
@@ -104,8 +106,7 @@ def _register(path: str) -> ctypes.CDLL:
   handler per name in a process, so the first library registered stays."""
   if not _registered:
     library = ctypes.cdll.LoadLibrary(path)
-    for form, target in _TARGETS.items():
-      jax.ffi.register_ffi_target(target, jax.ffi.pycapsule(getattr(library, _SYMBOLS[form])), platform='cpu')
+    jax.ffi.register_ffi_target(_TARGET, jax.ffi.pycapsule(library.WcseBf16Product), platform='cpu')
     _registered.append(library)
   return _registered[0]
 
@@ -245,9 +246,9 @@ def product(spec: str, x, y):
   b = y.astype(jnp.bfloat16)
   b = b if kind == 'nt' else b.reshape(b.shape[0], -1)
   n = b.shape[0] if kind == 'nt' else b.shape[1]
-  call = jax.ffi.ffi_call(_TARGETS[kind], jax.ShapeDtypeStruct((a.shape[0], n), jnp.float32),
+  call = jax.ffi.ffi_call(_TARGET, jax.ShapeDtypeStruct((a.shape[0], n), jnp.float32),
                          vmap_method='sequential')
-  return call(a, b, isa=np.int32(isa() == 'amx')).reshape(*x.shape[:lead], *(y.shape[:1] if kind == 'nt' else y.shape[1:]))
+  return call(a, b, nt=kind == 'nt', isa=np.int32(isa() == 'amx')).reshape(*x.shape[:lead], *(y.shape[:1] if kind == 'nt' else y.shape[1:]))
 
 
 def _product_fwd(spec, x, y):
