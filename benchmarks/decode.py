@@ -313,6 +313,8 @@ def main():
       # Whether our bfloat16 CPU kernel runs the model's products here, and with which instructions.
       'our_bfloat16_kernel_used': bool(kernel_bf16) and cpu_kernels.chosen(),
       'our_bfloat16_kernel_isa': kernel_bf16 and cpu_kernels.isa(),
+      # Whether our batched float32 kernel runs the attention over a float32 cache.
+      'our_float32_attention_kernel_used': bool(kernel_bf16) and cpu_kernels.chosen('f32_batched'),
       'floor_uses': ('the larger bandwidth and, per dtype, the largest matmul peak '
                      '(XLA, numpy BLAS, torch, our bfloat16 CPU kernel)'),
   }

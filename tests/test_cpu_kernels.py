@@ -1,4 +1,4 @@
-"""Our bfloat16 CPU products (`model.cpu_kernels`) against float32 sums of the same inputs."""
+"""Our CPU products (`model.cpu_kernels`) against float32 sums of the same inputs."""
 
 import json
 
@@ -98,8 +98,52 @@ def test_dot_uses_it_for_bfloat16_only_and_gradients_follow_einsum(monkeypatch):
     np.testing.assert_allclose(np.asarray(a, np.float32), np.asarray(b, np.float32), rtol=2e-2, atol=1e-2)
 
 
+@needs_kernel
+@pytest.mark.parametrize('spec,x_shape,y_shape', [
+    ('BKQH,BKHS->BKQS', (64, 1, 4, 256), (64, 1, 256, 64)),  # a decode step's scores over a span of 64 slots
+    ('BKQS,BKSH->BKQH', (64, 1, 4, 64), (64, 1, 64, 256)),  # ... and their values
+    ('BKQH,BKHS->BKQS', (3, 2, 5, 37), (3, 2, 37, 70)),  # rows 4 + 1; columns 64 + 6 (masked)
+    ('PMK,PKN->PMN', (2, 7, 100), (2, 100, 16)),  # rows 6 + 1
+    ('PMK,PKN->PMN', (5, 2, 1), (5, 1, 200)),  # one k; columns 3 x 64 + 8
+])
+def test_batched_float32_product_matches_exact_sums(spec, x_shape, y_shape):
+  rng = np.random.default_rng(2)
+  x = jnp.asarray(rng.standard_normal(x_shape), jnp.float32)
+  y = jnp.asarray(rng.standard_normal(y_shape), jnp.float32)
+  assert cpu_kernels.kind_of(spec, x, y, jnp.float32) == 'f32_batched'
+  product = jax.jit(lambda x, y: cpu_kernels.product(spec, x, y))
+  out = product(x, y)
+  _check(spec, x, y, out)
+  # Each batch entry's sums are the same bits alone or among the others.
+  np.testing.assert_array_equal(np.asarray(product(x[1:2], y[1:2])), np.asarray(out)[1:2])
+
+
+@needs_kernel
+def test_dot_runs_the_batched_kernel_and_gradients_follow_einsum(monkeypatch):
+  monkeypatch.setenv(cpu_kernels.ENV, '1')
+  cpu_kernels.chosen.cache_clear()
+  try:
+    rng = np.random.default_rng(3)
+    x = jnp.asarray(rng.standard_normal((3, 1, 4, 32)), jnp.float32)
+    y = jnp.asarray(rng.standard_normal((3, 1, 32, 24)), jnp.float32)
+    spec = 'BKQH,BKHS->BKQS'
+    assert cpu_kernels.used(spec, x, y, jnp.float32)
+    np.testing.assert_array_equal(np.asarray(modules.dot(spec, x, y, jnp.float32)),
+                                  np.asarray(cpu_kernels.product(spec, x, y)))
+    loss = lambda f: lambda x, y: jnp.sum(jnp.sin(f(x, y)))
+    ours = jax.grad(loss(lambda x, y: modules.dot(spec, x, y, jnp.float32)), argnums=(0, 1))(x, y)
+    ref = jax.grad(loss(lambda x, y: jnp.einsum(spec, x, y)), argnums=(0, 1))(x, y)
+    for a, b in zip(ours, ref):
+      np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-5)
+  finally:
+    cpu_kernels.chosen.cache_clear()
+
+
 @pytest.mark.parametrize('spec,x_shape,y_shape,dtype', [
-    ('BKQH,BKSH->BKQS', (2, 1, 4, 32), (2, 1, 8, 32), jnp.bfloat16),  # batched attention products stay XLA's
+    ('BKQH,BKSH->BKQS', (2, 1, 4, 32), (2, 1, 8, 32), jnp.bfloat16),  # bfloat16 batched products stay XLA's
+    ('BKQH,BKSH->BKQS', (2, 1, 4, 32), (2, 1, 8, 32), jnp.float32),  # ... and float32 ones with y [K, N] transposed
+    ('BKQH,BKHS->BKQS', (2, 1, 4, 32), (1, 1, 32, 8), jnp.float32),  # ... or broadcast over the batch
+    ('BKQH,KHS->BKQS', (2, 1, 4, 32), (1, 32, 8), jnp.float32),  # ... or y without the batch (a shared prefix)
     ('...D,VD->...V', (2, 32), (64, 32), jnp.bfloat16),
     ('MK,KN->MN', (4, 32), (32, 48), jnp.float32),
     ('MK,KN->MN', (4, 31), (31, 48), jnp.bfloat16),  # K odd
@@ -107,7 +151,7 @@ def test_dot_uses_it_for_bfloat16_only_and_gradients_follow_einsum(monkeypatch):
     ('MK,NK->NM', (4, 32), (48, 32), jnp.bfloat16),  # output in another order
 ])
 def test_other_products_are_xla_s(spec, x_shape, y_shape, dtype):
-  x, y = _inputs(x_shape, y_shape)
+  x, y = (a.astype(dtype) for a in _inputs(x_shape, y_shape))
   assert not cpu_kernels.applies(spec, x, y, dtype)
 
 
@@ -148,14 +192,18 @@ def test_the_choice_is_measured_once_per_machine_unless_told(monkeypatch, tmp_pa
       for record in tmp_path.glob('kernels/choice-*.json'):
         record.unlink()
       monkeypatch.delenv(cpu_kernels.ENV, raising=False)
-      monkeypatch.setattr(cpu_kernels, '_rates', lambda: (200.0, 100.0) if faster else (100.0, 200.0))
+      monkeypatch.setattr(cpu_kernels, '_rates', lambda kind: (200.0, 100.0) if faster else (100.0, 200.0))
       assert cpu_kernels.used('MK,KN->MN', x, y, jnp.bfloat16) is expected
       [record] = tmp_path.glob('kernels/choice-*.json')
-      assert json.loads(record.read_text())['ours'] is expected
+      assert json.loads(record.read_text())['bf16']['ours'] is expected
+      # Each kind measured on its own, into the same record.
+      monkeypatch.setattr(cpu_kernels, '_rates', lambda kind: (100.0, 200.0) if faster else (200.0, 100.0))
+      assert cpu_kernels.chosen('f32_batched') is not expected
       # Another process: no measuring, the record decides.
       cpu_kernels.chosen.cache_clear()
-      monkeypatch.setattr(cpu_kernels, '_rates', lambda: pytest.fail('measured again'))
+      monkeypatch.setattr(cpu_kernels, '_rates', lambda kind: pytest.fail('measured again'))
       assert cpu_kernels.chosen() is expected
+      assert cpu_kernels.chosen('f32_batched') is not expected
       cpu_kernels.chosen.cache_clear()
       monkeypatch.setenv(cpu_kernels.ENV, '1')
       assert cpu_kernels.chosen()
@@ -168,8 +216,9 @@ def test_the_choice_is_measured_once_per_machine_unless_told(monkeypatch, tmp_pa
 
 
 @needs_kernel
-def test_rates_measure_both_products():
-  ours, xla = cpu_kernels._rates(repeats=2)
+@pytest.mark.parametrize('kind', sorted(cpu_kernels.KINDS))
+def test_rates_measure_both_products(kind):
+  ours, xla = cpu_kernels._rates(kind, repeats=2)
   assert ours > 1 and xla > 1
 
 
@@ -186,6 +235,6 @@ def test_the_choice_can_be_measured_while_a_model_is_traced(monkeypatch, tmp_pat
     out = jax.jit(lambda: jax.lax.scan(step, 0, length=2)[1])()
     assert out.shape == (2, 3, 32)
     [record] = tmp_path.glob('kernels/choice-*.json')
-    assert json.loads(record.read_text())['ours'] is cpu_kernels.chosen()
+    assert json.loads(record.read_text())['bf16']['ours'] is cpu_kernels.chosen()
   finally:
     cpu_kernels.chosen.cache_clear()

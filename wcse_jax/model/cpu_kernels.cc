@@ -314,6 +314,73 @@ ffi::Error Product(ffi::ThreadPool pool, ffi::Buffer<ffi::BF16> a, ffi::Buffer<f
   return ffi::Error::Success();
 }
 
+
+// ---- float32 batched products (attention over a float32 cache) -----------------
+//
+// C[p] = A[p] x B[p] for each batch entry p: A [M, K], B [K, N], C [M, N], all
+// float32 and row-major. In a decode step these are each row's attention
+// products over its own cache (M = the query heads sharing a key/value head, K and
+// N the head size and the cached positions, or the other way round): many tiny
+// products that XLA:CPU runs at a third of the memory bandwidth. A tile keeps
+// MT x 64 of C in registers and walks k: one row of B (four vectors, masked at
+// the end of N) against MT broadcast entries of A. Each C element is one fused
+// multiply-add chain over k in increasing order, whatever M, the batch or the
+// threads.
+
+template <int MT>
+inline void F32Tile(const float* a, int64_t k, const float* b, int64_t n, int64_t n0, float* c) {
+  __mmask16 mask[4];
+  for (int j = 0; j < 4; ++j) {
+    const int64_t left = n - n0 - 16 * j;
+    mask[j] = left >= 16 ? __mmask16(0xFFFF) : left > 0 ? __mmask16((1u << left) - 1) : __mmask16(0);
+  }
+  __m512 acc[MT][4];
+  for (int i = 0; i < MT; ++i)
+    for (int j = 0; j < 4; ++j) acc[i][j] = _mm512_setzero_ps();
+  for (int64_t kk = 0; kk < k; ++kk) {
+    const float* row = b + kk * n + n0;
+    __m512 bv[4];
+    for (int j = 0; j < 4; ++j) bv[j] = _mm512_maskz_loadu_ps(mask[j], row + 16 * j);
+    for (int i = 0; i < MT; ++i) {
+      const __m512 av = _mm512_set1_ps(a[i * k + kk]);
+      for (int j = 0; j < 4; ++j) acc[i][j] = _mm512_fmadd_ps(av, bv[j], acc[i][j]);
+    }
+  }
+  for (int i = 0; i < MT; ++i)
+    for (int j = 0; j < 4; ++j) _mm512_mask_storeu_ps(c + i * n + n0 + 16 * j, mask[j], acc[i][j]);
+}
+
+// One batch entry: C [M, N] = A [M, K] x B [K, N].
+void F32Entry(const float* a, const float* b, float* c, int64_t m, int64_t k, int64_t n) {
+  for (int64_t n0 = 0; n0 < n; n0 += kPanel) {
+    int64_t i = 0;
+    for (; i + 6 <= m; i += 6) F32Tile<6>(a + i * k, k, b, n, n0, c + i * n);
+    for (; i + 4 <= m; i += 4) F32Tile<4>(a + i * k, k, b, n, n0, c + i * n);
+    for (; i + 2 <= m; i += 2) F32Tile<2>(a + i * k, k, b, n, n0, c + i * n);
+    for (; i < m; ++i) F32Tile<1>(a + i * k, k, b, n, n0, c + i * n);
+  }
+}
+
+ffi::Error F32Batched(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> a, ffi::Buffer<ffi::F32> b,
+                      ffi::ResultBuffer<ffi::F32> c) {
+  const auto ad = a.dimensions();
+  const auto bd = b.dimensions();
+  if (ad.size() != 3 || bd.size() != 3) return ffi::Error::InvalidArgument("f32 batched product: operands must be 3-D");
+  const int64_t batch = ad[0], m = ad[1], k = ad[2], n = bd[2];
+  if (bd[0] != batch || bd[1] != k) return ffi::Error::InvalidArgument("f32 batched product: shapes differ");
+  const float* ap = a.typed_data();
+  const float* bp = b.typed_data();
+  float* cp = c->typed_data();
+  // Items of several entries, a few per thread (an entry is a few microseconds of work).
+  const int64_t threads = std::max<int64_t>(pool.num_threads(), 1);
+  const int64_t per_item = std::max<int64_t>(1, batch / (4 * threads));
+  ParallelFor(pool, (batch + per_item - 1) / per_item, [=](int64_t item) {
+    const int64_t p1 = std::min(batch, (item + 1) * per_item);
+    for (int64_t p = item * per_item; p < p1; ++p) F32Entry(ap + p * m * k, bp + p * k * n, cp + p * m * n, m, k, n);
+  });
+  return ffi::Error::Success();
+}
+
 }  // namespace
 
 // `nt`: B is [N, K] (else [K, N]); `isa` as in Product.
@@ -325,6 +392,13 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(WcseBf16Product, Product,
                                   .Ret<ffi::Buffer<ffi::F32>>()
                                   .Attr<bool>("nt")
                                   .Attr<int32_t>("isa"));
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(WcseF32Batched, F32Batched,
+                              ffi::Ffi::Bind()
+                                  .Ctx<ffi::ThreadPool>()
+                                  .Arg<ffi::Buffer<ffi::F32>>()
+                                  .Arg<ffi::Buffer<ffi::F32>>()
+                                  .Ret<ffi::Buffer<ffi::F32>>());
 
 // 1 when the AMX path can run in this process (the CPU has AMX-BF16 and the OS granted its state).
 extern "C" int WcseAmxAllowed() { return AmxAllowed() ? 1 : 0; }

@@ -1,19 +1,23 @@
-"""Our bfloat16 matrix products on CPU (`cpu_kernels.cc`), through the XLA FFI.
+"""Our matrix products on CPU (`cpu_kernels.cc`), through the XLA FFI.
 
 `cpu_kernels.cc` multiplies bfloat16 matrices into float32 with the CPU's own
 matrix instructions: AMX tiles (`tdpbf16ps`, 16 x 16 x 32 per instruction)
 where the CPU and the OS allow them, else a register-tiled AVX512-BF16 kernel
-(`vdpbf16ps`). `product` is what `modules.dot` calls for a bfloat16 product
-that is one matrix product (the weight products and the logits) when the
-kernel is `chosen`; on any other backend, CPU, dtype or shape it is XLA's
-`einsum`.
+(`vdpbf16ps`). It also runs batched float32 products with AVX-512 fused
+multiply-adds: a decode step's attention over a float32 cache, many tiny
+products (4 query rows against one row's 64 cached positions) that XLA:CPU
+runs at ~13 GB/s. `product` is what `modules.dot` calls for a product of
+either kind (`kind_of`) when the kernel is `chosen` for it; on any other
+backend, CPU, dtype or shape it is XLA's `einsum`.
 
 Which is faster depends on the machine: on a 2-core Xeon with AMX our AMX
 path ran a decode step's weight products at 1.3-2.4x XLA's (XLA's YNNPACK),
 while the AVX512-BF16 path ran at a third of XLA's; on an AMD EPYC without AMX
-the AVX512-BF16 path ran at 1.2-1.7x XLA's (an earlier measurement). So unless told
+the AVX512-BF16 path ran at 1.2-1.7x XLA's (an earlier measurement); the
+batched float32 products ran at 2.5x XLA's on the Xeon. So unless told
 (`WCSE_JAX_CPU_KERNELS`: `0` XLA's, `1` ours, `avx512` ours without AMX), the
-choice is measured once per machine and kept with the built kernel (`chosen`).
+choice is measured once per machine and kind and kept with the built kernel
+(`chosen`).
 
 The kernel is built on first use with the machine's C++ compiler (`$CXX`, else
 `g++`) against JAX's FFI headers, for this CPU (`-march=native`), into the
@@ -49,6 +53,13 @@ import numpy as np
 ENV = 'WCSE_JAX_CPU_KERNELS'
 _SOURCE = pathlib.Path(__file__).with_name('cpu_kernels.cc')
 _TARGET = 'wcse_bf16_product'
+_BATCHED_TARGET = 'wcse_f32_batched_product'
+# What each kernel is measured on against XLA's product (`chosen`): a decode step's
+# weight product, and its attention over a float32 cache (64 rows, 4 query heads).
+KINDS = {
+    'bf16': ('MK,KN->MN', (64, 1024), (1024, 2048), jnp.bfloat16),
+    'f32_batched': ('BKQH,BKHS->BKQS', (64, 1, 4, 256), (64, 1, 256, 64), jnp.float32),
+}
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +118,9 @@ def _register(path: str) -> ctypes.CDLL:
   if not _registered:
     library = ctypes.cdll.LoadLibrary(path)
     jax.ffi.register_ffi_target(_TARGET, jax.ffi.pycapsule(library.WcseBf16Product), platform='cpu')
+    jax.ffi.register_ffi_target(
+        _BATCHED_TARGET, jax.ffi.pycapsule(library.WcseF32Batched), platform='cpu'
+    )
     _registered.append(library)
   return _registered[0]
 
@@ -144,40 +158,41 @@ def isa() -> str:
   return 'amx' if library.WcseAmxAllowed() else 'avx512'
 
 
-def _rates(repeats: int = 30) -> tuple[float, float]:
-  """GFLOP/s of our kernel and of XLA's einsum on a decode step's weight product
-  ([64, 1024] x [1024, 2048] bfloat16), the fastest of interleaved repeats. It runs
-  now, even when asked while a model is being traced."""
+def _rates(kind: str = 'bf16', repeats: int = 30) -> tuple[float, float]:
+  """GFLOP/s of our kernel and of XLA's einsum on a decode step's product of `kind`
+  (`KINDS`), the fastest of interleaved repeats. It runs now, even when asked while
+  a model is being traced."""
   with jax.ensure_compile_time_eval():
-    return _measure_rates(repeats)
+    return _measure_rates(kind, repeats)
 
 
-def _measure_rates(repeats: int) -> tuple[float, float]:
+def _measure_rates(kind: str, repeats: int) -> tuple[float, float]:
   rng = np.random.default_rng(0)
-  x = jnp.asarray(rng.standard_normal((64, 1024)), jnp.bfloat16)
-  w = jnp.asarray(rng.standard_normal((1024, 2048)), jnp.bfloat16)
-  ours = jax.jit(lambda x, w: product('MK,KN->MN', x, w))
-  xla = jax.jit(lambda x, w: jnp.einsum('MK,KN->MN', x, w, preferred_element_type=jnp.float32))
+  spec, x_shape, y_shape, dtype = KINDS[kind]
+  x = jnp.asarray(rng.standard_normal(x_shape), dtype)
+  y = jnp.asarray(rng.standard_normal(y_shape), dtype)
+  ours = jax.jit(lambda x, y: product(spec, x, y))
+  xla = jax.jit(lambda x, y: jnp.einsum(spec, x, y, preferred_element_type=jnp.float32))
   best = {ours: math.inf, xla: math.inf}
   for f in best:
-    f(x, w).block_until_ready()
+    f(x, y).block_until_ready()
   for _ in range(repeats):
     for f in best:
       start = time.perf_counter()
-      f(x, w).block_until_ready()
+      f(x, y).block_until_ready()
       best[f] = min(best[f], time.perf_counter() - start)
-  flops = 2 * 64 * 1024 * 2048
+  flops = 2 * math.prod(jax.eval_shape(lambda: jnp.einsum(spec, x, y)).shape) * x.shape[-1]
   return flops / best[ours] / 1e9, flops / best[xla] / 1e9
 
 
 @functools.cache
-def chosen() -> bool:
-  """Whether `modules.dot` runs our kernel for the products it applies to.
+def chosen(kind: str = 'bf16') -> bool:
+  """Whether `modules.dot` runs our kernel for the products of `kind` (`KINDS`).
 
   `WCSE_JAX_CPU_KERNELS`: `0` never, `1` (or `amx`, `avx512`) always; unset (or
   `auto`), where it is faster than XLA's own product on this machine. That is
-  measured once per machine (kernel, CPU, JAX version) and kept beside the
-  built kernel, so that every process on a machine makes the same choice.
+  measured once per machine (kernel, CPU, JAX version) and kind, and kept beside
+  the built kernel, so that every process on a machine makes the same choice.
   """
   choice = os.environ.get(ENV, 'auto')
   if choice == '0' or not available():
@@ -189,17 +204,21 @@ def chosen() -> bool:
   key = hashlib.sha256('\n'.join([library, isa(), _cpu_model(), str(os.cpu_count())]).encode()).hexdigest()[:16]
   record = cache_dir() / 'kernels' / f'choice-{key}.json'
   try:
-    measured = json.loads(record.read_text())
+    kept = json.loads(record.read_text())
   except (OSError, ValueError):
-    ours, xla = _rates()
-    measured = {'isa': isa(), 'ours_gflop_per_s': round(ours, 1), 'xla_gflop_per_s': round(xla, 1), 'ours': ours > xla}
+    kept = {}
+  if not isinstance(kept.get(kind), dict):
+    ours, xla = _rates(kind)
+    kept[kind] = {'isa': isa(), 'ours_gflop_per_s': round(ours, 1), 'xla_gflop_per_s': round(xla, 1), 'ours': ours > xla}
     record.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile('w', dir=record.parent, delete=False) as tmp:
-      tmp.write(json.dumps(measured))
+      tmp.write(json.dumps(kept))
     os.replace(tmp.name, record)
-  log.info('bfloat16 CPU products: %s (%s; [64,1024]x[1024,2048]: ours %s, XLA %s GFLOP/s; %s)',
-           'ours' if measured['ours'] else "XLA's", measured['isa'], measured['ours_gflop_per_s'],
-           measured['xla_gflop_per_s'], record)
+  measured = kept[kind]
+  spec, x_shape, y_shape, _ = KINDS[kind]
+  log.info('%s CPU products: %s (%s; %s %s x %s: ours %s, XLA %s GFLOP/s; %s)', kind,
+           'ours' if measured['ours'] else "XLA's", measured['isa'], spec, list(x_shape), list(y_shape),
+           measured['ours_gflop_per_s'], measured['xla_gflop_per_s'], record)
   return bool(measured['ours'])
 
 
@@ -219,28 +238,71 @@ def _forms(spec: str) -> tuple[str, int] | None:
   return None
 
 
-def applies(spec: str, x, y, dtype) -> bool:
-  """Whether `product(spec, x, y)` runs our kernel: bfloat16 on a CPU default
-  backend, one matrix product, K even and N a multiple of 16."""
-  if jnp.dtype(dtype) != jnp.bfloat16 or jax.default_backend() != 'cpu':
-    return False
+def _batched_form(spec: str) -> int | None:
+  """Batch axes when `spec` is x [P.., M, K] by y [P.., K, N] into [P.., M, N]
+  (the same P leading axes on all three, at least one); else None."""
+  inputs, out = spec.replace(' ', '').split('->')
+  xs, ys = inputs.split(',')
+  if '.' in xs + ys or len(xs) < 3 or len(ys) != len(xs):
+    return None
+  lead, (m, k), n = xs[:-2], xs[-2:], ys[-1]
+  if ys != lead + k + n or out != lead + m + n or len(set(xs + n)) != len(xs) + 1:
+    return None
+  return len(lead)
+
+
+def kind_of(spec: str, x, y, dtype) -> str | None:
+  """Which of our kernels `product(spec, x, y)` runs (`KINDS`), or None (XLA's einsum).
+
+  'bf16': a bfloat16 product that is one matrix product, K even and N a
+  multiple of 16. 'f32_batched': float32 inputs in a float32 product, batched
+  over the same leading axes of both (the attention over a float32 cache).
+  Either on a CPU default backend, with the kernel built.
+  """
+  if jax.default_backend() != 'cpu':
+    return None
+  dtype = jnp.dtype(dtype)
+  if dtype == jnp.float32:
+    lead = _batched_form(spec)
+    if lead is None or x.dtype != jnp.float32 or y.dtype != jnp.float32:
+      return None
+    if x.shape[:lead] != y.shape[:lead] or 0 in x.shape or 0 in y.shape:
+      return None
+    return 'f32_batched' if available() else None
+  if dtype != jnp.bfloat16:
+    return None
   form = _forms(spec)
   if form is None:
-    return False
+    return None
   kind, _ = form
   k = x.shape[-1]
   n = y.shape[0] if kind == 'nt' else math.prod(y.shape[1:])
-  return k % 2 == 0 and n % 16 == 0 and k > 0 and n > 0 and available()
+  return 'bf16' if k % 2 == 0 and n % 16 == 0 and k > 0 and n > 0 and available() else None
+
+
+def applies(spec: str, x, y, dtype) -> bool:
+  """Whether `product(spec, x, y)` runs one of our kernels (`kind_of`)."""
+  return kind_of(spec, x, y, dtype) is not None
 
 
 def used(spec: str, x, y, dtype) -> bool:
-  """Whether `modules.dot` runs our kernel for this product: it `applies` and is `chosen`."""
-  return applies(spec, x, y, dtype) and chosen()
+  """Whether `modules.dot` runs our kernel for this product: it applies and is `chosen`."""
+  kind = kind_of(spec, x, y, dtype)
+  return kind is not None and chosen(kind)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
 def product(spec: str, x, y):
-  """`einsum(spec, x, y)` in bfloat16 with float32 sums, by our kernel (see `applies`)."""
+  """`einsum(spec, x, y)` with float32 sums by our kernel (see `kind_of`): bfloat16
+  inputs for a bfloat16 product, float32 for a batched float32 one."""
+  lead = _batched_form(spec)
+  if lead is not None and x.dtype == y.dtype == jnp.float32:
+    batch = x.shape[:lead]
+    out = jax.ShapeDtypeStruct((math.prod(batch), x.shape[-2], y.shape[-1]), jnp.float32)
+    call = jax.ffi.ffi_call(_BATCHED_TARGET, out, vmap_method='sequential')
+    a = x.reshape(-1, *x.shape[-2:])
+    b = y.reshape(-1, *y.shape[-2:])
+    return call(a, b).reshape(*batch, x.shape[-2], y.shape[-1])
   kind, lead = _forms(spec)
   a = x.astype(jnp.bfloat16).reshape(-1, x.shape[-1])
   b = y.astype(jnp.bfloat16)
@@ -257,8 +319,9 @@ def _product_fwd(spec, x, y):
 
 def _product_bwd(spec, residuals, g):
   x, y = residuals
+  dtype = jnp.float32 if _batched_form(spec) is not None and x.dtype == y.dtype == jnp.float32 else jnp.bfloat16
   _, vjp = jax.vjp(
-      lambda x, y: jnp.einsum(spec, x.astype(jnp.bfloat16), y.astype(jnp.bfloat16),
+      lambda x, y: jnp.einsum(spec, x.astype(dtype), y.astype(dtype),
                               preferred_element_type=jnp.float32), x, y)
   return vjp(g)
 

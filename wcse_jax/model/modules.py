@@ -35,8 +35,9 @@ _MASKED = -2.3819763e38  # the reference's fill value for masked logits
 def dot(spec: str, x: Array, y: Array, dtype) -> Float[Array, '...']:
   """`einsum(spec, x, y)` of inputs rounded to `dtype`, summed and returned in float32.
 
-  A bfloat16 product that is one matrix product runs our kernel on CPU
-  (`cpu_kernels`) where it is faster than XLA's on the machine.
+  A bfloat16 product that is one matrix product, or a float32 one batched over
+  rows (attention over a float32 cache), runs our kernel on CPU (`cpu_kernels`)
+  where it is faster than XLA's on the machine.
   """
   if cpu_kernels.used(spec, x, y, dtype):
     return cpu_kernels.product(spec, x, y)
