@@ -238,3 +238,35 @@ def test_the_choice_can_be_measured_while_a_model_is_traced(monkeypatch, tmp_pat
     assert json.loads(record.read_text())['bf16']['ours'] is cpu_kernels.chosen()
   finally:
     cpu_kernels.chosen.cache_clear()
+
+
+@needs_kernel
+@pytest.mark.parametrize('v,b', [(1000, 64), (40000, 16), (77, 48)])  # blocks of 32 rows, the last partial
+def test_logits_come_with_their_block_maxima_and_exp_sums(v, b, isa):
+  table, hidden = _inputs((v, 64), (b, 64), seed=4)
+  logits, maxima, sums = jax.jit(lambda t, h: cpu_kernels.logits_with_statistics(t, h))(table, hidden)
+  np.testing.assert_array_equal(np.asarray(logits), np.asarray(cpu_kernels.product('VD,BD->VB', table, hidden)))
+  blocks = -(-v // cpu_kernels.STAT_BLOCK)
+  padded = np.full((blocks * cpu_kernels.STAT_BLOCK, b), -np.inf)
+  padded[:v] = np.asarray(logits, np.float64)
+  padded = padded.reshape(blocks, cpu_kernels.STAT_BLOCK, b)
+  want_max = padded.max(axis=1)
+  np.testing.assert_array_equal(np.asarray(maxima), want_max.astype(np.float32))
+  want_sums = np.exp(padded - want_max[:, None, :]).sum(axis=1)
+  np.testing.assert_allclose(np.asarray(sums), want_sums, rtol=1e-6)
+
+
+@needs_kernel
+@pytest.mark.parametrize('temperature', [0.0, 0.8])
+def test_sampling_from_the_statistics_draws_the_same_tokens(temperature):
+  from wcse_jax.sampling.rules import TokenRules, sample_next  # pylint: disable=g-import-not-at-top
+  table, hidden = _inputs((5000, 64), (16, 64), seed=5)
+  logits, maxima, sums = cpu_kernels.logits_with_statistics(table, hidden)
+  keys = jax.random.split(jax.random.key(0), 16)
+  rules = TokenRules(temperature=temperature, top_k=40)
+  fused = sample_next(logits, keys, rules, vocab_major=True, block_statistics=(maxima, sums))
+  plain = sample_next(logits, keys, rules, vocab_major=True)
+  np.testing.assert_array_equal(np.asarray(fused[0]), np.asarray(plain[0]))
+  np.testing.assert_allclose(np.asarray(fused[1]), np.asarray(plain[1]), rtol=1e-6, atol=1e-5)
+  exact = jax.nn.log_softmax(np.asarray(logits, np.float64).T, axis=-1)[np.arange(16), np.asarray(fused[0])]
+  np.testing.assert_allclose(np.asarray(fused[1]), exact, rtol=1e-6, atol=1e-5)

@@ -1,4 +1,6 @@
-// bfloat16 matrix products for XLA:CPU, called through the XLA FFI.
+// Matrix products for XLA:CPU, called through the XLA FFI: bfloat16 products
+// (`WcseBf16Product`), the logits with their block statistics (`WcseBf16Logits`)
+// and batched float32 products (`WcseF32Batched`, further down).
 //
 // C[M, N] (float32) = A[M, K] (bfloat16, row-major) x B, where B is [K, N]
 // ("nn") or [N, K] ("nt"), both bfloat16 and row-major. The sums are float32,
@@ -44,11 +46,8 @@ constexpr int64_t kPanel = 64;  // columns of B per panel (4 registers of 16)
 constexpr int64_t kRowBlock = 96;  // rows of A per item when items are row blocks
 
 // C[0:MT, 0:16*NT] = A[0:MT, :] x panel, the panel packed [K/2][16*NT][2].
-// `stream`: C is written past the caches (non-temporal stores; c 64-byte aligned), for a C too large
-// to stay in them (the logits), where ordinary stores cost the product half its speed.
 template <int MT, int NT>
-inline void Tile(const uint16_t* a, int64_t lda, const uint16_t* panel, int64_t k2s, float* c, int64_t ldc,
-                 bool stream) {
+inline void Tile(const uint16_t* a, int64_t lda, const uint16_t* panel, int64_t k2s, float* c, int64_t ldc) {
   __m512 acc[MT][NT];
   for (int i = 0; i < MT; ++i)
     for (int j = 0; j < NT; ++j) acc[i][j] = _mm512_setzero_ps();
@@ -65,32 +64,26 @@ inline void Tile(const uint16_t* a, int64_t lda, const uint16_t* panel, int64_t 
       for (int j = 0; j < NT; ++j) acc[i][j] = _mm512_dpbf16_ps(acc[i][j], av, bv[j]);
     }
   }
-  if (stream) {
-    for (int i = 0; i < MT; ++i)
-      for (int j = 0; j < NT; ++j) _mm512_stream_ps(c + i * ldc + 16 * j, acc[i][j]);
-  } else {
-    for (int i = 0; i < MT; ++i)
-      for (int j = 0; j < NT; ++j) _mm512_storeu_ps(c + i * ldc + 16 * j, acc[i][j]);
-  }
+  for (int i = 0; i < MT; ++i)
+    for (int j = 0; j < NT; ++j) _mm512_storeu_ps(c + i * ldc + 16 * j, acc[i][j]);
 }
 
 template <int NT>
-void Rows(const uint16_t* a, int64_t m0, int64_t m1, int64_t k, const uint16_t* panel, float* c, int64_t ldc,
-          bool stream) {
+void Rows(const uint16_t* a, int64_t m0, int64_t m1, int64_t k, const uint16_t* panel, float* c, int64_t ldc) {
   int64_t m = m0;
-  for (; m + 6 <= m1; m += 6) Tile<6, NT>(a + m * k, k, panel, k / 2, c + m * ldc, ldc, stream);
-  for (; m + 4 <= m1; m += 4) Tile<4, NT>(a + m * k, k, panel, k / 2, c + m * ldc, ldc, stream);
-  for (; m < m1; ++m) Tile<1, NT>(a + m * k, k, panel, k / 2, c + m * ldc, ldc, stream);
+  for (; m + 6 <= m1; m += 6) Tile<6, NT>(a + m * k, k, panel, k / 2, c + m * ldc, ldc);
+  for (; m + 4 <= m1; m += 4) Tile<4, NT>(a + m * k, k, panel, k / 2, c + m * ldc, ldc);
+  for (; m < m1; ++m) Tile<1, NT>(a + m * k, k, panel, k / 2, c + m * ldc, ldc);
 }
 
 // Rows m0..m1 of A against one packed panel `width` columns wide; c points at the panel's first column.
 void PanelRows(const uint16_t* a, int64_t m0, int64_t m1, int64_t k, const uint16_t* panel, int64_t width,
-               float* c, int64_t ldc, bool stream = false) {
+               float* c, int64_t ldc) {
   switch (width / 16) {
-    case 4: return Rows<4>(a, m0, m1, k, panel, c, ldc, stream);
-    case 3: return Rows<3>(a, m0, m1, k, panel, c, ldc, stream);
-    case 2: return Rows<2>(a, m0, m1, k, panel, c, ldc, stream);
-    default: return Rows<1>(a, m0, m1, k, panel, c, ldc, stream);
+    case 4: return Rows<4>(a, m0, m1, k, panel, c, ldc);
+    case 3: return Rows<3>(a, m0, m1, k, panel, c, ldc);
+    case 2: return Rows<2>(a, m0, m1, k, panel, c, ldc);
+    default: return Rows<1>(a, m0, m1, k, panel, c, ldc);
   }
 }
 
@@ -180,27 +173,15 @@ inline void AmxColumns(const uint16_t* a, int64_t k, const uint16_t* panel, int6
 
 // Rows m0..m1 of A against one packed panel (the AMX counterpart of PanelRows). Rows
 // short of a whole tile go through zero-padded copies, computed the same way.
-// `stream`: C is written with non-temporal stores from a staging block.
 void AmxPanelRows(const uint16_t* a, int64_t m0, int64_t m1, int64_t k, const uint16_t* panel, int64_t width,
-                  float* c, int64_t ldc, bool stream) {
+                  float* c, int64_t ldc) {
   thread_local std::vector<float> staged;
   thread_local std::vector<uint16_t> padded;
   int64_t m = m0;
-  if (stream) {
-    staged.resize(32 * kPanel + 16);
-    float* s = reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(staged.data()) + 63) & ~uintptr_t{63});
-    for (; m + 32 <= m1; m += 32) {
-      AmxColumns<2>(a + m * k, k, panel, width, s, kPanel);
-      for (int64_t i = 0; i < 32; ++i)
-        for (int64_t j = 0; j < width; j += 16)
-          _mm512_stream_ps(c + (m + i) * ldc + j, _mm512_load_ps(s + i * kPanel + j));
-    }
-  } else {
-    for (; m + 32 <= m1; m += 32) AmxColumns<2>(a + m * k, k, panel, width, c + m * ldc, ldc);
-    for (; m + 16 <= m1; m += 16) AmxColumns<1>(a + m * k, k, panel, width, c + m * ldc, ldc);
-  }
+  for (; m + 32 <= m1; m += 32) AmxColumns<2>(a + m * k, k, panel, width, c + m * ldc, ldc);
+  for (; m + 16 <= m1; m += 16) AmxColumns<1>(a + m * k, k, panel, width, c + m * ldc, ldc);
   if (m == m1) return;
-  // The last rows (fewer than a tile, or 16 to 31 when streaming): copies padded with zero rows.
+  // The last rows (fewer than a tile): copies padded with zero rows.
   const int64_t rows = m1 - m, tiles = (rows + 15) / 16;
   padded.assign(tiles * 16 * k, 0);
   std::memcpy(padded.data(), a + m * k, rows * k * sizeof(uint16_t));
@@ -214,7 +195,7 @@ constexpr int64_t kAmxK = 32;
 bool AmxAllowed() { return false; }
 void AmxConfigure() {}
 void AmxRelease() {}
-void AmxPanelRows(const uint16_t*, int64_t, int64_t, int64_t, const uint16_t*, int64_t, float*, int64_t, bool) {}
+void AmxPanelRows(const uint16_t*, int64_t, int64_t, int64_t, const uint16_t*, int64_t, float*, int64_t) {}
 #endif
 
 // Packs columns n0..n0+width of B into `out` ([K/2][width][2]).
@@ -262,6 +243,79 @@ void ParallelFor(ffi::ThreadPool& pool, int64_t items, Body body) {
   while (work->done.load(std::memory_order_acquire) < items) std::this_thread::yield();
 }
 
+// e^x for each lane, to about 2 ulp: e^x = 2^i e^r with i = round(x / ln 2) and
+// |r| <= ln 2 / 2, e^r by its Taylor series to r^7 (relative error below 1e-8).
+// Lanes below -104 give 0 (e^-104 is below the smallest float32).
+inline __m512 Exp(__m512 x) {
+  x = _mm512_max_ps(x, _mm512_set1_ps(-104.0f));
+  const __m512 i = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504089f)),
+                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m512 r = _mm512_fnmadd_ps(i, _mm512_set1_ps(0.693145751953125f), x);  // ln 2 in two parts
+  r = _mm512_fnmadd_ps(i, _mm512_set1_ps(1.428606765330187e-06f), r);
+  __m512 p = _mm512_set1_ps(1.0f / 5040);
+  for (const float c : {1.0f / 720, 1.0f / 120, 1.0f / 24, 1.0f / 6, 0.5f, 1.0f, 1.0f})
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(c));
+  return _mm512_scalef_ps(p, i);
+}
+
+constexpr int64_t kStatRows = 32;  // vocabulary entries per block of the logits' statistics
+
+// The row-block mode: few columns, many rows (the logits: the table's rows against
+// the slots). B is packed once; an item is a block of A's rows against
+// every panel, computed 32 rows x one panel at a time into a staging block and
+// then written out, past the caches where C is large and aligned.
+//
+// With `maxima` and `sums` ([ceil(M / 32), N]), each column's maximum over each
+// block of 32 rows and the sum of e^(c - maximum) over those rows, in row order,
+// come from the staging block too: the log-normaliser of the logits (`rules.
+// sample_next`) without two more passes over them.
+void RowBlocks(ffi::ThreadPool& pool, const uint16_t* ap, int64_t m, int64_t k, const uint16_t* bp, bool nt,
+               int64_t n, float* cp, bool amx, float* maxima, float* sums) {
+  const int64_t panels = (n + kPanel - 1) / kPanel;
+  std::vector<uint16_t> packed(k * panels * kPanel);
+  for (int64_t p = 0; p < panels; ++p)
+    Pack(bp, nt, k, n, p * kPanel, std::min(kPanel, n - p * kPanel), packed.data() + p * k * kPanel);
+  const uint16_t* pk = packed.data();
+  // Every store is 64-byte aligned when C is (n is a multiple of 16 floats).
+  const bool stream = reinterpret_cast<uintptr_t>(cp) % 64 == 0 && m * n * 4 > (8 << 20);
+  ParallelFor(pool, (m + kRowBlock - 1) / kRowBlock, [=](int64_t blk) {
+    thread_local std::vector<float> staging;
+    staging.resize(kStatRows * kPanel + 16);
+    float* s = reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(staging.data()) + 63) & ~uintptr_t{63});
+    const int64_t m0 = blk * kRowBlock, m1 = std::min(m, m0 + kRowBlock);
+    if (amx) AmxConfigure();
+    for (int64_t r0 = m0; r0 < m1; r0 += kStatRows) {
+      const int64_t rows = std::min(kStatRows, m1 - r0);
+      for (int64_t p = 0; p < panels; ++p) {
+        const int64_t width = std::min(kPanel, n - p * kPanel), c0 = p * kPanel;
+        if (amx) AmxPanelRows(ap + r0 * k, 0, rows, k, pk + p * k * kPanel, width, s, kPanel);
+        else PanelRows(ap + r0 * k, 0, rows, k, pk + p * k * kPanel, width, s, kPanel);
+        if (maxima != nullptr) {
+          const int64_t at = r0 / kStatRows * n + c0;
+          for (int64_t j = 0; j < width; j += 16) {
+            __m512 top = _mm512_load_ps(s + j);
+            for (int64_t i = 1; i < rows; ++i) top = _mm512_max_ps(top, _mm512_load_ps(s + i * kPanel + j));
+            __m512 sum = _mm512_setzero_ps();
+            for (int64_t i = 0; i < rows; ++i)
+              sum = _mm512_add_ps(sum, Exp(_mm512_sub_ps(_mm512_load_ps(s + i * kPanel + j), top)));
+            _mm512_storeu_ps(maxima + at + j, top);
+            _mm512_storeu_ps(sums + at + j, sum);
+          }
+        }
+        for (int64_t i = 0; i < rows; ++i) {
+          float* out = cp + (r0 + i) * n + c0;
+          for (int64_t j = 0; j < width; j += 16) {
+            if (stream) _mm512_stream_ps(out + j, _mm512_load_ps(s + i * kPanel + j));
+            else _mm512_storeu_ps(out + j, _mm512_load_ps(s + i * kPanel + j));
+          }
+        }
+      }
+    }
+    if (amx) AmxRelease();
+    if (stream) _mm_sfence();  // this thread's streamed stores before the item counts as done
+  });
+}
+
 ffi::Error Product(ffi::ThreadPool pool, ffi::Buffer<ffi::BF16> a, ffi::Buffer<ffi::BF16> b,
                    ffi::ResultBuffer<ffi::F32> c, bool nt, int32_t isa) {
   const auto ad = a.dimensions();
@@ -286,34 +340,38 @@ ffi::Error Product(ffi::ThreadPool pool, ffi::Buffer<ffi::BF16> a, ffi::Buffer<f
       Pack(bp, nt, k, n, p * kPanel, width(p), buffer.data());
       if (amx) {
         AmxConfigure();
-        AmxPanelRows(ap, 0, m, k, buffer.data(), width(p), cp + p * kPanel, n, false);
+        AmxPanelRows(ap, 0, m, k, buffer.data(), width(p), cp + p * kPanel, n);
         AmxRelease();
       } else {
         PanelRows(ap, 0, m, k, buffer.data(), width(p), cp + p * kPanel, n);
       }
     });
   } else {
-    // Few columns, many rows (the logits: the table's rows against the slots):
-    // B is packed once; an item is a block of A's rows against every panel.
-    std::vector<uint16_t> packed(k * panels * kPanel);
-    for (int64_t p = 0; p < panels; ++p) Pack(bp, nt, k, n, p * kPanel, width(p), packed.data() + p * k * kPanel);
-    const uint16_t* pk = packed.data();
-    // Every store is 64-byte aligned when C is (n is a multiple of 16 floats).
-    const bool stream = reinterpret_cast<uintptr_t>(cp) % 64 == 0 && m * n * 4 > (8 << 20);
-    ParallelFor(pool, (m + kRowBlock - 1) / kRowBlock, [=](int64_t blk) {
-      const int64_t m0 = blk * kRowBlock, m1 = std::min(m, m0 + kRowBlock);
-      if (amx) AmxConfigure();
-      for (int64_t p = 0; p < panels; ++p) {
-        if (amx) AmxPanelRows(ap, m0, m1, k, pk + p * k * kPanel, width(p), cp + p * kPanel, n, stream);
-        else PanelRows(ap, m0, m1, k, pk + p * k * kPanel, width(p), cp + p * kPanel, n, stream);
-      }
-      if (amx) AmxRelease();
-      if (stream) _mm_sfence();  // this thread's streamed stores before the item counts as done
-    });
+    // Few columns, many rows (the logits: the table's rows against the slots).
+    RowBlocks(pool, ap, m, k, bp, nt, n, cp, amx, nullptr, nullptr);
   }
   return ffi::Error::Success();
 }
 
+
+// The logits `[V, B]` of a table A `[V, K]` and the slots' hidden states B `[B, K]`
+// (the "nt" product in row blocks), with each column's maxima and exp-sums over
+// blocks of 32 rows (`RowBlocks`).
+ffi::Error Logits(ffi::ThreadPool pool, ffi::Buffer<ffi::BF16> a, ffi::Buffer<ffi::BF16> b,
+                  ffi::ResultBuffer<ffi::F32> c, ffi::ResultBuffer<ffi::F32> maxima,
+                  ffi::ResultBuffer<ffi::F32> sums, int32_t isa) {
+  const auto ad = a.dimensions();
+  const auto bd = b.dimensions();
+  if (ad.size() != 2 || bd.size() != 2) return ffi::Error::InvalidArgument("bf16 logits: operands must be 2-D");
+  const int64_t m = ad[0], k = ad[1], n = bd[0];
+  if (bd[1] != k) return ffi::Error::InvalidArgument("bf16 logits: contracting sizes differ");
+  if (k % 2 || n % 16) return ffi::Error::InvalidArgument("bf16 logits: K must be even and N a multiple of 16");
+  const bool amx = isa == 1 && k % kAmxK == 0 && AmxAllowed();
+  RowBlocks(pool, reinterpret_cast<const uint16_t*>(a.untyped_data()), m, k,
+            reinterpret_cast<const uint16_t*>(b.untyped_data()), true, n, c->typed_data(), amx, maxima->typed_data(),
+            sums->typed_data());
+  return ffi::Error::Success();
+}
 
 // ---- float32 batched products (attention over a float32 cache) -----------------
 //
@@ -391,6 +449,16 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(WcseBf16Product, Product,
                                   .Arg<ffi::Buffer<ffi::BF16>>()
                                   .Ret<ffi::Buffer<ffi::F32>>()
                                   .Attr<bool>("nt")
+                                  .Attr<int32_t>("isa"));
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(WcseBf16Logits, Logits,
+                              ffi::Ffi::Bind()
+                                  .Ctx<ffi::ThreadPool>()
+                                  .Arg<ffi::Buffer<ffi::BF16>>()
+                                  .Arg<ffi::Buffer<ffi::BF16>>()
+                                  .Ret<ffi::Buffer<ffi::F32>>()
+                                  .Ret<ffi::Buffer<ffi::F32>>()
+                                  .Ret<ffi::Buffer<ffi::F32>>()
                                   .Attr<int32_t>("isa"));
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(WcseF32Batched, F32Batched,

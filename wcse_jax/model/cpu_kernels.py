@@ -54,6 +54,8 @@ ENV = 'WCSE_JAX_CPU_KERNELS'
 _SOURCE = pathlib.Path(__file__).with_name('cpu_kernels.cc')
 _TARGET = 'wcse_bf16_product'
 _BATCHED_TARGET = 'wcse_f32_batched_product'
+_LOGITS_TARGET = 'wcse_bf16_logits'
+STAT_BLOCK = 32  # vocabulary entries per block of `logits_with_statistics` (`kStatRows`)
 # What each kernel is measured on against XLA's product (`chosen`): a decode step's
 # weight product, and its attention over a float32 cache (64 rows, 4 query heads).
 KINDS = {
@@ -121,6 +123,7 @@ def _register(path: str) -> ctypes.CDLL:
     jax.ffi.register_ffi_target(
         _BATCHED_TARGET, jax.ffi.pycapsule(library.WcseF32Batched), platform='cpu'
     )
+    jax.ffi.register_ffi_target(_LOGITS_TARGET, jax.ffi.pycapsule(library.WcseBf16Logits), platform='cpu')
     _registered.append(library)
   return _registered[0]
 
@@ -311,6 +314,23 @@ def product(spec: str, x, y):
   call = jax.ffi.ffi_call(_TARGET, jax.ShapeDtypeStruct((a.shape[0], n), jnp.float32),
                          vmap_method='sequential')
   return call(a, b, nt=kind == 'nt', isa=np.int32(isa() == 'amx')).reshape(*x.shape[:lead], *(y.shape[:1] if kind == 'nt' else y.shape[1:]))
+
+
+def logits_with_statistics(table, hidden):
+  """`product('VD,BD->VB', table, hidden)` (the vocabulary-major logits `[V, B]` of
+  hidden states `[B, D]`), with each column's maximum over each block of
+  `STAT_BLOCK` vocabulary entries and the sum of `exp(logit - that maximum)` over
+  the block, in vocabulary order (`[ceil(V / STAT_BLOCK), B]` each), computed as
+  the logits are written: the log-normaliser of `rules.sample_next` without two
+  more passes over them. For where `used('VD,BD->VB', table, hidden, bfloat16)`."""
+  v, b = table.shape[0], hidden.shape[0]
+  blocks = -(-v // STAT_BLOCK)
+  call = jax.ffi.ffi_call(_LOGITS_TARGET, (
+      jax.ShapeDtypeStruct((v, b), jnp.float32),
+      jax.ShapeDtypeStruct((blocks, b), jnp.float32),
+      jax.ShapeDtypeStruct((blocks, b), jnp.float32),
+  ), vmap_method='sequential')
+  return tuple(call(table.astype(jnp.bfloat16), hidden.astype(jnp.bfloat16), isa=np.int32(isa() == 'amx')))
 
 
 def _product_fwd(spec, x, y):

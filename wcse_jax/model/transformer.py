@@ -61,7 +61,7 @@ import jax.numpy as jnp
 from flax import nnx
 from jaxtyping import Array, Bool, Float, Int
 
-from wcse_jax.model import paged
+from wcse_jax.model import cpu_kernels, paged
 from wcse_jax.model.config import AttentionKind, GemmaConfig
 from wcse_jax.model.modules import (
     Block, Embedder, LayerCache, RMSNorm, is_16bit_float, rope_rotations, span_widths, write_cache,
@@ -462,6 +462,21 @@ class Transformer(nnx.Module):
       cap = self.config.final_logit_softcap
       logits = jnp.tanh(logits / cap) * cap
     return logits
+
+  def logits_with_statistics(
+      self, hidden: Float[Array, 'B D']
+  ) -> tuple[Float[Array, 'V B'], tuple[Float[Array, 'N B'], Float[Array, 'N B']] | None]:
+    """The vocabulary-major logits `[V, B]` (`logits(hidden, vocab_major=True)`) and,
+    where our CPU kernel computes the logits (`cpu_kernels.logits_with_statistics`:
+    its bfloat16 products chosen, no final soft-cap), each row's maxima and exp-sums
+    over blocks of the vocabulary, which `rules.sample_next` takes; else None."""
+    table = self.embedder.input_embedding[...]
+    if self.config.final_logit_softcap is None and cpu_kernels.used(
+        'VD,BD->VB', table, hidden, self.embedder.dtype
+    ):
+      logits, maxima, sums = cpu_kernels.logits_with_statistics(table, hidden)
+      return logits, (maxima, sums)
+    return self.logits(hidden, vocab_major=True), None
 
 
 def _write_slots(

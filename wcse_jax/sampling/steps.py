@@ -238,9 +238,14 @@ def decode_chunk(
         rotations=rotations,
         return_hidden=True,
     )
-    logits = model.logits(hidden[:, 0], vocab_major=vocab_major)
+    if vocab_major:
+      logits, statistics = model.logits_with_statistics(hidden[:, 0])
+    else:
+      logits, statistics = model.logits(hidden[:, 0]), None
     keys = token_keys(seed, slots.problem, slots.sample, generated)
-    tokens, logprobs = sample_next(logits, keys, rules, rows=feed, vocab_major=vocab_major)
+    tokens, logprobs = sample_next(
+        logits, keys, rules, rows=feed, vocab_major=vocab_major, block_statistics=statistics
+    )
     slots = slots.replace(
         token=tokens, logprob=logprobs, position=slots.position + feed, generated=generated,
         active=feed,
