@@ -259,6 +259,7 @@ inline __m512 Exp(__m512 x) {
 }
 
 constexpr int64_t kStatRows = 32;  // vocabulary entries per block of the logits' statistics
+static_assert(kRowBlock % kStatRows == 0, "a row block holds whole blocks of statistics");
 
 // The row-block mode: few columns, many rows (the logits: the table's rows against
 // the slots). B is packed once; an item is a block of A's rows against
