@@ -33,6 +33,7 @@
 #include <cstdint>
 #include <cstring>
 #include <memory>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -317,20 +318,31 @@ void RowBlocks(ffi::ThreadPool& pool, const uint16_t* ap, int64_t m, int64_t k, 
   });
 }
 
-ffi::Error Product(ffi::ThreadPool pool, ffi::Buffer<ffi::BF16> a, ffi::Buffer<ffi::BF16> b,
-                   ffi::ResultBuffer<ffi::F32> c, bool nt, int32_t isa) {
+// m, k and n of A [M, K] x B ([K, N], or [N, K] if `nt`): both 2-D, K even and N a
+// multiple of 16; else the error, named after `what`.
+ffi::Error Sizes(const char* what, const ffi::Buffer<ffi::BF16>& a, const ffi::Buffer<ffi::BF16>& b, bool nt,
+                 int64_t& m, int64_t& k, int64_t& n) {
   const auto ad = a.dimensions();
   const auto bd = b.dimensions();
-  if (ad.size() != 2 || bd.size() != 2) return ffi::Error::InvalidArgument("bf16 product: operands must be 2-D");
-  const int64_t m = ad[0], k = ad[1];
-  const int64_t n = nt ? bd[0] : bd[1];
-  if ((nt ? bd[1] : bd[0]) != k) return ffi::Error::InvalidArgument("bf16 product: contracting sizes differ");
-  if (k % 2 || n % 16) return ffi::Error::InvalidArgument("bf16 product: K must be even and N a multiple of 16");
+  if (ad.size() != 2 || bd.size() != 2) return ffi::Error::InvalidArgument(std::string(what) + ": operands must be 2-D");
+  m = ad[0], k = ad[1], n = nt ? bd[0] : bd[1];
+  if ((nt ? bd[1] : bd[0]) != k) return ffi::Error::InvalidArgument(std::string(what) + ": contracting sizes differ");
+  if (k % 2 || n % 16)
+    return ffi::Error::InvalidArgument(std::string(what) + ": K must be even and N a multiple of 16");
+  return ffi::Error::Success();
+}
+
+// isa: 0 AVX512-BF16, 1 AMX where the CPU, the OS and K (a multiple of 32) allow, else AVX512-BF16.
+bool UseAmx(int32_t isa, int64_t k) { return isa == 1 && k % kAmxK == 0 && AmxAllowed(); }
+
+ffi::Error Product(ffi::ThreadPool pool, ffi::Buffer<ffi::BF16> a, ffi::Buffer<ffi::BF16> b,
+                   ffi::ResultBuffer<ffi::F32> c, bool nt, int32_t isa) {
+  int64_t m, k, n;
+  if (ffi::Error error = Sizes("bf16 product", a, b, nt, m, k, n); error.failure()) return error;
   const auto* ap = reinterpret_cast<const uint16_t*>(a.untyped_data());
   const auto* bp = reinterpret_cast<const uint16_t*>(b.untyped_data());
   float* cp = c->typed_data();
-  // isa: 0 AVX512-BF16, 1 AMX where the CPU, the OS and K (a multiple of 32) allow, else AVX512-BF16.
-  const bool amx = isa == 1 && k % kAmxK == 0 && AmxAllowed();
+  const bool amx = UseAmx(isa, k);
   const int64_t panels = (n + kPanel - 1) / kPanel;
   auto width = [n](int64_t p) { return std::min(kPanel, n - p * kPanel); };
   if (panels >= 2 * std::max<int64_t>(pool.num_threads(), 1) || m <= kRowBlock) {
@@ -361,16 +373,11 @@ ffi::Error Product(ffi::ThreadPool pool, ffi::Buffer<ffi::BF16> a, ffi::Buffer<f
 ffi::Error Logits(ffi::ThreadPool pool, ffi::Buffer<ffi::BF16> a, ffi::Buffer<ffi::BF16> b,
                   ffi::ResultBuffer<ffi::F32> c, ffi::ResultBuffer<ffi::F32> maxima,
                   ffi::ResultBuffer<ffi::F32> sums, int32_t isa) {
-  const auto ad = a.dimensions();
-  const auto bd = b.dimensions();
-  if (ad.size() != 2 || bd.size() != 2) return ffi::Error::InvalidArgument("bf16 logits: operands must be 2-D");
-  const int64_t m = ad[0], k = ad[1], n = bd[0];
-  if (bd[1] != k) return ffi::Error::InvalidArgument("bf16 logits: contracting sizes differ");
-  if (k % 2 || n % 16) return ffi::Error::InvalidArgument("bf16 logits: K must be even and N a multiple of 16");
-  const bool amx = isa == 1 && k % kAmxK == 0 && AmxAllowed();
+  int64_t m, k, n;
+  if (ffi::Error error = Sizes("bf16 logits", a, b, true, m, k, n); error.failure()) return error;
   RowBlocks(pool, reinterpret_cast<const uint16_t*>(a.untyped_data()), m, k,
-            reinterpret_cast<const uint16_t*>(b.untyped_data()), true, n, c->typed_data(), amx, maxima->typed_data(),
-            sums->typed_data());
+            reinterpret_cast<const uint16_t*>(b.untyped_data()), true, n, c->typed_data(), UseAmx(isa, k),
+            maxima->typed_data(), sums->typed_data());
   return ffi::Error::Success();
 }
 

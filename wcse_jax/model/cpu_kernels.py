@@ -254,6 +254,16 @@ def _batched_form(spec: str) -> int | None:
   return len(lead)
 
 
+def _batched_f32(spec: str, x, y) -> int | None:
+  """`_batched_form(spec)` when x and y are float32 (the batched kernel's inputs), else None."""
+  return _batched_form(spec) if x.dtype == y.dtype == jnp.float32 else None
+
+
+def _isa_code() -> np.int32:
+  """The kernels' `isa` attribute: 1 for AMX, 0 for AVX512-BF16."""
+  return np.int32(isa() == 'amx')
+
+
 def kind_of(spec: str, x, y, dtype) -> str | None:
   """Which of our kernels `product(spec, x, y)` runs (`KINDS`), or None (XLA's einsum).
 
@@ -266,8 +276,8 @@ def kind_of(spec: str, x, y, dtype) -> str | None:
     return None
   dtype = jnp.dtype(dtype)
   if dtype == jnp.float32:
-    lead = _batched_form(spec)
-    if lead is None or x.dtype != jnp.float32 or y.dtype != jnp.float32:
+    lead = _batched_f32(spec, x, y)
+    if lead is None:
       return None
     if x.shape[:lead] != y.shape[:lead] or 0 in x.shape or 0 in y.shape:
       return None
@@ -298,8 +308,8 @@ def used(spec: str, x, y, dtype) -> bool:
 def product(spec: str, x, y):
   """`einsum(spec, x, y)` with float32 sums by our kernel (see `kind_of`): bfloat16
   inputs for a bfloat16 product, float32 for a batched float32 one."""
-  lead = _batched_form(spec)
-  if lead is not None and x.dtype == y.dtype == jnp.float32:
+  lead = _batched_f32(spec, x, y)
+  if lead is not None:
     batch = x.shape[:lead]
     out = jax.ShapeDtypeStruct((math.prod(batch), x.shape[-2], y.shape[-1]), jnp.float32)
     call = jax.ffi.ffi_call(_BATCHED_TARGET, out, vmap_method='sequential')
@@ -313,7 +323,7 @@ def product(spec: str, x, y):
   n = b.shape[0] if kind == 'nt' else b.shape[1]
   call = jax.ffi.ffi_call(_TARGET, jax.ShapeDtypeStruct((a.shape[0], n), jnp.float32),
                          vmap_method='sequential')
-  return call(a, b, nt=kind == 'nt', isa=np.int32(isa() == 'amx')).reshape(*x.shape[:lead], *(y.shape[:1] if kind == 'nt' else y.shape[1:]))
+  return call(a, b, nt=kind == 'nt', isa=_isa_code()).reshape(*x.shape[:lead], *(y.shape[:1] if kind == 'nt' else y.shape[1:]))
 
 
 def logits_with_statistics(table, hidden):
@@ -330,7 +340,7 @@ def logits_with_statistics(table, hidden):
       jax.ShapeDtypeStruct((blocks, b), jnp.float32),
       jax.ShapeDtypeStruct((blocks, b), jnp.float32),
   ), vmap_method='sequential')
-  return tuple(call(table.astype(jnp.bfloat16), hidden.astype(jnp.bfloat16), isa=np.int32(isa() == 'amx')))
+  return tuple(call(table.astype(jnp.bfloat16), hidden.astype(jnp.bfloat16), isa=_isa_code()))
 
 
 def _product_fwd(spec, x, y):
@@ -339,7 +349,7 @@ def _product_fwd(spec, x, y):
 
 def _product_bwd(spec, residuals, g):
   x, y = residuals
-  dtype = jnp.float32 if _batched_form(spec) is not None and x.dtype == y.dtype == jnp.float32 else jnp.bfloat16
+  dtype = jnp.float32 if _batched_f32(spec, x, y) is not None else jnp.bfloat16
   _, vjp = jax.vjp(
       lambda x, y: jnp.einsum(spec, x.astype(dtype), y.astype(dtype),
                               preferred_element_type=jnp.float32), x, y)
