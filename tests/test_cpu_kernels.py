@@ -79,6 +79,36 @@ def test_rows_do_not_depend_on_the_others(spec, x_shape, y_shape, isa):
 
 
 @needs_kernel
+@pytest.mark.parametrize('m,k,n', [
+    (64, 640, 2048),  # a decode step against a weight: AMX tiles of 32 k
+    (5, 100, 80),  # 50 k pairs: groups of 16, 16, 16 and 2 (AVX512-BF16); panels of 64 and 16
+    (1, 2, 16),  # one pair, one tile of columns
+    (37, 96, 48),  # AMX: rows 32 + 5 (padded); one panel of 3 column tiles
+    (150, 64, 80),  # many rows, few columns: row blocks
+])
+def test_a_packed_weight_gives_the_same_bits_as_packing_per_call(m, k, n, isa):
+  """`pack` lays a weight out as the kernel packs it per call, so a product with the packed
+  weight is the same sums in the same order: bit for bit the product with `w`."""
+  x, w = _inputs((m, k), (k, n), seed=2)
+  packed = cpu_kernels.pack(w)
+  assert packed.shape == (k * n,) and packed.dtype == jnp.bfloat16
+  out = jax.jit(lambda x, p: cpu_kernels.packed_product(x, p, n))(x, packed)
+  plain = jax.jit(lambda x, w: cpu_kernels.product('MK,KN->MN', x, w))(x, w)
+  np.testing.assert_array_equal(np.asarray(out), np.asarray(plain))
+  _check('MK,KN->MN', x, w, out)
+  np.testing.assert_array_equal(  # leading axes of x are kept
+      np.asarray(cpu_kernels.packed_product(x.reshape(1, m, k), packed, n)), np.asarray(out)[None])
+
+
+@needs_kernel
+def test_packing_checks_shapes():
+  with pytest.raises(ValueError, match='K must be even and N a multiple of 16'):
+    cpu_kernels.pack(jnp.zeros((3, 16), jnp.bfloat16))
+  with pytest.raises(ValueError, match='is not'):
+    cpu_kernels.packed_product(jnp.zeros((2, 32)), cpu_kernels.pack(jnp.zeros((32, 16))), 32)
+
+
+@needs_kernel
 def test_dot_uses_it_for_bfloat16_only_and_gradients_follow_einsum(monkeypatch):
   monkeypatch.setenv(cpu_kernels.ENV, '1')
   cpu_kernels.chosen.cache_clear()

@@ -145,6 +145,49 @@ def test_an_embedding_table_with_its_bits_computes_the_same_logits(tiny_hf, dtyp
   np.testing.assert_allclose(np.asarray(by_vocab.T), np.asarray(before[:, -1]), rtol=1e-6, atol=1e-5)
 
 
+@pytest.fixture
+def our_kernels(monkeypatch):
+  """Our CPU kernels chosen for this test only (skipped where they cannot run)."""
+  from wcse_jax.model import cpu_kernels  # pylint: disable=g-import-not-at-top
+
+  if not cpu_kernels.available():
+    pytest.skip('no AVX512-BF16 CPU or no C++ compiler')
+  monkeypatch.setenv(cpu_kernels.ENV, '1')
+  cpu_kernels.chosen.cache_clear()
+  yield cpu_kernels
+  cpu_kernels.chosen.cache_clear()
+
+
+@pytest.mark.parametrize('version', [2, 3])
+def test_packed_weights_compute_the_same_logits(tiny_hf, version, our_kernels):
+  """`with_packed_weights` (the sampler's layout for bfloat16 on one CPU): the same
+  products by the same kernel, the weights packed once instead of on every call, so
+  the logits are equal bit for bit; `sampling_layout` packs where the kernel is chosen
+  and the model computes in bfloat16, and only there."""
+  from flax import nnx  # pylint: disable=g-import-not-at-top
+  from wcse_jax.model import unstack_layers, with_packed_weights  # pylint: disable=g-import-not-at-top
+  from wcse_jax.sampling import sampling_layout  # pylint: disable=g-import-not-at-top
+
+  loaded = load_model(str(tiny_hf[version][0]), dtype=jnp.bfloat16, param_dtype=jnp.bfloat16, with_tokenizer=False)
+  config, graphdef, params = unstack_layers(loaded.config, loaded.graphdef, loaded.params)
+  with pytest.raises(ValueError, match='unstack the layers first'):
+    with_packed_weights(loaded.config, loaded.graphdef, loaded.params)
+  packed = with_packed_weights(config, graphdef, params)
+  assert packed[0].packed_weights and not config.packed_weights
+  d, f = config.embed_dim, config.hidden_dim
+  layer = nnx.to_pure_dict(packed[2])['tail'][0]
+  assert layer['mlp']['down_proj'].shape == (f * d,) and layer['attn']['q_proj'].ndim == 1
+  tokens = jnp.asarray(np.random.default_rng(0).integers(0, 300, (2, 9)))
+  positions = jnp.broadcast_to(jnp.arange(9), (2, 9))
+  before = nnx.merge(graphdef, params)(tokens, positions)[0]
+  after = nnx.merge(packed[1], packed[2])(tokens, positions)[0]
+  np.testing.assert_array_equal(np.asarray(after), np.asarray(before))
+
+  assert sampling_layout(loaded).config.packed_weights
+  as_float32 = load_model(str(tiny_hf[version][0]), dtype=jnp.float32, with_tokenizer=False)
+  assert not sampling_layout(as_float32).config.packed_weights
+
+
 def test_packed_rows_equal_separate_rows(tiny_hf):
   """Two sequences packed in one row with segment ids and per-segment positions."""
   from wcse_jax.model import segment_mask  # pylint: disable=g-import-not-at-top

@@ -19,6 +19,8 @@ from wcse_jax.model.transformer import (
     init_cache,
     init_paged_cache,
     segment_mask,
+    packable,
     with_embedding_bits,
+    with_packed_weights,
     unstack_layers,
 )

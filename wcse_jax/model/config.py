@@ -60,6 +60,10 @@ class GemmaConfig:
   # input tokens (`with_embedding_bits`): XLA:CPU gathers from a bfloat16 table
   # by converting the whole table first, on every call.
   embedding_bits: bool = False
+  # ... and each layer's weight matrices packed for our CPU kernel, bfloat16
+  # (`with_packed_weights`): a product then reads its weight once, in order,
+  # where the kernel otherwise packs it again on every call.
+  packed_weights: bool = False
 
   def __post_init__(self):
     if self.num_heads % self.num_kv_heads:

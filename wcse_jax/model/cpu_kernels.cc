@@ -13,9 +13,15 @@
 // pair of A's bfloat16 (one 32-bit word) against 64 columns of B laid out as
 // pairs, and so does 24 dot-product instructions per 4 loads of B.
 //
-// B is repacked on the fly into panels of 64 columns (the last may be 16, 32 or
-// 48), each [K / 2][width][2]: the two bfloat16 of consecutive k for one column
-// side by side. A panel is packed once per call and used by every row of A.
+// B is packed into panels of 64 columns (the last may be 16, 32 or 48 wide), each
+// cut into tiles of 16 k pairs by 16 columns, the two bfloat16 of consecutive k
+// for one column side by side: a tile is 1 KB, contiguous, AMX's B operand as it
+// is loaded. Panel p starts at element p * K * 64; inside it, the tiles of k pairs
+// 16i..16i+15 come in column order, and the last group holds the K / 2 % 16
+// pairs left over (tiles of fewer rows). A panel is packed once per call and used
+// by every row of A, or the caller packs B once for many calls (`packed`: a
+// model's weights, `cpu_kernels.pack`): then a call reads each weight once, in
+// order, and packs nothing.
 //
 // Each C element is one sum over k in increasing order of k pairs, whatever the
 // tiling or the number of threads, so results do not depend on M or on how the
@@ -46,23 +52,30 @@ namespace {
 constexpr int64_t kPanel = 64;  // columns of B per panel (4 registers of 16)
 constexpr int64_t kRowBlock = 96;  // rows of A per item when items are row blocks
 
-// C[0:MT, 0:16*NT] = A[0:MT, :] x panel, the panel packed [K/2][16*NT][2].
+constexpr int64_t kTileK2 = 16;  // k pairs per tile of a packed panel
+
+// C[0:MT, 0:16*NT] = A[0:MT, :] x panel, the panel packed in tiles (above).
 template <int MT, int NT>
 inline void Tile(const uint16_t* a, int64_t lda, const uint16_t* panel, int64_t k2s, float* c, int64_t ldc) {
   __m512 acc[MT][NT];
   for (int i = 0; i < MT; ++i)
     for (int j = 0; j < NT; ++j) acc[i][j] = _mm512_setzero_ps();
-  for (int64_t k2 = 0; k2 < k2s; ++k2) {
-    const uint16_t* b = panel + k2 * NT * 32;
-    __m512bh bv[NT];
-    for (int j = 0; j < NT; ++j) bv[j] = (__m512bh)_mm512_loadu_si512(b + 32 * j);
-    if (k2 % 16 == 0)  // the next tile's rows of A, a tile ahead: A may stream from memory (the logits' table)
-      for (int i = 0; i < MT; ++i) _mm_prefetch(reinterpret_cast<const char*>(a + (MT + i) * lda + 2 * k2), _MM_HINT_T0);
-    for (int i = 0; i < MT; ++i) {
-      int32_t pair;
-      std::memcpy(&pair, a + i * lda + 2 * k2, sizeof(pair));
-      const __m512bh av = (__m512bh)_mm512_set1_epi32(pair);
-      for (int j = 0; j < NT; ++j) acc[i][j] = _mm512_dpbf16_ps(acc[i][j], av, bv[j]);
+  for (int64_t g = 0; g < k2s; g += kTileK2) {
+    // A group of tiles: `rows` k pairs of each 16 columns, one tile after the other.
+    const int64_t rows = std::min(kTileK2, k2s - g);
+    const uint16_t* group = panel + g * NT * 32;
+    // the next tile's rows of A, a tile ahead: A may stream from memory (the logits' table)
+    for (int i = 0; i < MT; ++i) _mm_prefetch(reinterpret_cast<const char*>(a + (MT + i) * lda + 2 * g), _MM_HINT_T0);
+    for (int64_t r = 0; r < rows; ++r) {
+      const int64_t k2 = g + r;
+      __m512bh bv[NT];
+      for (int j = 0; j < NT; ++j) bv[j] = (__m512bh)_mm512_loadu_si512(group + (j * rows + r) * 32);
+      for (int i = 0; i < MT; ++i) {
+        int32_t pair;
+        std::memcpy(&pair, a + i * lda + 2 * k2, sizeof(pair));
+        const __m512bh av = (__m512bh)_mm512_set1_epi32(pair);
+        for (int j = 0; j < NT; ++j) acc[i][j] = _mm512_dpbf16_ps(acc[i][j], av, bv[j]);
+      }
     }
   }
   for (int i = 0; i < MT; ++i)
@@ -92,10 +105,11 @@ void PanelRows(const uint16_t* a, int64_t m0, int64_t m1, int64_t k, const uint1
 //
 // On CPUs with AMX-BF16 one instruction (`tdpbf16ps`) adds a 16 x 32 by 32 x 16
 // bfloat16 product to a 16 x 16 float32 tile held in a tile register: 16 times
-// the work of `vdpbf16ps`. The packed panel above is already the layout AMX wants
-// for B: 16 k pairs of 16 columns form one tile, rows `width * 4` bytes apart.
-// A's tiles are 16 rows of 32 k, read in place. Eight tile registers hold a 2 x 2
-// block of C tiles (32 rows x 32 columns), two of A and two of B.
+// the work of `vdpbf16ps`. A packed panel's tiles (above) are B's tiles as AMX
+// loads them (rows 64 bytes apart). A's tiles are 16 rows of 32 k, read in place.
+// Eight tile registers hold a 2 x 2 block of C tiles (32 rows x 32 columns), two
+// of A and two of B. A panel is walked two column tiles at a time, all of A's
+// rows against them, so that its tiles are read in the order they lie.
 //
 // Each C element is the sum over k tiles in increasing order of the instruction's
 // own sums, for any M, tiling or thread split, so rows stay independent here too.
@@ -136,21 +150,23 @@ void AmxConfigure() {
 
 void AmxRelease() { _tile_release(); }
 
-// C[0:16*RT, 0:16*CT] = A[0:16*RT, 0:K] x B, B the panel's columns c0.. (packed [K/2][width][2]).
+// C[0:16*RT, 0:16*CT] = A[0:16*RT, 0:K] x B, B the panel's column tiles t.. (of `tiles`).
 template <int RT, int CT>
-inline void AmxBlock(const uint16_t* a, int64_t k, const uint16_t* panel, int64_t width, float* c, int64_t ldc) {
-  const int64_t lda = k * 2, ldb = width * 4, ldcb = ldc * 4;
+inline void AmxBlock(const uint16_t* a, int64_t k, const uint16_t* panel, int64_t tiles, int64_t t, float* c,
+                     int64_t ldc) {
+  constexpr int64_t kTile = kTileK2 * 32;  // bfloat16 per tile
+  const int64_t lda = k * 2, ldb = 64, ldcb = ldc * 4;
   _tile_zero(0);
   if constexpr (CT == 2) _tile_zero(1);
   if constexpr (RT == 2) _tile_zero(2);
   if constexpr (RT == 2 && CT == 2) _tile_zero(3);
   for (int64_t k0 = 0; k0 < k; k0 += kAmxK) {
-    const uint16_t* b = panel + k0 * width;  // k0 / 2 pairs of `width` columns of 2
+    const uint16_t* b = panel + (k0 / 2 * tiles + t * kTileK2) * 32;  // group k0 / 32, tile t
     _tile_loadd(4, a + k0, lda);
     _tile_loadd(6, b, ldb);
     _tile_dpbf16ps(0, 4, 6);
     if constexpr (CT == 2) {
-      _tile_loadd(7, b + 32, ldb);
+      _tile_loadd(7, b + kTile, ldb);
       _tile_dpbf16ps(1, 4, 7);
     }
     if constexpr (RT == 2) {
@@ -165,31 +181,37 @@ inline void AmxBlock(const uint16_t* a, int64_t k, const uint16_t* panel, int64_
   if constexpr (RT == 2 && CT == 2) _tile_stored(3, c + 16 * ldc + 16, ldcb);
 }
 
-template <int RT>
-inline void AmxColumns(const uint16_t* a, int64_t k, const uint16_t* panel, int64_t width, float* c, int64_t ldc) {
-  int64_t j = 0;
-  for (; j + 32 <= width; j += 32) AmxBlock<RT, 2>(a, k, panel + 2 * j, width, c + j, ldc);
-  if (j < width) AmxBlock<RT, 1>(a, k, panel + 2 * j, width, c + j, ldc);
+// Rows m0..m1 (a multiple of 16 of them) of A against column tiles t, t + 1 (if CT == 2).
+template <int CT>
+inline void AmxRows(const uint16_t* a, int64_t m0, int64_t m1, int64_t k, const uint16_t* panel, int64_t tiles,
+                    int64_t t, float* c, int64_t ldc) {
+  int64_t m = m0;
+  for (; m + 32 <= m1; m += 32) AmxBlock<2, CT>(a + m * k, k, panel, tiles, t, c + m * ldc + 16 * t, ldc);
+  for (; m < m1; m += 16) AmxBlock<1, CT>(a + m * k, k, panel, tiles, t, c + m * ldc + 16 * t, ldc);
 }
 
 // Rows m0..m1 of A against one packed panel (the AMX counterpart of PanelRows). Rows
 // short of a whole tile go through zero-padded copies, computed the same way.
 void AmxPanelRows(const uint16_t* a, int64_t m0, int64_t m1, int64_t k, const uint16_t* panel, int64_t width,
                   float* c, int64_t ldc) {
+  const int64_t tiles = width / 16, whole = m0 + (m1 - m0) / 16 * 16;
+  for (int64_t t = 0; t < tiles; t += 2) {
+    if (t + 1 < tiles) AmxRows<2>(a, m0, whole, k, panel, tiles, t, c, ldc);
+    else AmxRows<1>(a, m0, whole, k, panel, tiles, t, c, ldc);
+  }
+  if (whole == m1) return;
+  // The last rows (fewer than a tile): a copy padded with zero rows.
   thread_local std::vector<float> staged;
   thread_local std::vector<uint16_t> padded;
-  int64_t m = m0;
-  for (; m + 32 <= m1; m += 32) AmxColumns<2>(a + m * k, k, panel, width, c + m * ldc, ldc);
-  for (; m + 16 <= m1; m += 16) AmxColumns<1>(a + m * k, k, panel, width, c + m * ldc, ldc);
-  if (m == m1) return;
-  // The last rows (fewer than a tile): copies padded with zero rows.
-  const int64_t rows = m1 - m, tiles = (rows + 15) / 16;
-  padded.assign(tiles * 16 * k, 0);
-  std::memcpy(padded.data(), a + m * k, rows * k * sizeof(uint16_t));
-  staged.resize(32 * kPanel);
-  if (tiles == 2) AmxColumns<2>(padded.data(), k, panel, width, staged.data(), kPanel);
-  else AmxColumns<1>(padded.data(), k, panel, width, staged.data(), kPanel);
-  for (int64_t i = 0; i < rows; ++i) std::memcpy(c + (m + i) * ldc, staged.data() + i * kPanel, width * sizeof(float));
+  const int64_t rows = m1 - whole;
+  padded.assign(16 * k, 0);
+  std::memcpy(padded.data(), a + whole * k, rows * k * sizeof(uint16_t));
+  staged.resize(16 * kPanel);
+  for (int64_t t = 0; t < tiles; t += 2) {
+    if (t + 1 < tiles) AmxBlock<1, 2>(padded.data(), k, panel, tiles, t, staged.data() + 16 * t, kPanel);
+    else AmxBlock<1, 1>(padded.data(), k, panel, tiles, t, staged.data() + 16 * t, kPanel);
+  }
+  for (int64_t i = 0; i < rows; ++i) std::memcpy(c + (whole + i) * ldc, staged.data() + i * kPanel, width * sizeof(float));
 }
 #else
 constexpr int64_t kAmxK = 32;
@@ -199,24 +221,25 @@ void AmxRelease() {}
 void AmxPanelRows(const uint16_t*, int64_t, int64_t, int64_t, const uint16_t*, int64_t, float*, int64_t) {}
 #endif
 
-// Packs columns n0..n0+width of B into `out` ([K/2][width][2]).
+// Packs columns n0..n0+width of B into `out`, one panel in tiles (above): the 32-bit
+// word (pair k2, column 16t + w) lies at (group start k2 - k2 % 16) * tiles * 16 +
+// t * (pairs in the group) * 16 + k2 % 16 * 16 + w.
 void Pack(const uint16_t* b, bool nt, int64_t k, int64_t n, int64_t n0, int64_t width, uint16_t* out) {
   uint32_t* out32 = reinterpret_cast<uint32_t*>(out);
-  if (nt) {  // B is [N, K]: a pair of consecutive k is one 32-bit word of a row.
-    for (int64_t w = 0; w < width; ++w) {
-      const uint32_t* row = reinterpret_cast<const uint32_t*>(b + (n0 + w) * k);
-      for (int64_t k2 = 0; k2 < k / 2; ++k2) out32[k2 * width + w] = row[k2];
-    }
-    return;
-  }
-  // B is [K, N]: interleave rows k and k + 1, 16 columns at a time.
-  for (int64_t k2 = 0; k2 < k / 2; ++k2) {
-    const uint16_t* r0 = b + 2 * k2 * n + n0;
-    const uint16_t* r1 = r0 + n;
-    for (int64_t w = 0; w < width; w += 16) {
-      const __m512i lo = _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(r0 + w)));
-      const __m512i hi = _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(r1 + w)));
-      _mm512_storeu_si512(out32 + k2 * width + w, _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16)));
+  const int64_t k2s = k / 2, tiles = width / 16;
+  for (int64_t k2 = 0; k2 < k2s; ++k2) {
+    const int64_t g = k2 - k2 % kTileK2, rows = std::min(kTileK2, k2s - g);
+    for (int64_t t = 0; t < tiles; ++t) {
+      uint32_t* to = out32 + (g * tiles + t * rows + k2 - g) * 16;
+      if (nt) {  // B is [N, K]: a pair of consecutive k is one 32-bit word of a row.
+        for (int64_t w = 0; w < 16; ++w) to[w] = reinterpret_cast<const uint32_t*>(b + (n0 + 16 * t + w) * k)[k2];
+        continue;
+      }
+      // B is [K, N]: rows k and k + 1 interleaved, 16 columns at a time.
+      const uint16_t* r0 = b + 2 * k2 * n + n0 + 16 * t;
+      const __m512i lo = _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(r0)));
+      const __m512i hi = _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(r0 + n)));
+      _mm512_storeu_si512(to, _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16)));
     }
   }
 }
@@ -272,12 +295,15 @@ static_assert(kRowBlock % kStatRows == 0, "a row block holds whole blocks of sta
 // come from the staging block too: the log-normaliser of the logits (`rules.
 // sample_next`) without two more passes over them.
 void RowBlocks(ffi::ThreadPool& pool, const uint16_t* ap, int64_t m, int64_t k, const uint16_t* bp, bool nt,
-               int64_t n, float* cp, bool amx, float* maxima, float* sums) {
+               bool prepacked, int64_t n, float* cp, bool amx, float* maxima, float* sums) {
   const int64_t panels = (n + kPanel - 1) / kPanel;
-  std::vector<uint16_t> packed(k * panels * kPanel);
-  for (int64_t p = 0; p < panels; ++p)
-    Pack(bp, nt, k, n, p * kPanel, std::min(kPanel, n - p * kPanel), packed.data() + p * k * kPanel);
-  const uint16_t* pk = packed.data();
+  std::vector<uint16_t> packed;
+  if (!prepacked) {
+    packed.resize(k * n);
+    for (int64_t p = 0; p < panels; ++p)
+      Pack(bp, nt, k, n, p * kPanel, std::min(kPanel, n - p * kPanel), packed.data() + p * k * kPanel);
+  }
+  const uint16_t* pk = prepacked ? bp : packed.data();
   // Every store is 64-byte aligned when C is (n is a multiple of 16 floats).
   const bool stream = reinterpret_cast<uintptr_t>(cp) % 64 == 0 && m * n * 4 > (8 << 20);
   ParallelFor(pool, (m + kRowBlock - 1) / kRowBlock, [=](int64_t blk) {
@@ -318,15 +344,22 @@ void RowBlocks(ffi::ThreadPool& pool, const uint16_t* ap, int64_t m, int64_t k, 
   });
 }
 
-// m, k and n of A [M, K] x B ([K, N], or [N, K] if `nt`): both 2-D, K even and N a
-// multiple of 16; else the error, named after `what`.
+// m, k and n of A [M, K] x B ([K, N], or [N, K] if `nt`, or packed: K * N in panels):
+// A 2-D, B 2-D (packed: 1-D), K even and N a multiple of 16; else the error, named after `what`.
 ffi::Error Sizes(const char* what, const ffi::Buffer<ffi::BF16>& a, const ffi::Buffer<ffi::BF16>& b, bool nt,
-                 int64_t& m, int64_t& k, int64_t& n) {
+                 bool packed, int64_t& m, int64_t& k, int64_t& n) {
   const auto ad = a.dimensions();
   const auto bd = b.dimensions();
-  if (ad.size() != 2 || bd.size() != 2) return ffi::Error::InvalidArgument(std::string(what) + ": operands must be 2-D");
-  m = ad[0], k = ad[1], n = nt ? bd[0] : bd[1];
-  if ((nt ? bd[1] : bd[0]) != k) return ffi::Error::InvalidArgument(std::string(what) + ": contracting sizes differ");
+  if (ad.size() != 2 || bd.size() != (packed ? 1 : 2))
+    return ffi::Error::InvalidArgument(std::string(what) + (packed ? ": A must be 2-D and packed B 1-D" : ": operands must be 2-D"));
+  m = ad[0], k = ad[1];
+  if (packed) {
+    if (k == 0 || bd[0] % k) return ffi::Error::InvalidArgument(std::string(what) + ": packed B is not K * N");
+    n = bd[0] / k;
+  } else {
+    n = nt ? bd[0] : bd[1];
+    if ((nt ? bd[1] : bd[0]) != k) return ffi::Error::InvalidArgument(std::string(what) + ": contracting sizes differ");
+  }
   if (k % 2 || n % 16)
     return ffi::Error::InvalidArgument(std::string(what) + ": K must be even and N a multiple of 16");
   return ffi::Error::Success();
@@ -336,9 +369,9 @@ ffi::Error Sizes(const char* what, const ffi::Buffer<ffi::BF16>& a, const ffi::B
 bool UseAmx(int32_t isa, int64_t k) { return isa == 1 && k % kAmxK == 0 && AmxAllowed(); }
 
 ffi::Error Product(ffi::ThreadPool pool, ffi::Buffer<ffi::BF16> a, ffi::Buffer<ffi::BF16> b,
-                   ffi::ResultBuffer<ffi::F32> c, bool nt, int32_t isa) {
+                   ffi::ResultBuffer<ffi::F32> c, bool nt, bool packed, int32_t isa) {
   int64_t m, k, n;
-  if (ffi::Error error = Sizes("bf16 product", a, b, nt, m, k, n); error.failure()) return error;
+  if (ffi::Error error = Sizes("bf16 product", a, b, nt, packed, m, k, n); error.failure()) return error;
   const auto* ap = reinterpret_cast<const uint16_t*>(a.untyped_data());
   const auto* bp = reinterpret_cast<const uint16_t*>(b.untyped_data());
   float* cp = c->typed_data();
@@ -346,22 +379,26 @@ ffi::Error Product(ffi::ThreadPool pool, ffi::Buffer<ffi::BF16> a, ffi::Buffer<f
   const int64_t panels = (n + kPanel - 1) / kPanel;
   auto width = [n](int64_t p) { return std::min(kPanel, n - p * kPanel); };
   if (panels >= 2 * std::max<int64_t>(pool.num_threads(), 1) || m <= kRowBlock) {
-    // Many columns: an item is a panel, packed by whichever thread takes it.
+    // Many columns: an item is a panel, packed by whichever thread takes it (unless packed).
     ParallelFor(pool, panels, [=](int64_t p) {
       thread_local std::vector<uint16_t> buffer;
-      buffer.resize(k * kPanel);
-      Pack(bp, nt, k, n, p * kPanel, width(p), buffer.data());
+      const uint16_t* panel = bp + p * k * kPanel;
+      if (!packed) {
+        buffer.resize(k * kPanel);
+        Pack(bp, nt, k, n, p * kPanel, width(p), buffer.data());
+        panel = buffer.data();
+      }
       if (amx) {
         AmxConfigure();
-        AmxPanelRows(ap, 0, m, k, buffer.data(), width(p), cp + p * kPanel, n);
+        AmxPanelRows(ap, 0, m, k, panel, width(p), cp + p * kPanel, n);
         AmxRelease();
       } else {
-        PanelRows(ap, 0, m, k, buffer.data(), width(p), cp + p * kPanel, n);
+        PanelRows(ap, 0, m, k, panel, width(p), cp + p * kPanel, n);
       }
     });
   } else {
     // Few columns, many rows (the logits: the table's rows against the slots).
-    RowBlocks(pool, ap, m, k, bp, nt, n, cp, amx, nullptr, nullptr);
+    RowBlocks(pool, ap, m, k, bp, nt, packed, n, cp, amx, nullptr, nullptr);
   }
   return ffi::Error::Success();
 }
@@ -374,9 +411,9 @@ ffi::Error Logits(ffi::ThreadPool pool, ffi::Buffer<ffi::BF16> a, ffi::Buffer<ff
                   ffi::ResultBuffer<ffi::F32> c, ffi::ResultBuffer<ffi::F32> maxima,
                   ffi::ResultBuffer<ffi::F32> sums, int32_t isa) {
   int64_t m, k, n;
-  if (ffi::Error error = Sizes("bf16 logits", a, b, true, m, k, n); error.failure()) return error;
+  if (ffi::Error error = Sizes("bf16 logits", a, b, true, false, m, k, n); error.failure()) return error;
   RowBlocks(pool, reinterpret_cast<const uint16_t*>(a.untyped_data()), m, k,
-            reinterpret_cast<const uint16_t*>(b.untyped_data()), true, n, c->typed_data(), UseAmx(isa, k),
+            reinterpret_cast<const uint16_t*>(b.untyped_data()), true, false, n, c->typed_data(), UseAmx(isa, k),
             maxima->typed_data(), sums->typed_data());
   return ffi::Error::Success();
 }
@@ -449,7 +486,8 @@ ffi::Error F32Batched(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> a, ffi::Buffer
 
 }  // namespace
 
-// `nt`: B is [N, K] (else [K, N]); `isa` as in Product.
+// `nt`: B is [N, K] (else [K, N]); `packed`: B is packed (`Pack`, every panel), 1-D;
+// `isa` as in Product.
 XLA_FFI_DEFINE_HANDLER_SYMBOL(WcseBf16Product, Product,
                               ffi::Ffi::Bind()
                                   .Ctx<ffi::ThreadPool>()
@@ -457,6 +495,7 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(WcseBf16Product, Product,
                                   .Arg<ffi::Buffer<ffi::BF16>>()
                                   .Ret<ffi::Buffer<ffi::F32>>()
                                   .Attr<bool>("nt")
+                                  .Attr<bool>("packed")
                                   .Attr<int32_t>("isa"));
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(WcseBf16Logits, Logits,

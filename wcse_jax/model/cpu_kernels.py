@@ -174,15 +174,19 @@ def _measure_rates(kind: str, repeats: int) -> tuple[float, float]:
   spec, x_shape, y_shape, dtype = KINDS[kind]
   x = jnp.asarray(rng.standard_normal(x_shape), dtype)
   y = jnp.asarray(rng.standard_normal(y_shape), dtype)
-  ours = jax.jit(lambda x, y: product(spec, x, y))
   xla = jax.jit(lambda x, y: jnp.einsum(spec, x, y, preferred_element_type=jnp.float32))
+  if kind == 'bf16':  # a weight, as the sampler holds it on one CPU (`with_packed_weights`)
+    ours, ours_y = jax.jit(lambda x, w: packed_product(x, w, y.shape[-1])), jnp.asarray(pack(y))
+  else:
+    ours, ours_y = jax.jit(lambda x, y: product(spec, x, y)), y
+  operands = {ours: ours_y, xla: y}
   best = {ours: math.inf, xla: math.inf}
   for f in best:
-    f(x, y).block_until_ready()
+    f(x, operands[f]).block_until_ready()
   for _ in range(repeats):
     for f in best:
       start = time.perf_counter()
-      f(x, y).block_until_ready()
+      f(x, operands[f]).block_until_ready()
       best[f] = min(best[f], time.perf_counter() - start)
   flops = 2 * math.prod(jax.eval_shape(lambda: jnp.einsum(spec, x, y)).shape) * x.shape[-1]
   return flops / best[ours] / 1e9, flops / best[xla] / 1e9
@@ -323,7 +327,50 @@ def product(spec: str, x, y):
   n = b.shape[0] if kind == 'nt' else b.shape[1]
   call = jax.ffi.ffi_call(_TARGET, jax.ShapeDtypeStruct((a.shape[0], n), jnp.float32),
                          vmap_method='sequential')
-  return call(a, b, nt=kind == 'nt', isa=_isa_code()).reshape(*x.shape[:lead], *(y.shape[:1] if kind == 'nt' else y.shape[1:]))
+  out = call(a, b, nt=kind == 'nt', packed=False, isa=_isa_code())
+  return out.reshape(*x.shape[:lead], *(y.shape[:1] if kind == 'nt' else y.shape[1:]))
+
+
+PANEL, TILE_PAIRS = 64, 16  # columns per panel, k pairs per tile (`kPanel`, `kTileK2`)
+
+
+def packable(k: int, n: int) -> bool:
+  """Whether a [k, n] matrix can be `pack`ed: k even and n a multiple of 16."""
+  return k > 0 and n > 0 and k % 2 == 0 and n % 16 == 0
+
+
+def pack(w) -> np.ndarray:
+  """The matrix `w` [K, N] as our kernel packs it for a product `x @ w` (`cpu_kernels.cc`,
+  `Pack`), bfloat16, flat `[K * N]`: panels of 64 columns, each in tiles of 16 k pairs
+  by 16 columns, the two bfloat16 of consecutive k side by side. `packed_product` reads
+  it without packing it again: a model's weights are packed once (`config.packed_weights`).
+  """
+  w = np.asarray(jax.device_get(w)).astype(jnp.bfloat16)
+  k, n = w.shape
+  if not packable(k, n):
+    raise ValueError(f'cannot pack a [{k}, {n}] matrix: K must be even and N a multiple of 16')
+  pairs = k // 2
+  whole = pairs - pairs % TILE_PAIRS
+  parts = []
+  for n0 in range(0, n, PANEL):
+    width = min(PANEL, n - n0)
+    panel = w[:, n0:n0 + width].reshape(pairs, 2, width // 16, 16)  # [pair, k % 2, tile, column]
+    head = panel[:whole].reshape(whole // TILE_PAIRS, TILE_PAIRS, 2, width // 16, 16)
+    parts.append(head.transpose(0, 3, 1, 4, 2).ravel())  # [group, tile, pair, column, k % 2]
+    parts.append(panel[whole:].transpose(2, 0, 3, 1).ravel())  # the last group: fewer pairs
+  return np.concatenate(parts)
+
+
+def packed_product(x, packed, n: int):
+  """`x @ w` [..., N] in float32 for `packed = pack(w)` (w [K, N]), x [..., K] rounded to
+  bfloat16: our kernel, where it is `chosen` (the caller's choice: a packed weight has
+  no other product). Not differentiable."""
+  k = x.shape[-1]
+  if packed.shape != (k * n,):
+    raise ValueError(f'packed weight of {packed.shape} elements is not [{k}, {n}]')
+  a = x.astype(jnp.bfloat16).reshape(-1, k)
+  call = jax.ffi.ffi_call(_TARGET, jax.ShapeDtypeStruct((a.shape[0], n), jnp.float32), vmap_method='sequential')
+  return call(a, packed, nt=False, packed=True, isa=_isa_code()).reshape(*x.shape[:-1], n)
 
 
 def logits_with_statistics(table, hidden):

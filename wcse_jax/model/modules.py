@@ -19,6 +19,7 @@ converts it on every read); float32 throughout is the exact default.
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import flax.struct
 import jax
@@ -42,6 +43,24 @@ def dot(spec: str, x: Array, y: Array, dtype) -> Float[Array, '...']:
   if cpu_kernels.used(spec, x, y, dtype):
     return cpu_kernels.product(spec, x, y)
   return jnp.einsum(spec, x.astype(dtype), y.astype(dtype), preferred_element_type=jnp.float32)
+
+
+def project(spec: str, x: Array, w: Array, dtype, out_shape: tuple[int, ...]) -> Float[Array, '...']:
+  """`dot(spec, x, w, dtype)` for a weight `w` that x's last axis contracts with; a 1-D
+  `w` is the weight packed for our CPU kernel (`cpu_kernels.pack`, `config.packed_weights`),
+  whose product has x's leading axes and then `out_shape`."""
+  if w.ndim == 1:
+    out = cpu_kernels.packed_product(x, w, math.prod(out_shape))
+    return out.reshape(*x.shape[:-1], *out_shape)
+  return dot(spec, x, w, dtype)
+
+
+def _weight(rngs: nnx.Rngs, shape, config: GemmaConfig, param_dtype) -> nnx.Param:
+  """A weight matrix of `shape`; with `config.packed_weights` its place, flat bfloat16
+  (`with_packed_weights` fills it with the packed matrix)."""
+  if config.packed_weights:
+    return nnx.Param(jnp.zeros((math.prod(shape),), jnp.bfloat16))
+  return nnx.Param(_normal(rngs, shape, param_dtype))
 
 
 def _normal(rngs: nnx.Rngs, shape, dtype, std=0.02):
@@ -278,15 +297,16 @@ class Attention(nnx.Module):
     d, n, k, h = config.embed_dim, config.num_heads, config.num_kv_heads, config.head_dim
     self.kind = kind
     self.dtype = dtype
-    self.num_kv_heads = k
+    self.num_kv_heads, self.groups, self.head_dim = k, n // k, h
     self.query_scale = config.query_pre_attn_scalar**-0.5
     self.softcap = config.attn_logit_softcap
     self.window = config.sliding_window if kind == AttentionKind.LOCAL else None
     self.rope_base, self.rope_scale = self.rope_of(config, kind)
-    self.q_proj = nnx.Param(_normal(rngs, (d, n, h), param_dtype))
-    self.k_proj = nnx.Param(_normal(rngs, (d, k, h), param_dtype))
-    self.v_proj = nnx.Param(_normal(rngs, (d, k, h), param_dtype))
-    self.o_proj = nnx.Param(_normal(rngs, (n, h, d), param_dtype))
+    self.embed_dim = d
+    self.q_proj = _weight(rngs, (d, n, h), config, param_dtype)
+    self.k_proj = _weight(rngs, (d, k, h), config, param_dtype)
+    self.v_proj = _weight(rngs, (d, k, h), config, param_dtype)
+    self.o_proj = _weight(rngs, (n, h, d), config, param_dtype)
     if config.use_qk_norm:
       self.query_norm = RMSNorm(h, eps=config.rms_norm_eps, param_dtype=param_dtype)
       self.key_norm = RMSNorm(h, eps=config.rms_norm_eps, param_dtype=param_dtype)
@@ -345,9 +365,12 @@ class Attention(nnx.Module):
     of the keys, and None in place of the values.
     """
     dt = self.dtype
-    q = dot('BTD,DNH->BTNH', x, self.q_proj[...], dt)
-    k = dot('BTD,DKH->BTKH', x, self.k_proj[...], dt)
-    v = dot('BTD,DKH->BTKH', x, self.v_proj[...], dt)
+    b, t = x.shape[:2]
+    kv, g, h = self.num_kv_heads, self.groups, self.head_dim
+    n = kv * g
+    q = project('BTD,DNH->BTNH', x, self.q_proj[...], dt, (n, h))
+    k = project('BTD,DKH->BTKH', x, self.k_proj[...], dt, (kv, h))
+    v = project('BTD,DKH->BTKH', x, self.v_proj[...], dt, (kv, h))
     if self.query_norm is not None:
       q, k = self.query_norm(q), self.key_norm(k)
     rotation = rotations[self.kind.value] if rotations is not None else None
@@ -357,8 +380,6 @@ class Attention(nnx.Module):
 
     if pages is not None:
       return self._attend_pages(q, k, v, positions, pages)
-    b, t, n, h = q.shape
-    kv, g = self.num_kv_heads, n // self.num_kv_heads
     # One [T * G, H] block of queries per key/value head: the products with the
     # cache are then one matrix product per (row, head).
     q = q.reshape(b, t, kv, g, h).transpose(0, 2, 1, 3, 4).reshape(b, kv, t * g, h)
@@ -377,9 +398,7 @@ class Attention(nnx.Module):
       segments.append(('BSKH', 'BSKH', k, v, mask, dt))
     out = self._attend(q, segments, t)
     out = out.reshape(b, kv, t, g, h).transpose(0, 2, 1, 3, 4).reshape(b, t, n * h)
-    # Heads and head_dim merged on both sides: XLA:CPU otherwise copies the
-    # weight into another layout on every call.
-    out = dot('BTX,XD->BTD', out, self.o_proj[...].reshape(n * h, -1), dt)
+    out = self._output(out)
     if write_slots is not None:
       return out, cache, None
     return out, k, v
@@ -396,8 +415,15 @@ class Attention(nnx.Module):
       dtype = jnp.promote_types(self.dtype, pages.dtype)
       out = self._attend(grouped, pages.segments(positions, self.window, dtype), t)
       out = out.reshape(b, kv, t, g, h).transpose(0, 2, 1, 3, 4)
-    out = dot('BTX,XD->BTD', out.reshape(b, t, n * h), self.o_proj[...].reshape(n * h, -1), self.dtype)
-    return out, pool, None
+    return self._output(out.reshape(b, t, n * h)), pool, None
+
+  def _output(self, out: Float[Array, 'B T X']) -> Float[Array, 'B T D']:
+    """The output projection of the heads' outputs, merged (`X = N * H`)."""
+    w = self.o_proj[...]
+    # Heads and head_dim merged on both sides: XLA:CPU otherwise copies the
+    # weight into another layout on every call.
+    w = w if w.ndim == 1 else w.reshape(out.shape[-1], -1)
+    return project('BTX,XD->BTD', out, w, self.dtype, (self.embed_dim,))
 
   def _attend(self, q: Float[Array, 'B K Q H'], segments, t: int) -> Float[Array, 'B K Q H']:
     """Softmax attention of the queries over the keys of every segment together.
@@ -434,15 +460,17 @@ class FeedForward(nnx.Module):
   def __init__(self, config: GemmaConfig, *, rngs: nnx.Rngs, dtype, param_dtype):
     d, f = config.embed_dim, config.hidden_dim
     self.dtype = dtype
-    self.gate_proj = nnx.Param(_normal(rngs, (d, f), param_dtype))
-    self.up_proj = nnx.Param(_normal(rngs, (d, f), param_dtype))
-    self.down_proj = nnx.Param(_normal(rngs, (f, d), param_dtype))
+    self.embed_dim, self.hidden_dim = d, f
+    self.gate_proj = _weight(rngs, (d, f), config, param_dtype)
+    self.up_proj = _weight(rngs, (d, f), config, param_dtype)
+    self.down_proj = _weight(rngs, (f, d), config, param_dtype)
 
   def __call__(self, x: Float[Array, 'B T D']) -> Float[Array, 'B T D']:
-    gate = dot('BTD,DF->BTF', x, self.gate_proj[...], self.dtype)
-    up = dot('BTD,DF->BTF', x, self.up_proj[...], self.dtype)
+    f = (self.hidden_dim,)
+    gate = project('BTD,DF->BTF', x, self.gate_proj[...], self.dtype, f)
+    up = project('BTD,DF->BTF', x, self.up_proj[...], self.dtype, f)
     hidden = jax.nn.gelu(gate, approximate=True) * up
-    return dot('BTF,FD->BTD', hidden, self.down_proj[...], self.dtype)
+    return project('BTF,FD->BTD', hidden, self.down_proj[...], self.dtype, (self.embed_dim,))
 
 
 class Block(nnx.Module):

@@ -42,7 +42,15 @@ import jax.numpy as jnp
 import numpy as np
 
 from wcse_jax.checkpoints import LoadedModel, default_dtype
-from wcse_jax.model import AttentionKind, paged, with_embedding_bits, unstack_layers
+from wcse_jax.model import (
+    AttentionKind,
+    cpu_kernels,
+    packable,
+    paged,
+    unstack_layers,
+    with_embedding_bits,
+    with_packed_weights,
+)
 from wcse_jax.model.modules import is_16bit_float
 from wcse_jax.sampling import steps
 from wcse_jax.sampling.kv import DenseKV, Group, Live, PagedKV
@@ -161,8 +169,10 @@ def sampling_layout(model: LoadedModel) -> LoadedModel:
   On CPU every layer is held on its own (`unstack_layers`) and a 16-bit
   embedding table also as its bits, for lookups (`with_embedding_bits`; the
   decode loop's logits are `[vocab, slot]` there, `steps.decode_chunk`, which
-  reads the table as checkpoints hold it); elsewhere, and for a model already
-  so laid out, it is `model` itself. `Sampler` lays out what it is given; a
+  reads the table as checkpoints hold it); a model that computes in bfloat16 on
+  one CPU device, where our bfloat16 kernel is chosen (`cpu_kernels.chosen`),
+  also gets its layers' weights packed for that kernel (`with_packed_weights`).
+  Elsewhere, and for a model already so laid out, it is `model` itself. `Sampler` lays out what it is given; a
   caller that keeps a large model for several samplers lays it out once and
   keeps only this, or the weights are held twice.
   """
@@ -170,6 +180,9 @@ def sampling_layout(model: LoadedModel) -> LoadedModel:
     return model
   config, graphdef, params = unstack_layers(model.config, model.graphdef, model.params)
   config, graphdef, params = with_embedding_bits(config, graphdef, params)
+  if (model.mesh.devices.size == 1 and model.model.dtype == jnp.bfloat16
+      and packable(config) and cpu_kernels.chosen('bf16')):
+    config, graphdef, params = with_packed_weights(config, graphdef, params)
   if config is model.config:
     return model
   return dataclasses.replace(model, config=config, graphdef=graphdef, params=params)
