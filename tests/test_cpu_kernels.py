@@ -136,14 +136,18 @@ def test_dot_uses_it_for_bfloat16_only_and_gradients_follow_einsum(monkeypatch):
     ('PMK,PKN->PMN', (2, 7, 100), (2, 100, 16)),  # rows 6 + 1
     ('PMK,PKN->PMN', (5, 2, 1), (5, 1, 200)),  # one k; columns 3 x 64 + 8
 ])
-def test_batched_float32_product_matches_exact_sums(spec, x_shape, y_shape):
+@pytest.mark.parametrize('cache', [jnp.float32, jnp.bfloat16])
+def test_batched_product_matches_exact_sums(spec, x_shape, y_shape, cache):
+  """Over a float32 cache, float32 sums of float32 inputs; over a bfloat16 cache (the
+  product in bfloat16), x is rounded to bfloat16 first, the cache's entries as they are."""
   rng = np.random.default_rng(2)
   x = jnp.asarray(rng.standard_normal(x_shape), jnp.float32)
-  y = jnp.asarray(rng.standard_normal(y_shape), jnp.float32)
-  assert cpu_kernels.kind_of(spec, x, y, jnp.float32) == 'f32_batched'
+  y = jnp.asarray(rng.standard_normal(y_shape), cache)
+  kind = 'f32_batched' if cache == jnp.float32 else 'bf16_batched'
+  assert cpu_kernels.kind_of(spec, x, y, cache) == kind
   product = jax.jit(lambda x, y: cpu_kernels.product(spec, x, y))
   out = product(x, y)
-  _check(spec, x, y, out)
+  _check(spec, x.astype(cache), y, out)
   # Each batch entry's sums are the same bits alone or among the others.
   np.testing.assert_array_equal(np.asarray(product(x[1:2], y[1:2])), np.asarray(out)[1:2])
 
@@ -170,8 +174,8 @@ def test_dot_runs_the_batched_kernel_and_gradients_follow_einsum(monkeypatch):
 
 
 @pytest.mark.parametrize('spec,x_shape,y_shape,dtype', [
-    ('BKQH,BKSH->BKQS', (2, 1, 4, 32), (2, 1, 8, 32), jnp.bfloat16),  # bfloat16 batched products stay XLA's
-    ('BKQH,BKSH->BKQS', (2, 1, 4, 32), (2, 1, 8, 32), jnp.float32),  # ... and float32 ones with y [K, N] transposed
+    ('BKQH,BKSH->BKQS', (2, 1, 4, 32), (2, 1, 8, 32), jnp.bfloat16),  # batched products with y [K, N] transposed
+    ('BKQH,BKSH->BKQS', (2, 1, 4, 32), (2, 1, 8, 32), jnp.float32),
     ('BKQH,BKHS->BKQS', (2, 1, 4, 32), (1, 1, 32, 8), jnp.float32),  # ... or broadcast over the batch
     ('BKQH,KHS->BKQS', (2, 1, 4, 32), (1, 32, 8), jnp.float32),  # ... or y without the batch (a shared prefix)
     ('...D,VD->...V', (2, 32), (64, 32), jnp.bfloat16),

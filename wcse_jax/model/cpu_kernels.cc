@@ -41,6 +41,7 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 #include "xla/ffi/api/ffi.h"
@@ -430,8 +431,15 @@ ffi::Error Logits(ffi::ThreadPool pool, ffi::Buffer<ffi::BF16> a, ffi::Buffer<ff
 // multiply-add chain over k in increasing order, whatever M, the batch or the
 // threads.
 
-template <int MT>
-inline void F32Tile(const float* a, int64_t k, const float* b, int64_t n, int64_t n0, float* c) {
+// 16 floats of B at `at` (lanes off in `mask`: 0): float32, or bfloat16 widened (exactly).
+inline __m512 Load(__mmask16 mask, const float* at) { return _mm512_maskz_loadu_ps(mask, at); }
+inline __m512 Load(__mmask16 mask, const uint16_t* at) {
+  const __m512i wide = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(mask, at));
+  return _mm512_castsi512_ps(_mm512_slli_epi32(wide, 16));
+}
+
+template <int MT, typename B>
+inline void F32Tile(const float* a, int64_t k, const B* b, int64_t n, int64_t n0, float* c) {
   __mmask16 mask[4];
   for (int j = 0; j < 4; ++j) {
     const int64_t left = n - n0 - 16 * j;
@@ -440,10 +448,17 @@ inline void F32Tile(const float* a, int64_t k, const float* b, int64_t n, int64_
   __m512 acc[MT][4];
   for (int i = 0; i < MT; ++i)
     for (int j = 0; j < 4; ++j) acc[i][j] = _mm512_setzero_ps();
+  // B streams from memory (a cache): the first pass over its rows fetches them whole, about
+  // 4 KB ahead (past the entry's end: the next entry's rows; a prefetch never faults).
+  const int64_t row_bytes = n * static_cast<int64_t>(sizeof(B)), ahead = std::max<int64_t>(2, 4096 / row_bytes);
   for (int64_t kk = 0; kk < k; ++kk) {
-    const float* row = b + kk * n + n0;
+    const B* row = b + kk * n + n0;
+    if (n0 == 0) {
+      const char* next = reinterpret_cast<const char*>(b + (kk + ahead) * n);
+      for (int64_t at = 0; at < row_bytes; at += 64) _mm_prefetch(next + at, _MM_HINT_T0);
+    }
     __m512 bv[4];
-    for (int j = 0; j < 4; ++j) bv[j] = _mm512_maskz_loadu_ps(mask[j], row + 16 * j);
+    for (int j = 0; j < 4; ++j) bv[j] = Load(mask[j], row + 16 * j);
     for (int i = 0; i < MT; ++i) {
       const __m512 av = _mm512_set1_ps(a[i * k + kk]);
       for (int j = 0; j < 4; ++j) acc[i][j] = _mm512_fmadd_ps(av, bv[j], acc[i][j]);
@@ -454,7 +469,8 @@ inline void F32Tile(const float* a, int64_t k, const float* b, int64_t n, int64_
 }
 
 // One batch entry: C [M, N] = A [M, K] x B [K, N].
-void F32Entry(const float* a, const float* b, float* c, int64_t m, int64_t k, int64_t n) {
+template <typename B>
+void F32Entry(const float* a, const B* b, float* c, int64_t m, int64_t k, int64_t n) {
   for (int64_t n0 = 0; n0 < n; n0 += kPanel) {
     int64_t i = 0;
     for (; i + 6 <= m; i += 6) F32Tile<6>(a + i * k, k, b, n, n0, c + i * n);
@@ -464,15 +480,20 @@ void F32Entry(const float* a, const float* b, float* c, int64_t m, int64_t k, in
   }
 }
 
-ffi::Error F32Batched(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> a, ffi::Buffer<ffi::F32> b,
+// B float32, or bfloat16 (a bfloat16 cache: each element widened exactly as it is
+// read, so that with A's entries bfloat16 values the sums are those of bfloat16
+// products, half the bytes read).
+template <ffi::DataType BT>
+ffi::Error F32Batched(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> a, ffi::Buffer<BT> b,
                       ffi::ResultBuffer<ffi::F32> c) {
+  using B = std::conditional_t<BT == ffi::F32, float, uint16_t>;
   const auto ad = a.dimensions();
   const auto bd = b.dimensions();
   if (ad.size() != 3 || bd.size() != 3) return ffi::Error::InvalidArgument("f32 batched product: operands must be 3-D");
   const int64_t batch = ad[0], m = ad[1], k = ad[2], n = bd[2];
   if (bd[0] != batch || bd[1] != k) return ffi::Error::InvalidArgument("f32 batched product: shapes differ");
   const float* ap = a.typed_data();
-  const float* bp = b.typed_data();
+  const B* bp = reinterpret_cast<const B*>(b.untyped_data());
   float* cp = c->typed_data();
   // Items of several entries, a few per thread (an entry is a few microseconds of work).
   const int64_t threads = std::max<int64_t>(pool.num_threads(), 1);
@@ -508,11 +529,18 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(WcseBf16Logits, Logits,
                                   .Ret<ffi::Buffer<ffi::F32>>()
                                   .Attr<int32_t>("isa"));
 
-XLA_FFI_DEFINE_HANDLER_SYMBOL(WcseF32Batched, F32Batched,
+XLA_FFI_DEFINE_HANDLER_SYMBOL(WcseF32Batched, F32Batched<ffi::F32>,
                               ffi::Ffi::Bind()
                                   .Ctx<ffi::ThreadPool>()
                                   .Arg<ffi::Buffer<ffi::F32>>()
                                   .Arg<ffi::Buffer<ffi::F32>>()
+                                  .Ret<ffi::Buffer<ffi::F32>>());
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(WcseF32Bf16Batched, F32Batched<ffi::BF16>,
+                              ffi::Ffi::Bind()
+                                  .Ctx<ffi::ThreadPool>()
+                                  .Arg<ffi::Buffer<ffi::F32>>()
+                                  .Arg<ffi::Buffer<ffi::BF16>>()
                                   .Ret<ffi::Buffer<ffi::F32>>());
 
 // 1 when the AMX path can run in this process (the CPU has AMX-BF16 and the OS granted its state).

@@ -3,12 +3,14 @@
 `cpu_kernels.cc` multiplies bfloat16 matrices into float32 with the CPU's own
 matrix instructions: AMX tiles (`tdpbf16ps`, 16 x 16 x 32 per instruction)
 where the CPU and the OS allow them, else a register-tiled AVX512-BF16 kernel
-(`vdpbf16ps`). It also runs batched float32 products with AVX-512 fused
-multiply-adds: a decode step's attention over a float32 cache, many tiny
-products (4 query rows against one row's 64 cached positions) that XLA:CPU
-runs at ~13 GB/s. `product` is what `modules.dot` calls for a product of
-either kind (`kind_of`) when the kernel is `chosen` for it; on any other
-backend, CPU, dtype or shape it is XLA's `einsum`.
+(`vdpbf16ps`). It also runs batched products with AVX-512 fused
+multiply-adds: a decode step's attention over a float32 (or bfloat16) cache,
+many tiny products (4 query rows against one row's 64 cached positions) that
+XLA:CPU runs at ~13 GB/s, with the cache prefetched ahead of the sums (~23 GB/s
+on a 2-core Xeon that streams 29). `product` is what `modules.dot` calls for
+a product of any kind (`kind_of`) when the kernel is `chosen` for it; on any
+other backend, CPU, dtype or shape it is XLA's `einsum`. A model's weights
+can be packed once for it (`pack`, `packed_product`).
 
 Which is faster depends on the machine: on a 2-core Xeon with AMX our AMX
 path ran a decode step's weight products at 1.3-2.4x XLA's (XLA's YNNPACK),
@@ -54,13 +56,16 @@ ENV = 'WCSE_JAX_CPU_KERNELS'
 _SOURCE = pathlib.Path(__file__).with_name('cpu_kernels.cc')
 _TARGET = 'wcse_bf16_product'
 _BATCHED_TARGET = 'wcse_f32_batched_product'
+_BF16_BATCHED_TARGET = 'wcse_f32_bf16_batched_product'
 _LOGITS_TARGET = 'wcse_bf16_logits'
 STAT_BLOCK = 32  # vocabulary entries per block of `logits_with_statistics` (`kStatRows`)
 # What each kernel is measured on against XLA's product (`chosen`): a decode step's
-# weight product, and its attention over a float32 cache (64 rows, 4 query heads).
+# weight product, and its attention over a float32 or a bfloat16 cache (64 rows, 4
+# query heads).
 KINDS = {
     'bf16': ('MK,KN->MN', (64, 1024), (1024, 2048), jnp.bfloat16),
     'f32_batched': ('BKQH,BKHS->BKQS', (64, 1, 4, 256), (64, 1, 256, 64), jnp.float32),
+    'bf16_batched': ('BKQH,BKHS->BKQS', (64, 1, 4, 256), (64, 1, 256, 64), jnp.bfloat16),
 }
 
 log = logging.getLogger(__name__)
@@ -122,6 +127,9 @@ def _register(path: str) -> ctypes.CDLL:
     jax.ffi.register_ffi_target(_TARGET, jax.ffi.pycapsule(library.WcseBf16Product), platform='cpu')
     jax.ffi.register_ffi_target(
         _BATCHED_TARGET, jax.ffi.pycapsule(library.WcseF32Batched), platform='cpu'
+    )
+    jax.ffi.register_ffi_target(
+        _BF16_BATCHED_TARGET, jax.ffi.pycapsule(library.WcseF32Bf16Batched), platform='cpu'
     )
     jax.ffi.register_ffi_target(_LOGITS_TARGET, jax.ffi.pycapsule(library.WcseBf16Logits), platform='cpu')
     _registered.append(library)
@@ -263,6 +271,17 @@ def _batched_f32(spec: str, x, y) -> int | None:
   return _batched_form(spec) if x.dtype == y.dtype == jnp.float32 else None
 
 
+def _batched_kind(spec: str, x, y, dtype) -> str | None:
+  """'f32_batched' or 'bf16_batched' for a product batched over the same leading axes of
+  x and y (`_batched_form`) in float32 (x and y float32) or bfloat16; else None."""
+  lead = _batched_form(spec)
+  if lead is None or x.shape[:lead] != y.shape[:lead] or 0 in x.shape or 0 in y.shape:
+    return None
+  if dtype == jnp.float32:
+    return 'f32_batched' if x.dtype == y.dtype == jnp.float32 else None
+  return 'bf16_batched' if dtype == jnp.bfloat16 else None
+
+
 def _isa_code() -> np.int32:
   """The kernels' `isa` attribute: 1 for AMX, 0 for AVX512-BF16."""
   return np.int32(isa() == 'amx')
@@ -273,19 +292,16 @@ def kind_of(spec: str, x, y, dtype) -> str | None:
 
   'bf16': a bfloat16 product that is one matrix product, K even and N a
   multiple of 16. 'f32_batched': float32 inputs in a float32 product, batched
-  over the same leading axes of both (the attention over a float32 cache).
-  Either on a CPU default backend, with the kernel built.
+  over the same leading axes of both (the attention over a float32 cache);
+  'bf16_batched': the same in a bfloat16 product (over a bfloat16 cache).
+  Any of them on a CPU default backend, with the kernel built.
   """
   if jax.default_backend() != 'cpu':
     return None
   dtype = jnp.dtype(dtype)
-  if dtype == jnp.float32:
-    lead = _batched_f32(spec, x, y)
-    if lead is None:
-      return None
-    if x.shape[:lead] != y.shape[:lead] or 0 in x.shape or 0 in y.shape:
-      return None
-    return 'f32_batched' if available() else None
+  batched = _batched_kind(spec, x, y, dtype)
+  if batched is not None:
+    return batched if available() else None
   if dtype != jnp.bfloat16:
     return None
   form = _forms(spec)
@@ -311,14 +327,17 @@ def used(spec: str, x, y, dtype) -> bool:
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
 def product(spec: str, x, y):
   """`einsum(spec, x, y)` with float32 sums by our kernel (see `kind_of`): bfloat16
-  inputs for a bfloat16 product, float32 for a batched float32 one."""
-  lead = _batched_f32(spec, x, y)
+  inputs for a bfloat16 product, float32 for a batched float32 one (x and y float32;
+  a batched product with y in bfloat16 is a bfloat16 one: x is rounded to bfloat16)."""
+  lead = _batched_form(spec)
   if lead is not None:
     batch = x.shape[:lead]
     out = jax.ShapeDtypeStruct((math.prod(batch), x.shape[-2], y.shape[-1]), jnp.float32)
-    call = jax.ffi.ffi_call(_BATCHED_TARGET, out, vmap_method='sequential')
-    a = x.reshape(-1, *x.shape[-2:])
-    b = y.reshape(-1, *y.shape[-2:])
+    wide = x.dtype == y.dtype == jnp.float32
+    call = jax.ffi.ffi_call(_BATCHED_TARGET if wide else _BF16_BATCHED_TARGET, out, vmap_method='sequential')
+    # A bfloat16 product's inputs: x's entries rounded to bfloat16 (held as float32), y's bits.
+    a = (x if wide else x.astype(jnp.bfloat16)).astype(jnp.float32).reshape(-1, *x.shape[-2:])
+    b = (y if wide else y.astype(jnp.bfloat16)).reshape(-1, *y.shape[-2:])
     return call(a, b).reshape(*batch, x.shape[-2], y.shape[-1])
   kind, lead = _forms(spec)
   a = x.astype(jnp.bfloat16).reshape(-1, x.shape[-1])

@@ -13,7 +13,7 @@ float32. Products with cached keys and values take theirs in the wider of the
 compute dtype and the cache's dtype, so a float32 cache is never rounded.
 With bfloat16 weights this is the usual mixed-precision recipe. On CPU, bfloat16 weights with a
 float32 cache decode fastest (a bfloat16 cache is slower there: XLA:CPU
-converts it on every read); float32 throughout is the exact default.
+copies it whole where a step writes it); float32 throughout is the exact default.
 """
 
 from __future__ import annotations
@@ -243,6 +243,11 @@ def _scatter_heads(buffer, slots, values, *, stacked: bool, slots_last: bool):
     where = (jnp.arange(buffer.shape[0])[:, None, None, None], *(w[None] for w in where))
   if slots_last:  # indices split by a slice: their dimensions come first, [..., B, K, T] + [H]
     where = (*where[:-1], slice(None), where[-1])
+  if is_16bit_float(buffer.dtype) and jax.default_backend() == 'cpu':
+    # XLA:CPU scatters into a 16-bit float array by converting all of it to float32
+    # and back, every call; into its bits, in place.
+    bits = jax.lax.bitcast_convert_type
+    return bits(bits(buffer, jnp.uint16).at[where].set(bits(values, jnp.uint16), mode='drop'), buffer.dtype)
   return buffer.at[where].set(values, mode='drop')
 
 
