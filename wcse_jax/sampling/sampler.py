@@ -172,9 +172,10 @@ def sampling_layout(model: LoadedModel) -> LoadedModel:
   reads the table as checkpoints hold it); a model that computes in bfloat16 on
   one CPU device, where our bfloat16 kernel is chosen (`cpu_kernels.chosen`),
   also gets its layers' weights packed for that kernel (`with_packed_weights`).
-  Elsewhere, and for a model already so laid out, it is `model` itself. `Sampler` lays out what it is given; a
-  caller that keeps a large model for several samplers lays it out once and
-  keeps only this, or the weights are held twice.
+  Elsewhere, and for a model already so laid out, it is `model` itself.
+  `Sampler` lays out what it is given; a caller that keeps a large model for
+  several samplers lays it out once and keeps only this, or the weights are
+  held twice.
   """
   if model.mesh.devices.flat[0].platform != 'cpu':
     return model
