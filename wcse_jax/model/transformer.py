@@ -546,16 +546,26 @@ def with_embedding_bits(
   """
   if config.embedding_bits:
     return config, graphdef, params
-  flagged = config.replace(embedding_bits=True)
+
+  def fill(pure):
+    table = pure['embedder']['input_embedding']
+    if is_16bit_float(table.dtype):
+      pure['embedder']['embedding_bits'] = jax.lax.bitcast_convert_type(table, jnp.uint16)
+
+  return _flagged(config, graphdef, params, fill, embedding_bits=True)
+
+
+def _flagged(config: GemmaConfig, graphdef: nnx.GraphDef, params: nnx.State, fill, **flags):
+  """The model under `config.replace(**flags)`: its parameters as they were, changed by
+  `fill` (given their pure dict), in the places that config's model has."""
+  flagged = config.replace(**flags)
   model = nnx.merge(graphdef, params)
   target = nnx.eval_shape(lambda: Transformer(
       flagged, rngs=nnx.Rngs(0), dtype=model.dtype, param_dtype=_param_dtype(params)
   ))
   new_graphdef, new_params = nnx.split(target)
   pure = nnx.to_pure_dict(params)
-  table = pure['embedder']['input_embedding']
-  if is_16bit_float(table.dtype):
-    pure['embedder']['embedding_bits'] = jax.lax.bitcast_convert_type(table, jnp.uint16)
+  fill(pure)
   nnx.replace_by_pure_dict(new_params, pure)
   return flagged, new_graphdef, new_params
 
@@ -577,23 +587,18 @@ def with_packed_weights(
     return config, graphdef, params
   if config.scan_layers:
     raise ValueError('with_packed_weights: unstack the layers first (unstack_layers)')
-  flagged = config.replace(packed_weights=True)
-  model = nnx.merge(graphdef, params)
-  target = nnx.eval_shape(lambda: Transformer(
-      flagged, rngs=nnx.Rngs(0), dtype=model.dtype, param_dtype=_param_dtype(params)
-  ))
-  new_graphdef, new_params = nnx.split(target)
-  pure = nnx.to_pure_dict(params)
   d = config.embed_dim
-  for layer in pure['tail'].values():
-    attn, mlp = layer['attn'], layer['mlp']
-    for name in ('q_proj', 'k_proj', 'v_proj'):
-      attn[name] = jnp.asarray(cpu_kernels.pack(attn[name].reshape(d, -1)))
-    attn['o_proj'] = jnp.asarray(cpu_kernels.pack(attn['o_proj'].reshape(-1, d)))
-    for name in ('gate_proj', 'up_proj', 'down_proj'):
-      mlp[name] = jnp.asarray(cpu_kernels.pack(mlp[name]))
-  nnx.replace_by_pure_dict(new_params, pure)
-  return flagged, new_graphdef, new_params
+
+  def fill(pure):
+    for layer in pure['tail'].values():
+      attn, mlp = layer['attn'], layer['mlp']
+      for name in ('q_proj', 'k_proj', 'v_proj'):
+        attn[name] = jnp.asarray(cpu_kernels.pack(attn[name].reshape(d, -1)))
+      attn['o_proj'] = jnp.asarray(cpu_kernels.pack(attn['o_proj'].reshape(-1, d)))
+      for name in ('gate_proj', 'up_proj', 'down_proj'):
+        mlp[name] = jnp.asarray(cpu_kernels.pack(mlp[name]))
+
+  return _flagged(config, graphdef, params, fill, packed_weights=True)
 
 
 def packable(config: GemmaConfig) -> bool:
