@@ -14,9 +14,10 @@ can be packed once for it (`pack`, `packed_product`).
 
 Which is faster depends on the machine: on a 2-core Xeon with AMX our AMX
 path ran a decode step's weight products at 1.3-2.4x XLA's (XLA's YNNPACK),
-while the AVX512-BF16 path ran at a third of XLA's; on an AMD EPYC without AMX
-the AVX512-BF16 path ran at 1.2-1.7x XLA's (an earlier measurement); the
-batched float32 products ran at 2.5x XLA's on the Xeon. So unless told
+2-3x with the weight packed once, while the AVX512-BF16 path ran at a third of
+XLA's; on an AMD EPYC without AMX the AVX512-BF16 path ran at 1.2-1.7x XLA's
+(an earlier measurement, unpacked); the batched products ran at 2.5x XLA's on
+the Xeon (float32; bfloat16 1.8x). So unless told
 (`WCSE_JAX_CPU_KERNELS`: `0` XLA's, `1` ours, `avx512` ours without AMX), the
 choice is measured once per machine and kind and kept with the built kernel
 (`chosen`).
