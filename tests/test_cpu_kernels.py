@@ -153,6 +153,39 @@ def test_batched_product_matches_exact_sums(spec, x_shape, y_shape, cache):
 
 
 @needs_kernel
+@pytest.mark.parametrize('cache', [jnp.float32, jnp.bfloat16])
+@pytest.mark.parametrize('spec,x_shape,y_shape,over', [
+    ('BKQH,BKHS->BKQS', (3, 2, 4, 40), (3, 2, 40, 70), 'n'),  # scores: the slots seen are columns
+    ('BKQS,BKSH->BKQH', (3, 2, 4, 70), (3, 2, 70, 40), 'k'),  # values: the slots seen are rows
+])
+def test_a_batched_product_reads_only_the_slots_seen(spec, x_shape, y_shape, over, cache):
+  """Flags per row (shared by its key/value heads) say which slots count: a column not
+  seen comes out 0 and the others are the same bits as without flags; a row not seen
+  adds nothing, so with x 0 there (a masked slot's weight) the result is the same bits.
+  What is not seen is not read: NaN there changes nothing."""
+  rng = np.random.default_rng(4)
+  x = rng.standard_normal(x_shape).astype(np.float32)
+  y = rng.standard_normal(y_shape).astype(np.float32)
+  slots = 70
+  seen = rng.random((3, slots)) < 0.6
+  seen[0] = False  # a row that sees nothing
+  seen[1, :33] = True
+  if over == 'k':
+    x = np.where(seen[:, None, None, :], x, 0.0).astype(np.float32)
+  product = jax.jit(lambda x, y, s: cpu_kernels.product(spec, x, y, s, over))
+  plain = np.asarray(cpu_kernels.product(spec, jnp.asarray(x), jnp.asarray(y, cache)))
+  poisoned = np.where(seen[:, None, None, :] if over == 'n' else seen[:, None, :, None], y, np.nan)
+  out = np.asarray(product(jnp.asarray(x), jnp.asarray(poisoned, cache), jnp.asarray(seen)))
+  assert not np.isnan(out).any()
+  if over == 'n':
+    np.testing.assert_array_equal(out, np.where(seen[:, None, None, :], plain, 0.0))
+  else:
+    np.testing.assert_array_equal(out, plain)
+  with pytest.raises(ValueError, match='do not fit'):
+    cpu_kernels.product(spec, jnp.asarray(x), jnp.asarray(y), jnp.asarray(seen[:, :7]), over)
+
+
+@needs_kernel
 def test_dot_runs_the_batched_kernel_and_gradients_follow_einsum(monkeypatch):
   monkeypatch.setenv(cpu_kernels.ENV, '1')
   cpu_kernels.chosen.cache_clear()

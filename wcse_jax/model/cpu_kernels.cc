@@ -438,12 +438,19 @@ inline __m512 Load(__mmask16 mask, const uint16_t* at) {
   return _mm512_castsi512_ps(_mm512_slli_epi32(wide, 16));
 }
 
+// `cols` (N flags) or `rows` (K flags), if not null: the columns or rows of B that count.
+// B is not read elsewhere: a column not counted comes out 0, a row not counted adds
+// nothing (the attention's masked slots, whose scores are masked and whose weights are 0).
 template <int MT, typename B>
-inline void F32Tile(const float* a, int64_t k, const B* b, int64_t n, int64_t n0, float* c) {
-  __mmask16 mask[4];
+inline void F32Tile(const float* a, int64_t k, const B* b, int64_t n, int64_t n0, float* c, const bool* cols,
+                    const bool* rows) {
+  __mmask16 mask[4], load[4];
   for (int j = 0; j < 4; ++j) {
     const int64_t left = n - n0 - 16 * j;
     mask[j] = left >= 16 ? __mmask16(0xFFFF) : left > 0 ? __mmask16((1u << left) - 1) : __mmask16(0);
+    load[j] = mask[j];
+    if (cols != nullptr && mask[j])
+      load[j] = _mm_cmpneq_epi8_mask(_mm_maskz_loadu_epi8(mask[j], cols + n0 + 16 * j), _mm_setzero_si128());
   }
   __m512 acc[MT][4];
   for (int i = 0; i < MT; ++i)
@@ -453,12 +460,15 @@ inline void F32Tile(const float* a, int64_t k, const B* b, int64_t n, int64_t n0
   const int64_t row_bytes = n * static_cast<int64_t>(sizeof(B)), ahead = std::max<int64_t>(2, 4096 / row_bytes);
   for (int64_t kk = 0; kk < k; ++kk) {
     const B* row = b + kk * n + n0;
-    if (n0 == 0) {
+    if (n0 == 0 && (rows == nullptr || kk + ahead >= k || rows[kk + ahead])) {
       const char* next = reinterpret_cast<const char*>(b + (kk + ahead) * n);
-      for (int64_t at = 0; at < row_bytes; at += 64) _mm_prefetch(next + at, _MM_HINT_T0);
+      for (int64_t at = 0; at < row_bytes; at += 64)
+        if (cols == nullptr || cols[at / static_cast<int64_t>(sizeof(B))])  // the line's first column
+          _mm_prefetch(next + at, _MM_HINT_T0);
     }
+    if (rows != nullptr && !rows[kk]) continue;
     __m512 bv[4];
-    for (int j = 0; j < 4; ++j) bv[j] = Load(mask[j], row + 16 * j);
+    for (int j = 0; j < 4; ++j) bv[j] = Load(load[j], row + 16 * j);
     for (int i = 0; i < MT; ++i) {
       const __m512 av = _mm512_set1_ps(a[i * k + kk]);
       for (int j = 0; j < 4; ++j) acc[i][j] = _mm512_fmadd_ps(av, bv[j], acc[i][j]);
@@ -468,30 +478,40 @@ inline void F32Tile(const float* a, int64_t k, const B* b, int64_t n, int64_t n0
     for (int j = 0; j < 4; ++j) _mm512_mask_storeu_ps(c + i * n + n0 + 16 * j, mask[j], acc[i][j]);
 }
 
-// One batch entry: C [M, N] = A [M, K] x B [K, N].
+// One batch entry: C [M, N] = A [M, K] x B [K, N] (`cols`, `rows` as in F32Tile).
 template <typename B>
-void F32Entry(const float* a, const B* b, float* c, int64_t m, int64_t k, int64_t n) {
+void F32Entry(const float* a, const B* b, float* c, int64_t m, int64_t k, int64_t n, const bool* cols,
+              const bool* rows) {
   for (int64_t n0 = 0; n0 < n; n0 += kPanel) {
     int64_t i = 0;
-    for (; i + 6 <= m; i += 6) F32Tile<6>(a + i * k, k, b, n, n0, c + i * n);
-    for (; i + 4 <= m; i += 4) F32Tile<4>(a + i * k, k, b, n, n0, c + i * n);
-    for (; i + 2 <= m; i += 2) F32Tile<2>(a + i * k, k, b, n, n0, c + i * n);
-    for (; i < m; ++i) F32Tile<1>(a + i * k, k, b, n, n0, c + i * n);
+    for (; i + 6 <= m; i += 6) F32Tile<6>(a + i * k, k, b, n, n0, c + i * n, cols, rows);
+    for (; i + 4 <= m; i += 4) F32Tile<4>(a + i * k, k, b, n, n0, c + i * n, cols, rows);
+    for (; i + 2 <= m; i += 2) F32Tile<2>(a + i * k, k, b, n, n0, c + i * n, cols, rows);
+    for (; i < m; ++i) F32Tile<1>(a + i * k, k, b, n, n0, c + i * n, cols, rows);
   }
 }
 
 // B float32, or bfloat16 (a bfloat16 cache: each element widened exactly as it is
 // read, so that with A's entries bfloat16 values the sums are those of bfloat16
 // products, half the bytes read).
+//
+// `seen` [R, S] flags, with `over` 1: S = N, the columns of B that count; 2: S = K, its
+// rows; 0: every one counts (`seen` unread). Entry p reads flags row p / (batch / R).
 template <ffi::DataType BT>
-ffi::Error F32Batched(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> a, ffi::Buffer<BT> b,
-                      ffi::ResultBuffer<ffi::F32> c) {
+ffi::Error F32Batched(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> a, ffi::Buffer<BT> b, ffi::Buffer<ffi::PRED> seen,
+                      ffi::ResultBuffer<ffi::F32> c, int32_t over) {
   using B = std::conditional_t<BT == ffi::F32, float, uint16_t>;
   const auto ad = a.dimensions();
   const auto bd = b.dimensions();
   if (ad.size() != 3 || bd.size() != 3) return ffi::Error::InvalidArgument("f32 batched product: operands must be 3-D");
   const int64_t batch = ad[0], m = ad[1], k = ad[2], n = bd[2];
   if (bd[0] != batch || bd[1] != k) return ffi::Error::InvalidArgument("f32 batched product: shapes differ");
+  const auto sd = seen.dimensions();
+  const int64_t flag_rows = sd.size() == 2 ? sd[0] : 0;
+  if (over != 0 && (flag_rows == 0 || batch % flag_rows || sd[1] != (over == 1 ? n : k)))
+    return ffi::Error::InvalidArgument("f32 batched product: flags do not fit the batch or the axis");
+  const int64_t per_flags = over != 0 ? batch / flag_rows : 1;
+  const bool* flags = over != 0 ? reinterpret_cast<const bool*>(seen.untyped_data()) : nullptr;
   const float* ap = a.typed_data();
   const B* bp = reinterpret_cast<const B*>(b.untyped_data());
   float* cp = c->typed_data();
@@ -500,7 +520,10 @@ ffi::Error F32Batched(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> a, ffi::Buffer
   const int64_t per_item = std::max<int64_t>(1, batch / (4 * threads));
   ParallelFor(pool, (batch + per_item - 1) / per_item, [=](int64_t item) {
     const int64_t p1 = std::min(batch, (item + 1) * per_item);
-    for (int64_t p = item * per_item; p < p1; ++p) F32Entry(ap + p * m * k, bp + p * k * n, cp + p * m * n, m, k, n);
+    for (int64_t p = item * per_item; p < p1; ++p) {
+      const bool* f = flags == nullptr ? nullptr : flags + p / per_flags * sd[1];
+      F32Entry(ap + p * m * k, bp + p * k * n, cp + p * m * n, m, k, n, over == 1 ? f : nullptr, over == 2 ? f : nullptr);
+    }
   });
   return ffi::Error::Success();
 }
@@ -534,14 +557,18 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(WcseF32Batched, F32Batched<ffi::F32>,
                                   .Ctx<ffi::ThreadPool>()
                                   .Arg<ffi::Buffer<ffi::F32>>()
                                   .Arg<ffi::Buffer<ffi::F32>>()
-                                  .Ret<ffi::Buffer<ffi::F32>>());
+                                  .Arg<ffi::Buffer<ffi::PRED>>()
+                                  .Ret<ffi::Buffer<ffi::F32>>()
+                                  .Attr<int32_t>("over"));
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(WcseF32Bf16Batched, F32Batched<ffi::BF16>,
                               ffi::Ffi::Bind()
                                   .Ctx<ffi::ThreadPool>()
                                   .Arg<ffi::Buffer<ffi::F32>>()
                                   .Arg<ffi::Buffer<ffi::BF16>>()
-                                  .Ret<ffi::Buffer<ffi::F32>>());
+                                  .Arg<ffi::Buffer<ffi::PRED>>()
+                                  .Ret<ffi::Buffer<ffi::F32>>()
+                                  .Attr<int32_t>("over"));
 
 // 1 when the AMX path can run in this process (the CPU has AMX-BF16 and the OS granted its state).
 extern "C" int WcseAmxAllowed() { return AmxAllowed() ? 1 : 0; }

@@ -325,11 +325,21 @@ def used(spec: str, x, y, dtype) -> bool:
   return kind is not None and chosen(kind)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
-def product(spec: str, x, y):
+_OVER = {None: 0, 'n': 1, 'k': 2}
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 4))
+def product(spec: str, x, y, seen=None, over: str | None = None):
   """`einsum(spec, x, y)` with float32 sums by our kernel (see `kind_of`): bfloat16
   inputs for a bfloat16 product, float32 for a batched float32 one (x and y float32;
-  a batched product with y in bfloat16 is a bfloat16 one: x is rounded to bfloat16)."""
+  a batched product with y in bfloat16 is a bfloat16 one: x is rounded to bfloat16).
+
+  A batched product may be told which of y's columns (`over='n'`) or rows (`'k'`)
+  count (`seen`: flags over the leading batch axes, then that axis): the others are
+  not read, a column comes out 0 and a row adds nothing. The attention over a cache
+  passes its mask, so that a step reads only the slots a row may see (a masked
+  slot's score is masked anyway, and its weight is 0). Gradients are einsum's.
+  """
   lead = _batched_form(spec)
   if lead is not None:
     batch = x.shape[:lead]
@@ -339,7 +349,14 @@ def product(spec: str, x, y):
     # A bfloat16 product's inputs: x's entries rounded to bfloat16 (held as float32), y's bits.
     a = (x if wide else x.astype(jnp.bfloat16)).astype(jnp.float32).reshape(-1, *x.shape[-2:])
     b = (y if wide else y.astype(jnp.bfloat16)).reshape(-1, *y.shape[-2:])
-    return call(a, b).reshape(*batch, x.shape[-2], y.shape[-1])
+    if over is None:
+      flags = jnp.zeros((1, 1), bool)
+    else:
+      size = y.shape[-1] if over == 'n' else y.shape[-2]
+      if seen.ndim - 1 > len(batch) or seen.shape[-1] != size:
+        raise ValueError(f'flags {seen.shape} do not fit a batch {batch} over {size} of {spec}')
+      flags = jnp.broadcast_to(seen.astype(bool), (*batch[:seen.ndim - 1], size)).reshape(-1, size)
+    return call(a, b, flags, over=np.int32(_OVER[over])).reshape(*batch, x.shape[-2], y.shape[-1])
   kind, lead = _forms(spec)
   a = x.astype(jnp.bfloat16).reshape(-1, x.shape[-1])
   b = y.astype(jnp.bfloat16)
@@ -410,17 +427,17 @@ def logits_with_statistics(table, hidden):
   return tuple(call(table.astype(jnp.bfloat16), hidden.astype(jnp.bfloat16), isa=_isa_code()))
 
 
-def _product_fwd(spec, x, y):
-  return product(spec, x, y), (x, y)
+def _product_fwd(spec, x, y, seen, over):
+  return product(spec, x, y, seen, over), (x, y)
 
 
-def _product_bwd(spec, residuals, g):
+def _product_bwd(spec, over, residuals, g):
   x, y = residuals
   dtype = jnp.float32 if _batched_f32(spec, x, y) is not None else jnp.bfloat16
   _, vjp = jax.vjp(
       lambda x, y: jnp.einsum(spec, x.astype(dtype), y.astype(dtype),
                               preferred_element_type=jnp.float32), x, y)
-  return vjp(g)
+  return (*vjp(g), None)
 
 
 product.defvjp(_product_fwd, _product_bwd)

@@ -33,14 +33,18 @@ from wcse_jax.model.config import AttentionKind, GemmaConfig
 _MASKED = -2.3819763e38  # the reference's fill value for masked logits
 
 
-def dot(spec: str, x: Array, y: Array, dtype) -> Float[Array, '...']:
+def dot(spec: str, x: Array, y: Array, dtype, *, seen=None, over=None) -> Float[Array, '...']:
   """`einsum(spec, x, y)` of inputs rounded to `dtype`, summed and returned in float32.
 
-  A bfloat16 product that is one matrix product, or a float32 one batched over
-  rows (attention over a float32 cache), runs our kernel on CPU (`cpu_kernels`)
-  where it is faster than XLA's on the machine.
+  A bfloat16 product that is one matrix product, or one batched over rows
+  (attention over a cache), runs our kernel on CPU (`cpu_kernels`) where it is
+  faster than XLA's on the machine. `seen` and `over`: which of y's columns or
+  rows count in a batched one (`cpu_kernels.product`: the others may be skipped,
+  a column's result is then 0, a row adds nothing); XLA's einsum reads them all.
   """
   if cpu_kernels.used(spec, x, y, dtype):
+    if over is not None and cpu_kernels.kind_of(spec, x, y, dtype).endswith('batched'):
+      return cpu_kernels.product(spec, x, y, seen, over)
     return cpu_kernels.product(spec, x, y)
   return jnp.einsum(spec, x.astype(dtype), y.astype(dtype), preferred_element_type=jnp.float32)
 
@@ -439,7 +443,7 @@ class Attention(nnx.Module):
     b, kv, q_len, h = q.shape
     logits = jnp.concatenate(
         [
-            dot(f'BKQH,{spec}->BKQS', q, keys, dtype) if keys is not None
+            dot(f'BKQH,{spec}->BKQS', q, keys, dtype, seen=m.any(1), over='n') if keys is not None
             else jnp.full((b, kv, q_len, m.shape[-1]), _MASKED, jnp.float32)
             for spec, _, keys, _, m, dtype in segments
         ],
@@ -454,7 +458,8 @@ class Attention(nnx.Module):
     for _, spec, _, values, m, dtype in segments:
       size = m.shape[-1]
       if values is not None:
-        out = out + dot(f'BKQS,{spec}->BKQH', probs[..., begin : begin + size], values, dtype)
+        out = out + dot(f'BKQS,{spec}->BKQH', probs[..., begin : begin + size], values, dtype,
+                        seen=m.any(1), over='k')
       begin += size
     return out
 
