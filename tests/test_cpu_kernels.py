@@ -135,6 +135,9 @@ def test_dot_uses_it_for_bfloat16_only_and_gradients_follow_einsum(monkeypatch):
     ('BKQH,BKHS->BKQS', (3, 2, 5, 37), (3, 2, 37, 70)),  # rows 4 + 1; columns 64 + 6 (masked)
     ('PMK,PKN->PMN', (2, 7, 100), (2, 100, 16)),  # rows 6 + 1
     ('PMK,PKN->PMN', (5, 2, 1), (5, 1, 200)),  # one k; columns 3 x 64 + 8
+    ('BKQH,BKSH->BKQS', (64, 1, 4, 256), (64, 1, 64, 256)),  # the scores over keys of slot rows
+    ('PMK,PNK->PMN', (2, 7, 20), (2, 33, 20)),  # slot rows: 32 + 1; k 16 + 4; rows 4 + 2 + 1
+    ('PMK,PNK->PMN', (2, 11, 37), (2, 50, 37)),  # many rows: y transposed once, then as above
 ])
 @pytest.mark.parametrize('cache', [jnp.float32, jnp.bfloat16])
 def test_batched_product_matches_exact_sums(spec, x_shape, y_shape, cache):
@@ -157,6 +160,7 @@ def test_batched_product_matches_exact_sums(spec, x_shape, y_shape, cache):
 @pytest.mark.parametrize('spec,x_shape,y_shape,over', [
     ('BKQH,BKHS->BKQS', (3, 2, 4, 40), (3, 2, 40, 70), 'n'),  # scores: the slots seen are columns
     ('BKQS,BKSH->BKQH', (3, 2, 4, 70), (3, 2, 70, 40), 'k'),  # values: the slots seen are rows
+    ('BKQH,BKSH->BKQS', (3, 2, 4, 40), (3, 2, 70, 40), 'n'),  # scores over keys of slot rows
 ])
 def test_a_batched_product_reads_only_the_slots_seen(spec, x_shape, y_shape, over, cache):
   """Flags per row (shared by its key/value heads) say which slots count: a column not
@@ -174,7 +178,8 @@ def test_a_batched_product_reads_only_the_slots_seen(spec, x_shape, y_shape, ove
     x = np.where(seen[:, None, None, :], x, 0.0).astype(np.float32)
   product = jax.jit(lambda x, y, s: cpu_kernels.product(spec, x, y, s, over))
   plain = np.asarray(cpu_kernels.product(spec, jnp.asarray(x), jnp.asarray(y, cache)))
-  poisoned = np.where(seen[:, None, None, :] if over == 'n' else seen[:, None, :, None], y, np.nan)
+  slots_last = y_shape[-1] == slots
+  poisoned = np.where(seen[:, None, None, :] if slots_last else seen[:, None, :, None], y, np.nan)
   out = np.asarray(product(jnp.asarray(x), jnp.asarray(poisoned, cache), jnp.asarray(seen)))
   assert not np.isnan(out).any()
   if over == 'n':
@@ -183,6 +188,26 @@ def test_a_batched_product_reads_only_the_slots_seen(spec, x_shape, y_shape, ove
     np.testing.assert_array_equal(out, plain)
   with pytest.raises(ValueError, match='do not fit'):
     cpu_kernels.product(spec, jnp.asarray(x), jnp.asarray(y), jnp.asarray(seen[:, :7]), over)
+
+
+@needs_kernel
+@pytest.mark.parametrize('cache', [jnp.float32, jnp.bfloat16])
+@pytest.mark.parametrize('rows,slots,size', [(4, 64, 256), (2, 70, 37), (1, 16, 16), (9, 33, 20), (8, 5, 3)])
+def test_keys_of_slot_rows_give_the_same_bits(rows, slots, size, cache):
+  """Scores over keys stored as slot rows ([S, H], read 16 x 16 at a time and transposed
+  in registers; for many rows transposed once) are the same bits as over keys stored
+  [H, S], with and without the slots seen."""
+  rng = np.random.default_rng(5)
+  q = jnp.asarray(rng.standard_normal((3, 2, rows, size)), jnp.float32)
+  keys = rng.standard_normal((3, 2, size, slots)).astype(np.float32)
+  by_size, by_slot = jnp.asarray(keys, cache), jnp.asarray(np.swapaxes(keys, -1, -2), cache)
+  assert cpu_kernels.kind_of('BKQH,BKSH->BKQS', q, by_slot, cache) == cpu_kernels.kind_of(
+      'BKQH,BKHS->BKQS', q, by_size, cache) is not None
+  seen = jnp.asarray(rng.random((3, slots)) < 0.7)
+  for flags in ({}, {'seen': seen, 'over': 'n'}):
+    np.testing.assert_array_equal(
+        np.asarray(cpu_kernels.product('BKQH,BKSH->BKQS', q, by_slot, **flags)),
+        np.asarray(cpu_kernels.product('BKQH,BKHS->BKQS', q, by_size, **flags)))
 
 
 @needs_kernel
@@ -207,9 +232,7 @@ def test_dot_runs_the_batched_kernel_and_gradients_follow_einsum(monkeypatch):
 
 
 @pytest.mark.parametrize('spec,x_shape,y_shape,dtype', [
-    ('BKQH,BKSH->BKQS', (2, 1, 4, 32), (2, 1, 8, 32), jnp.bfloat16),  # batched products with y [K, N] transposed
-    ('BKQH,BKSH->BKQS', (2, 1, 4, 32), (2, 1, 8, 32), jnp.float32),
-    ('BKQH,BKHS->BKQS', (2, 1, 4, 32), (1, 1, 32, 8), jnp.float32),  # ... or broadcast over the batch
+    ('BKQH,BKHS->BKQS', (2, 1, 4, 32), (1, 1, 32, 8), jnp.float32),  # batched products broadcast over the batch
     ('BKQH,KHS->BKQS', (2, 1, 4, 32), (1, 32, 8), jnp.float32),  # ... or y without the batch (a shared prefix)
     ('...D,VD->...V', (2, 32), (64, 32), jnp.bfloat16),
     ('MK,KN->MN', (4, 32), (32, 48), jnp.float32),

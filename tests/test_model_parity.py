@@ -56,7 +56,7 @@ def test_cached_decoding_matches_full_forward(tiny_hf, version):
 
 @pytest.mark.parametrize('version', [2, 3])
 @pytest.mark.parametrize('layers', ['scanned', 'one_by_one'])
-@pytest.mark.parametrize('spans', [False, True])
+@pytest.mark.parametrize('spans', [False, True, 'slot_rows'])
 def test_rows_reading_a_shared_prefix_match_their_whole_sequences(tiny_hf, version, layers, spans):
   """A one-row prefix cache read by every row marked `prefixed` (never copied into
   it), rows holding only their own tokens: the logits of each row's whole sequence.
@@ -65,7 +65,8 @@ def test_rows_reading_a_shared_prefix_match_their_whole_sequences(tiny_hf, versi
 
   With `spans`, the sampler's layout: the rows' slots in spans of 4 (the window's
   ring is spans of 4 and 2), each call reading only the spans its rows reach
-  (`cache_view`), and the prefix's keys and values transposed."""
+  (`cache_view`), and the prefix's keys and values transposed; with 'slot_rows', the
+  rows' keys stored as slot rows too (the sampler's layout where our CPU kernel runs)."""
   from flax import nnx  # pylint: disable=g-import-not-at-top
   from wcse_jax.model import unstack_layers  # pylint: disable=g-import-not-at-top
 
@@ -82,7 +83,7 @@ def test_rows_reading_a_shared_prefix_match_their_whole_sequences(tiny_hf, versi
   sequences = [np.concatenate([prefix, own[0]]), np.concatenate([prefix, own[1]]), whole]
   expected = [np.asarray(model(jnp.asarray(q[None]), jnp.arange(len(q))[None])[0][0]) for q in sequences]
 
-  layout = dict(span=4) if spans else {}
+  layout = dict(span=4, slot_rows=spans == 'slot_rows') if spans else {}
   view = lambda reach: -(-reach // 4) * 4 if spans else None  # the spans below `reach`
   shared = init_cache(config, 1, max_len=16, transposed=spans)
   _, shared = model(jnp.asarray(prefix[None]), jnp.arange(10)[None], cache=shared)

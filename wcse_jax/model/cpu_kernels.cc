@@ -491,21 +491,140 @@ void F32Entry(const float* a, const B* b, float* c, int64_t m, int64_t k, int64_
   }
 }
 
+// 16 x 16 floats transposed in registers: r[i] row i in, column i out.
+inline void Transpose16(__m512 r[16]) {
+  __m512 t[16];
+  for (int i = 0; i < 16; i += 2) {
+    t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+    t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+  }
+  for (int i = 0; i < 16; i += 4) {  // r[i + c]'s 128-bit lane l: column 4l + c of rows i..i+3
+    const __m512d a = _mm512_castps_pd(t[i]), b = _mm512_castps_pd(t[i + 1]);
+    const __m512d c = _mm512_castps_pd(t[i + 2]), d = _mm512_castps_pd(t[i + 3]);
+    r[i] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
+    r[i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
+    r[i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, d));
+    r[i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, d));
+  }
+  for (int c = 0; c < 4; ++c) {
+    const __m512 u0 = _mm512_shuffle_f32x4(r[c], r[4 + c], 0x44), u1 = _mm512_shuffle_f32x4(r[c], r[4 + c], 0xEE);
+    const __m512 v0 = _mm512_shuffle_f32x4(r[8 + c], r[12 + c], 0x44);
+    const __m512 v1 = _mm512_shuffle_f32x4(r[8 + c], r[12 + c], 0xEE);
+    t[c] = _mm512_shuffle_f32x4(u0, v0, 0x88);
+    t[4 + c] = _mm512_shuffle_f32x4(u0, v0, 0xDD);
+    t[8 + c] = _mm512_shuffle_f32x4(u1, v1, 0x88);
+    t[12 + c] = _mm512_shuffle_f32x4(u1, v1, 0xDD);
+  }
+  for (int i = 0; i < 16; ++i) r[i] = t[i];
+}
+
+// C [MT, 16 * NB columns from n0] = A [MT, K] x B^T, B [N, K] row-major (a cache of
+// slot rows: a step's key is one contiguous row to write). B's rows are read 16 at
+// a time, 16 k at a time, and transposed in registers, so that each C element is
+// the same fused multiply-add chain over k in increasing order as in F32Tile: the
+// same bits. NB = 2 blocks of 16 rows side by side give twice the independent
+// chains. `cols` (N flags), if not null: the rows of B that count (the others are
+// not read; their column comes out 0). `prefetch`: fetch the next rows meanwhile.
+template <int MT, int NB, typename B>
+inline void F32TileNT(const float* a, int64_t k, const B* b, int64_t n, int64_t n0, float* c, int64_t ldc,
+                      const bool* cols, bool prefetch) {
+  bool on[NB][16];
+  bool any[NB] = {};
+  for (int q = 0; q < NB; ++q)
+    for (int r = 0; r < 16; ++r) {
+      const int64_t row = n0 + 16 * q + r;
+      on[q][r] = row < n && (cols == nullptr || cols[row]);
+      any[q] = any[q] || on[q][r];
+    }
+  __m512 acc[NB][MT];
+  for (int q = 0; q < NB; ++q)
+    for (int i = 0; i < MT; ++i) acc[q][i] = _mm512_setzero_ps();
+  const int64_t row_bytes = k * static_cast<int64_t>(sizeof(B)), per_chunk = NB * 16 * 16 * sizeof(B);
+  const char* next = reinterpret_cast<const char*>(b + (n0 + 16 * NB) * k);
+  for (int64_t h0 = 0; h0 < k; h0 += 16) {
+    if (prefetch)
+      for (int64_t at = h0 / 16 * per_chunk; at < (h0 / 16 + 1) * per_chunk; at += 64) {
+        const int64_t row = n0 + 16 * NB + at / row_bytes;
+        if (row >= n || cols == nullptr || cols[row]) _mm_prefetch(next + at, _MM_HINT_T0);
+      }
+    const int64_t left = k - h0;
+    const __mmask16 mask = left >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << left) - 1);
+    for (int q = 0; q < NB; ++q) {
+      if (!any[q]) continue;
+      __m512 t[16];
+      for (int r = 0; r < 16; ++r) t[r] = on[q][r] ? Load(mask, b + (n0 + 16 * q + r) * k + h0) : _mm512_setzero_ps();
+      Transpose16(t);
+      if (left >= 16) {
+#pragma GCC unroll 16
+        for (int hh = 0; hh < 16; ++hh)
+          for (int i = 0; i < MT; ++i)
+            acc[q][i] = _mm512_fmadd_ps(_mm512_set1_ps(a[i * k + h0 + hh]), t[hh], acc[q][i]);
+      } else {
+        for (int hh = 0; hh < 16; ++hh) {
+          if (hh >= left) break;
+          for (int i = 0; i < MT; ++i)
+            acc[q][i] = _mm512_fmadd_ps(_mm512_set1_ps(a[i * k + h0 + hh]), t[hh], acc[q][i]);
+        }
+      }
+    }
+  }
+  for (int q = 0; q < NB; ++q) {
+    const int64_t count = std::min<int64_t>(16, n - n0 - 16 * q);
+    if (count <= 0) break;
+    const __mmask16 store = count >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << count) - 1);
+    for (int i = 0; i < MT; ++i) _mm512_mask_storeu_ps(c + i * ldc + n0 + 16 * q, store, acc[q][i]);
+  }
+}
+
+// One batch entry: C [M, N] = A [M, K] x B^T, B [N, K] (`cols` as in F32TileNT).
+// Many rows of A (a prefill's queries): B is transposed once, widened to float32,
+// into [K, N], and F32Entry runs on it (the same sums).
+template <typename B>
+void F32EntryNT(const float* a, const B* b, float* c, int64_t m, int64_t k, int64_t n, const bool* cols) {
+  if (m > 8) {
+    thread_local std::vector<float> bt;
+    bt.resize(k * n);
+    for (int64_t j = 0; j < n; ++j)
+      for (int64_t kk = 0; kk < k; ++kk) {
+        float v = 0.0f;
+        if (cols == nullptr || cols[j]) {
+          if constexpr (std::is_same_v<B, float>) v = b[j * k + kk];
+          else {
+            const uint32_t bits = uint32_t{b[j * k + kk]} << 16;
+            std::memcpy(&v, &bits, 4);
+          }
+        }
+        bt[kk * n + j] = v;
+      }
+    F32Entry(a, bt.data(), c, m, k, n, cols, nullptr);
+    return;
+  }
+  for (int64_t n0 = 0; n0 < n; n0 += 32) {
+    int64_t i = 0;
+    for (; i + 4 <= m; i += 4) F32TileNT<4, 2>(a + i * k, k, b, n, n0, c + i * n, n, cols, i == 0);
+    for (; i + 2 <= m; i += 2) F32TileNT<2, 2>(a + i * k, k, b, n, n0, c + i * n, n, cols, i == 0);
+    for (; i < m; ++i) F32TileNT<1, 2>(a + i * k, k, b, n, n0, c + i * n, n, cols, i == 0);
+  }
+}
+
 // B float32, or bfloat16 (a bfloat16 cache: each element widened exactly as it is
 // read, so that with A's entries bfloat16 values the sums are those of bfloat16
 // products, half the bytes read).
 //
+// `nt`: B [batch, N, K] (slot rows), else [batch, K, N].
 // `seen` [R, S] flags, with `over` 1: S = N, the columns of B that count; 2: S = K, its
-// rows; 0: every one counts (`seen` unread). Entry p reads flags row p / (batch / R).
+// rows (not with `nt`); 0: every one counts (`seen` unread). Entry p reads flags row
+// p / (batch / R).
 template <ffi::DataType BT>
 ffi::Error F32Batched(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> a, ffi::Buffer<BT> b, ffi::Buffer<ffi::PRED> seen,
-                      ffi::ResultBuffer<ffi::F32> c, int32_t over) {
+                      ffi::ResultBuffer<ffi::F32> c, int32_t over, bool nt) {
   using B = std::conditional_t<BT == ffi::F32, float, uint16_t>;
   const auto ad = a.dimensions();
   const auto bd = b.dimensions();
   if (ad.size() != 3 || bd.size() != 3) return ffi::Error::InvalidArgument("f32 batched product: operands must be 3-D");
-  const int64_t batch = ad[0], m = ad[1], k = ad[2], n = bd[2];
-  if (bd[0] != batch || bd[1] != k) return ffi::Error::InvalidArgument("f32 batched product: shapes differ");
+  const int64_t batch = ad[0], m = ad[1], k = ad[2], n = nt ? bd[1] : bd[2];
+  if (bd[0] != batch || (nt ? bd[2] : bd[1]) != k) return ffi::Error::InvalidArgument("f32 batched product: shapes differ");
+  if (nt && over == 2) return ffi::Error::InvalidArgument("f32 batched product: rows' flags with B transposed");
   const auto sd = seen.dimensions();
   const int64_t flag_rows = sd.size() == 2 ? sd[0] : 0;
   if (over != 0 && (flag_rows == 0 || batch % flag_rows || sd[1] != (over == 1 ? n : k)))
@@ -522,7 +641,8 @@ ffi::Error F32Batched(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> a, ffi::Buffer
     const int64_t p1 = std::min(batch, (item + 1) * per_item);
     for (int64_t p = item * per_item; p < p1; ++p) {
       const bool* f = flags == nullptr ? nullptr : flags + p / per_flags * sd[1];
-      F32Entry(ap + p * m * k, bp + p * k * n, cp + p * m * n, m, k, n, over == 1 ? f : nullptr, over == 2 ? f : nullptr);
+      if (nt) F32EntryNT(ap + p * m * k, bp + p * k * n, cp + p * m * n, m, k, n, over == 1 ? f : nullptr);
+      else F32Entry(ap + p * m * k, bp + p * k * n, cp + p * m * n, m, k, n, over == 1 ? f : nullptr, over == 2 ? f : nullptr);
     }
   });
   return ffi::Error::Success();
@@ -559,7 +679,8 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(WcseF32Batched, F32Batched<ffi::F32>,
                                   .Arg<ffi::Buffer<ffi::F32>>()
                                   .Arg<ffi::Buffer<ffi::PRED>>()
                                   .Ret<ffi::Buffer<ffi::F32>>()
-                                  .Attr<int32_t>("over"));
+                                  .Attr<int32_t>("over")
+                                  .Attr<bool>("nt"));
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(WcseF32Bf16Batched, F32Batched<ffi::BF16>,
                               ffi::Ffi::Bind()
@@ -568,7 +689,8 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(WcseF32Bf16Batched, F32Batched<ffi::BF16>,
                                   .Arg<ffi::Buffer<ffi::BF16>>()
                                   .Arg<ffi::Buffer<ffi::PRED>>()
                                   .Ret<ffi::Buffer<ffi::F32>>()
-                                  .Attr<int32_t>("over"));
+                                  .Attr<int32_t>("over")
+                                  .Attr<bool>("nt"));
 
 // 1 when the AMX path can run in this process (the CPU has AMX-BF16 and the OS granted its state).
 extern "C" int WcseAmxAllowed() { return AmxAllowed() ? 1 : 0; }

@@ -255,16 +255,33 @@ def _forms(spec: str) -> tuple[str, int] | None:
 
 
 def _batched_form(spec: str) -> int | None:
-  """Batch axes when `spec` is x [P.., M, K] by y [P.., K, N] into [P.., M, N]
-  (the same P leading axes on all three, at least one); else None."""
+  """Batch axes when `spec` is x [P.., M, K] by y [P.., K, N] (or y [P.., N, K]:
+  `_batched_nt`) into [P.., M, N] (the same P leading axes on all three, at least
+  one); else None."""
+  form = _batched(spec)
+  return None if form is None else form[0]
+
+
+def _batched_nt(spec: str) -> bool:
+  """Whether a batched product (`_batched_form`) takes y as [P.., N, K]."""
+  return _batched(spec)[1]
+
+
+@functools.lru_cache(maxsize=64)
+def _batched(spec: str) -> tuple[int, bool] | None:
   inputs, out = spec.replace(' ', '').split('->')
   xs, ys = inputs.split(',')
   if '.' in xs + ys or len(xs) < 3 or len(ys) != len(xs):
     return None
-  lead, (m, k), n = xs[:-2], xs[-2:], ys[-1]
-  if ys != lead + k + n or out != lead + m + n or len(set(xs + n)) != len(xs) + 1:
+  lead, (m, k) = xs[:-2], xs[-2:]
+  n = ys[-2] if ys[-1] == k else ys[-1]
+  if out != lead + m + n or len(set(xs + n)) != len(xs) + 1:
     return None
-  return len(lead)
+  if ys == lead + k + n:
+    return len(lead), False
+  if ys == lead + n + k:
+    return len(lead), True
+  return None
 
 
 def _batched_f32(spec: str, x, y) -> int | None:
@@ -314,6 +331,23 @@ def kind_of(spec: str, x, y, dtype) -> str | None:
   return 'bf16' if k % 2 == 0 and n % 16 == 0 and k > 0 and n > 0 and available() else None
 
 
+def reads_slot_rows(compute_dtype, cache_dtype) -> bool:
+  """Whether a decode step's attention over a cache of `cache_dtype` (the model
+  computing in `compute_dtype`) runs our batched kernel here (`chosen`). It reads
+  keys stored as slot rows (`LayerCache.slot_rows`: the transposed batched form),
+  which a step writes as one contiguous row each; XLA:CPU reads them slower."""
+  if jax.default_backend() != 'cpu':
+    return False
+  cache_dtype = jnp.dtype(cache_dtype)
+  if cache_dtype == jnp.float32:
+    kind = 'f32_batched'
+  elif cache_dtype == jnp.bfloat16 and jnp.dtype(compute_dtype) == jnp.bfloat16:
+    kind = 'bf16_batched'
+  else:
+    return False
+  return available() and chosen(kind)
+
+
 def applies(spec: str, x, y, dtype) -> bool:
   """Whether `product(spec, x, y)` runs one of our kernels (`kind_of`)."""
   return kind_of(spec, x, y, dtype) is not None
@@ -342,21 +376,24 @@ def product(spec: str, x, y, seen=None, over: str | None = None):
   """
   lead = _batched_form(spec)
   if lead is not None:
-    batch = x.shape[:lead]
-    out = jax.ShapeDtypeStruct((math.prod(batch), x.shape[-2], y.shape[-1]), jnp.float32)
+    batch, nt = x.shape[:lead], _batched_nt(spec)
+    n = y.shape[-2] if nt else y.shape[-1]
+    out = jax.ShapeDtypeStruct((math.prod(batch), x.shape[-2], n), jnp.float32)
     wide = x.dtype == y.dtype == jnp.float32
     call = jax.ffi.ffi_call(_BATCHED_TARGET if wide else _BF16_BATCHED_TARGET, out, vmap_method='sequential')
     # A bfloat16 product's inputs: x's entries rounded to bfloat16 (held as float32), y's bits.
     a = (x if wide else x.astype(jnp.bfloat16)).astype(jnp.float32).reshape(-1, *x.shape[-2:])
     b = (y if wide else y.astype(jnp.bfloat16)).reshape(-1, *y.shape[-2:])
+    if nt and over == 'k':
+      over = None  # y's rows are its columns in memory: all are read (the same sums where x is 0)
     if over is None:
       flags = jnp.zeros((1, 1), bool)
     else:
-      size = y.shape[-1] if over == 'n' else y.shape[-2]
+      size = n if over == 'n' else y.shape[-2]
       if seen.ndim - 1 > len(batch) or seen.shape[-1] != size:
         raise ValueError(f'flags {seen.shape} do not fit a batch {batch} over {size} of {spec}')
       flags = jnp.broadcast_to(seen.astype(bool), (*batch[:seen.ndim - 1], size)).reshape(-1, size)
-    return call(a, b, flags, over=np.int32(_OVER[over])).reshape(*batch, x.shape[-2], y.shape[-1])
+    return call(a, b, flags, over=np.int32(_OVER[over]), nt=nt).reshape(*batch, x.shape[-2], n)
   kind, lead = _forms(spec)
   a = x.astype(jnp.bfloat16).reshape(-1, x.shape[-1])
   b = y.astype(jnp.bfloat16)

@@ -205,6 +205,16 @@ class LayerCache:
   # products, which XLA:CPU reads in these layouts: it otherwise transposes
   # the prefix's keys and values in every layer, every decode step.
   transposed: bool = flax.struct.field(pytree_node=False, default=False)
+  # True: keys stored `[B, K, S, H]` like the values (not with `transposed`): a
+  # step's key is then one contiguous row to write, where `[B, K, H, S]` scatters
+  # it over H cache lines; our CPU kernel reads such keys as fast (`cpu_kernels.
+  # product`, the transposed batched form). Chosen where that kernel runs.
+  slot_rows: bool = flax.struct.field(pytree_node=False, default=False)
+
+  @property
+  def keys_slots_last(self) -> bool:
+    """Whether the keys are `[..., H, S]`."""
+    return not (self.transposed or self.slot_rows)
 
   @property
   def size(self) -> int:
@@ -221,7 +231,7 @@ class LayerCache:
     for keys in self.keys:
       if view is not None and start >= view:
         break
-      width = keys.shape[-2 if self.transposed else -1]
+      width = keys.shape[-1 if self.keys_slots_last else -2]
       out.append((start, width))
       start += width
     return out
@@ -265,9 +275,8 @@ def write_cache(
   for i, (start, width) in enumerate(layer_cache.spans(view)):
     inside = (slots >= start) & (slots < start + width)
     local = jnp.where(inside, slots - start, width)
-    flip = layer_cache.transposed
-    keys[i] = _scatter_heads(keys[i], local, k, stacked=stacked, slots_last=not flip)
-    values[i] = _scatter_heads(values[i], local, v, stacked=stacked, slots_last=flip)
+    keys[i] = _scatter_heads(keys[i], local, k, stacked=stacked, slots_last=layer_cache.keys_slots_last)
+    values[i] = _scatter_heads(values[i], local, v, stacked=stacked, slots_last=layer_cache.transposed)
   return layer_cache.replace(keys=tuple(keys), values=tuple(values))
 
 
@@ -282,7 +291,8 @@ def _span_segments(cache: LayerCache, mask, view, dtype, *, one_row: bool = Fals
   """
   segments = []
   lead = '' if one_row else 'B'
-  keys_spec, values_spec = ('KSH', 'KHS') if cache.transposed else ('KHS', 'KSH')
+  keys_spec = 'KHS' if cache.keys_slots_last else 'KSH'
+  values_spec = 'KHS' if cache.transposed else 'KSH'
   spans = cache.spans(view)
   for i, (start, width) in enumerate(spans):
     keys, values = cache.keys[i], cache.values[i]

@@ -99,23 +99,27 @@ def cache_sizes(config: GemmaConfig, max_len: int) -> dict[AttentionKind, int]:
 
 def init_cache(
     config: GemmaConfig, batch_size: int, max_len: int, dtype=jnp.float32, *,
-    span: int | None = None, transposed: bool = False,
+    span: int | None = None, transposed: bool = False, slot_rows: bool = False,
 ) -> KVCache:
   """An empty cache for `batch_size` rows of up to `max_len` positions, its slots
   in spans of `span` (one span if None), keys `[B, K, H, S]` and values
-  `[B, K, S, H]`, or the other way round if `transposed` (see `LayerCache`)."""
+  `[B, K, S, H]`, or the other way round if `transposed`, or both `[B, K, S, H]`
+  if `slot_rows` (see `LayerCache`)."""
+  if transposed and slot_rows:
+    raise ValueError('a cache is transposed (a shared prefix) or of slot rows, not both')
   sizes = cache_sizes(config, max_len)
   k, h = config.num_kv_heads, config.head_dim
 
   def layer(kind, *lead):
     widths = span_widths(sizes[kind], span)
     slots_last, slots_first = (*lead, batch_size, k, h), (*lead, batch_size, k)
-    keys = lambda w: (*slots_first, w, h) if transposed else (*slots_last, w)
+    keys = lambda w: (*slots_first, w, h) if transposed or slot_rows else (*slots_last, w)
     values = lambda w: (*slots_last, w) if transposed else (*slots_first, w, h)
     return LayerCache(
         keys=tuple(jnp.zeros(keys(w), dtype) for w in widths),
         values=tuple(jnp.zeros(values(w), dtype) for w in widths),
         transposed=transposed,
+        slot_rows=slot_rows,
     )
 
   return KVCache(

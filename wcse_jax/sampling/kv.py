@@ -23,7 +23,7 @@ import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec
 
 from wcse_jax import parallel
-from wcse_jax.model import AttentionKind, copy_pages, init_cache, init_paged_cache, paged
+from wcse_jax.model import AttentionKind, copy_pages, cpu_kernels, init_cache, init_paged_cache, paged
 from wcse_jax.sampling import steps
 from wcse_jax.sampling.pages import PagesExhaustedError, PageTables, shape_count, worst_case_pages
 from wcse_jax.sampling.prompts import Prompt, chunk_lengths
@@ -78,14 +78,14 @@ def _vocab_major(mesh) -> bool:
 @functools.lru_cache(maxsize=16)
 def _compiled(
     graphdef, config, mesh, *, num_slots, prefill_rows, row_len, prefix_len, span, cache_dtype,
-    prefix_cache_dtype, eos_ids,
+    prefix_cache_dtype, eos_ids, slot_rows=False,
 ) -> _Compiled:
   """For caches of `row_len` positions per row (in spans of `span` slots) and a
-  shared prefix of `prefix_len`."""
+  shared prefix of `prefix_len`; the rows' keys as slot rows if `slot_rows`."""
   # The rows in spans; the prefix in one span, transposed (`LayerCache`).
   empty_cache = lambda rows, length=row_len, prefix=False: init_cache(
       config, rows, length, prefix_cache_dtype if prefix else cache_dtype,
-      span=None if prefix else span, transposed=prefix,
+      span=None if prefix else span, transposed=prefix, slot_rows=slot_rows and not prefix,
   )
   cache_shardings = lambda rows, length=row_len, prefix=False: parallel.cache_shardings(
       jax.eval_shape(lambda: empty_cache(rows, length, prefix)), mesh
@@ -344,6 +344,8 @@ class DenseKV:
         prefill_rows=sampler.prefill_rows, row_len=row_len, prefix_len=prefix_len,
         span=sampler.span, cache_dtype=sampler.cache_dtype,
         prefix_cache_dtype=sampler.prefix_cache_dtype, eos_ids=sampler.eos_ids,
+        slot_rows=model.mesh.devices.flat[0].platform == 'cpu'
+        and cpu_kernels.reads_slot_rows(model.model.dtype, sampler.cache_dtype),
     )
     self.cache, self.pool = self.fn.new_cache(), self.fn.new_pool()
     self.pool_logits, self.slots = self.fn.new_pool_logits(), self.fn.new_slots()
