@@ -211,6 +211,28 @@ def test_keys_of_slot_rows_give_the_same_bits(rows, slots, size, cache):
 
 
 @needs_kernel
+@pytest.mark.parametrize('spec,x_shape,y_shape', [
+    ('BKQH,KSH->BKQS', (64, 1, 4, 256), (1, 512, 256)),  # every row's scores over a shared prefix's keys
+    ('BKQS,KHS->BKQH', (64, 1, 4, 512), (1, 256, 512)),  # ... and its values (stored transposed)
+    ('BKQH,KSH->BKQS', (3, 2, 5, 38), (2, 48, 38)),  # two key/value heads, 15 rows each
+    ('BTKQH,KHS->BTKQS', (2, 3, 2, 1, 64), (2, 64, 32)),  # more leading axes; y [K, C, N]
+])
+def test_products_over_a_shared_prefix_match_exact_sums(spec, x_shape, y_shape):
+  """One y per key/value head, read by every row: one bfloat16 matrix product per head
+  (`bf16_shared`), within float32 rounding of the exact sums of the rounded inputs."""
+  rng = np.random.default_rng(6)
+  x = jnp.asarray(rng.standard_normal(x_shape), jnp.float32)
+  y = jnp.asarray(rng.standard_normal(y_shape), jnp.bfloat16)
+  assert cpu_kernels.kind_of(spec, x, y, jnp.bfloat16) == 'bf16_shared'
+  out = jax.jit(lambda x, y: cpu_kernels.product(spec, x, y))(x, y)
+  _check(spec, x.astype(jnp.bfloat16), y, out)
+  # N not a multiple of 16, or heads that do not match: XLA's.
+  assert cpu_kernels.kind_of(spec, x, y[..., :-1] if spec.endswith('S') and 'KHS' in spec else y[:, :-1],
+                             jnp.bfloat16) is None
+  assert cpu_kernels.kind_of(spec, x, jnp.concatenate([y, y]), jnp.bfloat16) is None
+
+
+@needs_kernel
 def test_dot_runs_the_batched_kernel_and_gradients_follow_einsum(monkeypatch):
   monkeypatch.setenv(cpu_kernels.ENV, '1')
   cpu_kernels.chosen.cache_clear()
