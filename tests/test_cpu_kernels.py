@@ -233,6 +233,31 @@ def test_products_over_a_shared_prefix_match_exact_sums(spec, x_shape, y_shape):
 
 
 @needs_kernel
+@pytest.mark.parametrize('spec,y_shape,over', [
+    ('BKQH,BKSH->BKQS', (3, 2, 70, 40), 'n'),  # scores over keys of slot rows
+    ('BKQS,BKSH->BKQH', (3, 2, 70, 40), 'k'),  # values
+    ('BKQH,BKHS->BKQS', (3, 2, 40, 70), None),
+])
+def test_a_bfloat16_cache_held_as_bits_gives_the_same_bits(spec, y_shape, over):
+  """`product_of_bits`: a bfloat16 y held as its bit patterns (uint16) is read as it is,
+  the same sums as over the bfloat16 array; anything but a batched product of uint16 is refused."""
+  rng = np.random.default_rng(7)
+  x = jnp.asarray(rng.standard_normal((3, 2, 4, y_shape[-1] if over == 'k' else 40)), jnp.float32)
+  if over == 'k':
+    x = jnp.asarray(rng.standard_normal((3, 2, 4, 70)), jnp.float32)
+  y = jnp.asarray(rng.standard_normal(y_shape), jnp.bfloat16)
+  seen = jnp.asarray(rng.random((3, 70)) < 0.6) if over else None
+  if over == 'k':
+    x = jnp.where(seen[:, None, None, :], x, 0.0)
+  bits = jax.lax.bitcast_convert_type(y, jnp.uint16)
+  np.testing.assert_array_equal(
+      np.asarray(jax.jit(lambda x, b: cpu_kernels.product_of_bits(spec, x, b, seen, over))(x, bits)),
+      np.asarray(cpu_kernels.product(spec, x, y, seen, over)))
+  with pytest.raises(ValueError, match='not a batched product'):
+    cpu_kernels.product_of_bits(spec, x, y)
+
+
+@needs_kernel
 def test_dot_runs_the_batched_kernel_and_gradients_follow_einsum(monkeypatch):
   monkeypatch.setenv(cpu_kernels.ENV, '1')
   cpu_kernels.chosen.cache_clear()

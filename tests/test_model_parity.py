@@ -189,6 +189,45 @@ def test_packed_weights_compute_the_same_logits(tiny_hf, version, our_kernels):
   assert not sampling_layout(as_float32).config.packed_weights
 
 
+@pytest.mark.parametrize('kernels', ['xla', 'ours'])
+def test_a_bfloat16_cache_held_as_bits_computes_the_same_logits(tiny_hf, kernels, request, monkeypatch):
+  """`init_cache(bits=True)` (the sampler's rows' caches on CPU): a bfloat16 cache held
+  as its bit patterns, written in place and read by our kernel as they are, or
+  bitcast for XLA's products: the same logits, bit for bit, as a bfloat16 cache, in
+  a prefill and the steps after it, with keys as slot rows or transposed."""
+  from flax import nnx  # pylint: disable=g-import-not-at-top
+  from wcse_jax.model import unstack_layers  # pylint: disable=g-import-not-at-top
+
+  from wcse_jax.model import cpu_kernels  # pylint: disable=g-import-not-at-top
+
+  if kernels == 'ours':
+    request.getfixturevalue('our_kernels')
+  else:
+    monkeypatch.setenv(cpu_kernels.ENV, '0')
+    forget = lambda: [f.cache_clear() for f in (cpu_kernels._library, cpu_kernels.isa, cpu_kernels.chosen)]
+    forget()
+    request.addfinalizer(forget)
+  loaded = load_model(str(tiny_hf[3][0]), dtype=jnp.bfloat16, param_dtype=jnp.bfloat16, with_tokenizer=False)
+  config, graphdef, params = unstack_layers(loaded.config, loaded.graphdef, loaded.params)
+  model = nnx.merge(graphdef, params)
+  rng = np.random.default_rng(1)
+  tokens = rng.integers(4, 300, (2, 12))
+  for slot_rows in (False, True):
+    outs = []
+    for bits in (False, True):
+      cache = init_cache(config, 2, max_len=16, dtype=jnp.bfloat16, span=4, slot_rows=slot_rows, bits=bits)
+      leaf = cache.tail[0].keys[0]
+      assert leaf.dtype == (jnp.uint16 if bits else jnp.bfloat16) and cache.tail[0].dtype == jnp.bfloat16
+      logits, cache = model(jnp.asarray(tokens[:, :8]), jnp.arange(8)[None].repeat(2, 0), cache=cache)
+      got = [np.asarray(logits)]
+      for t in range(8, 12):
+        logits, cache = model(jnp.asarray(tokens[:, t:t + 1]), jnp.full((2, 1), t), cache=cache)
+        got.append(np.asarray(logits))
+      outs.append(got)
+    for a, b in zip(*outs):
+      np.testing.assert_array_equal(a, b)
+
+
 def test_packed_rows_equal_separate_rows(tiny_hf):
   """Two sequences packed in one row with segment ids and per-segment positions."""
   from wcse_jax.model import segment_mask  # pylint: disable=g-import-not-at-top

@@ -258,22 +258,37 @@ def test_the_next_run_reads_the_prefix_the_last_one_computed(model, outputs, kv_
     assert all(device.tables.in_use(k) == np.count_nonzero(device.prefix[k]) for k in ('local', 'global'))
 
 
-def test_a_16bit_model_holds_the_prefix_in_its_dtype_and_its_rows_in_float32():
+@pytest.mark.parametrize('kernels', ['xla', 'ours'])
+def test_a_16bit_model_holds_the_prefix_in_its_dtype_and_its_rows_as_its_products_read_them(
+    kernels, monkeypatch, request):
   """On CPU a bfloat16 model's sampler keeps the shared prefix's keys and values in
-  bfloat16 (the float32 ones, rounded once) and its rows in float32; its greedy samples
-  are those of a float32 prefix, their log-probabilities within bfloat16 rounding."""
+  bfloat16 (the float32 ones, rounded once), and its rows in float32 where XLA's
+  products read them, in bfloat16 held as bits where our kernel over a bfloat16 cache
+  does (`cpu_kernels.reads_slot_rows`); its greedy samples are those of a float32
+  prefix, their log-probabilities within bfloat16 rounding."""
+  from wcse_jax.model import cpu_kernels  # pylint: disable=g-import-not-at-top
+
+  if kernels == 'ours' and not cpu_kernels.available():
+    pytest.skip('no AVX512-BF16 CPU or no C++ compiler')
+  monkeypatch.setenv(cpu_kernels.ENV, '1' if kernels == 'ours' else '0')
+  forget = lambda: [f.cache_clear() for f in (cpu_kernels._library, cpu_kernels.isa, cpu_kernels.chosen)]
+  forget()
+  request.addfinalizer(forget)
+  rows = jnp.bfloat16 if kernels == 'ours' else jnp.float32
   model = helpers.tiny_model(dtype=jnp.bfloat16)
   greedy = SamplingParams(temperature=0, max_new_tokens=12)
   outputs, prefixes = {}, {}
   for prefix_dtype in (None, jnp.float32):
     s = Sampler(model, max_len=128, num_slots=4, prefill_rows=2, chunk_steps=5,
                 prefix_cache_dtype=prefix_dtype)
+    assert s.cache_dtype == rows
     outputs[prefix_dtype] = helpers.run(s, num_samples=1, params=greedy)
     device = s._device  # pylint: disable=protected-access
     prefixes[prefix_dtype] = device.prefix
-    assert {x.dtype for x in jax.tree.leaves(device.cache) if jnp.issubdtype(x.dtype, jnp.floating)} == {
-        jnp.dtype(jnp.float32)
-    }
+    layers = (*device.cache.blocks, *device.cache.tail)
+    assert {layer.dtype for layer in layers} == {jnp.dtype(rows)}
+    held = {x.dtype for layer in layers for x in (*layer.keys, *layer.values)}
+    assert held == {jnp.dtype(jnp.uint16 if kernels == 'ours' else jnp.float32)}
   assert Sampler(model, max_len=128).prefix_cache_dtype == jnp.bfloat16
   narrow, wide = prefixes[None], prefixes[jnp.float32]
   for a, b in zip(jax.tree.leaves(narrow), jax.tree.leaves(wide), strict=True):

@@ -692,5 +692,17 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(WcseF32Bf16Batched, F32Batched<ffi::BF16>,
                                   .Attr<int32_t>("over")
                                   .Attr<bool>("nt"));
 
+// The same with B a bfloat16 array held as its bits (uint16): a cache the caller
+// keeps that way so that XLA writes into it in place.
+XLA_FFI_DEFINE_HANDLER_SYMBOL(WcseF32BitsBatched, F32Batched<ffi::U16>,
+                              ffi::Ffi::Bind()
+                                  .Ctx<ffi::ThreadPool>()
+                                  .Arg<ffi::Buffer<ffi::F32>>()
+                                  .Arg<ffi::Buffer<ffi::U16>>()
+                                  .Arg<ffi::Buffer<ffi::PRED>>()
+                                  .Ret<ffi::Buffer<ffi::F32>>()
+                                  .Attr<int32_t>("over")
+                                  .Attr<bool>("nt"));
+
 // 1 when the AMX path can run in this process (the CPU has AMX-BF16 and the OS granted its state).
 extern "C" int WcseAmxAllowed() { return AmxAllowed() ? 1 : 0; }

@@ -57,6 +57,7 @@ ENV = 'WCSE_JAX_CPU_KERNELS'
 _SOURCE = pathlib.Path(__file__).with_name('cpu_kernels.cc')
 _TARGET = 'wcse_bf16_product'
 _BATCHED_TARGET = 'wcse_f32_batched_product'
+_BITS_BATCHED_TARGET = 'wcse_f32_bits_batched_product'
 _BF16_BATCHED_TARGET = 'wcse_f32_bf16_batched_product'
 _LOGITS_TARGET = 'wcse_bf16_logits'
 STAT_BLOCK = 32  # vocabulary entries per block of `logits_with_statistics` (`kStatRows`)
@@ -132,6 +133,9 @@ def _register(path: str) -> ctypes.CDLL:
     )
     jax.ffi.register_ffi_target(
         _BF16_BATCHED_TARGET, jax.ffi.pycapsule(library.WcseF32Bf16Batched), platform='cpu'
+    )
+    jax.ffi.register_ffi_target(
+        _BITS_BATCHED_TARGET, jax.ffi.pycapsule(library.WcseF32BitsBatched), platform='cpu'
     )
     jax.ffi.register_ffi_target(_LOGITS_TARGET, jax.ffi.pycapsule(library.WcseBf16Logits), platform='cpu')
     _registered.append(library)
@@ -412,26 +416,8 @@ def product(spec: str, x, y, seen=None, over: str | None = None):
   passes its mask, so that a step reads only the slots a row may see (a masked
   slot's score is masked anyway, and its weight is 0). Gradients are einsum's.
   """
-  lead = _batched_form(spec)
-  if lead is not None:
-    batch, nt = x.shape[:lead], _batched_nt(spec)
-    n = y.shape[-2] if nt else y.shape[-1]
-    out = jax.ShapeDtypeStruct((math.prod(batch), x.shape[-2], n), jnp.float32)
-    wide = x.dtype == y.dtype == jnp.float32
-    call = jax.ffi.ffi_call(_BATCHED_TARGET if wide else _BF16_BATCHED_TARGET, out, vmap_method='sequential')
-    # A bfloat16 product's inputs: x's entries rounded to bfloat16 (held as float32), y's bits.
-    a = (x if wide else x.astype(jnp.bfloat16)).astype(jnp.float32).reshape(-1, *x.shape[-2:])
-    b = (y if wide else y.astype(jnp.bfloat16)).reshape(-1, *y.shape[-2:])
-    if nt and over == 'k':
-      over = None  # y's rows are its columns in memory: all are read (the same sums where x is 0)
-    if over is None:
-      flags = jnp.zeros((1, 1), bool)
-    else:
-      size = n if over == 'n' else y.shape[-2]
-      if seen.ndim - 1 > len(batch) or seen.shape[-1] != size:
-        raise ValueError(f'flags {seen.shape} do not fit a batch {batch} over {size} of {spec}')
-      flags = jnp.broadcast_to(seen.astype(bool), (*batch[:seen.ndim - 1], size)).reshape(-1, size)
-    return call(a, b, flags, over=np.int32(_OVER[over]), nt=nt).reshape(*batch, x.shape[-2], n)
+  if _batched_form(spec) is not None:
+    return _batched_product(spec, x, y, seen, over)
   nt = _shared(spec)
   if nt is not None:  # one product per key/value head, of every row's queries
     heads = [
@@ -449,6 +435,38 @@ def product(spec: str, x, y, seen=None, over: str | None = None):
                          vmap_method='sequential')
   out = call(a, b, nt=kind == 'nt', packed=False, isa=_isa_code())
   return out.reshape(*x.shape[:lead], *(y.shape[:1] if kind == 'nt' else y.shape[1:]))
+
+
+def product_of_bits(spec: str, x, bits, seen=None, over: str | None = None):
+  """`product(spec, x, y, seen, over)` of a batched bfloat16 product whose y is held
+  as its bits, uint16 (a cache, `LayerCache.bits_of`): the kernel reads them as they
+  are, with no conversion or copy. No gradients (the sampler's caches only)."""
+  if bits.dtype != jnp.uint16 or _batched_form(spec) is None:
+    raise ValueError(f'product_of_bits: {spec} is not a batched product of a uint16 y')
+  return _batched_product(spec, x, bits, seen, over)
+
+
+def _batched_product(spec, x, y, seen, over):
+  batch, nt = x.shape[:_batched_form(spec)], _batched_nt(spec)
+  n = y.shape[-2] if nt else y.shape[-1]
+  out = jax.ShapeDtypeStruct((math.prod(batch), x.shape[-2], n), jnp.float32)
+  wide = x.dtype == y.dtype == jnp.float32
+  bits = y.dtype == jnp.uint16
+  target = _BATCHED_TARGET if wide else _BITS_BATCHED_TARGET if bits else _BF16_BATCHED_TARGET
+  call = jax.ffi.ffi_call(target, out, vmap_method='sequential')
+  # A bfloat16 product's inputs: x's entries rounded to bfloat16 (held as float32), y's bits.
+  a = (x if wide else x.astype(jnp.bfloat16)).astype(jnp.float32).reshape(-1, *x.shape[-2:])
+  b = (y if wide or bits else y.astype(jnp.bfloat16)).reshape(-1, *y.shape[-2:])
+  if nt and over == 'k':
+    over = None  # y's rows are its columns in memory: all are read (the same sums where x is 0)
+  if over is None:
+    flags = jnp.zeros((1, 1), bool)
+  else:
+    size = n if over == 'n' else y.shape[-2]
+    if seen.ndim - 1 > len(batch) or seen.shape[-1] != size:
+      raise ValueError(f'flags {seen.shape} do not fit a batch {batch} over {size} of {spec}')
+    flags = jnp.broadcast_to(seen.astype(bool), (*batch[:seen.ndim - 1], size)).reshape(-1, size)
+  return call(a, b, flags, over=np.int32(_OVER[over]), nt=nt).reshape(*batch, x.shape[-2], n)
 
 
 PANEL, TILE_PAIRS = 64, 16  # columns per panel, k pairs per tile (`kPanel`, `kTileK2`)

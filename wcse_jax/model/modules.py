@@ -42,6 +42,11 @@ def dot(spec: str, x: Array, y: Array, dtype, *, seen=None, over=None) -> Float[
   rows count in a batched one (`cpu_kernels.product`: the others may be skipped,
   a column's result is then 0, a row adds nothing); XLA's einsum reads them all.
   """
+  if y.dtype == jnp.uint16:  # a bfloat16 cache held as its bits (`LayerCache.bits_of`)
+    logical = jax.ShapeDtypeStruct(y.shape, jnp.bfloat16)
+    if cpu_kernels.kind_of(spec, x, logical, dtype) == 'bf16_batched' and cpu_kernels.used(spec, x, logical, dtype):
+      return cpu_kernels.product_of_bits(spec, x, y, seen, over)
+    y = jax.lax.bitcast_convert_type(y, jnp.bfloat16)
   if cpu_kernels.used(spec, x, y, dtype):
     if over is not None and cpu_kernels.kind_of(spec, x, y, dtype).endswith('batched'):
       return cpu_kernels.product(spec, x, y, seen, over)
@@ -210,6 +215,11 @@ class LayerCache:
   # it over H cache lines; our CPU kernel reads such keys as fast (`cpu_kernels.
   # product`, the transposed batched form). Chosen where that kernel runs.
   slot_rows: bool = flax.struct.field(pytree_node=False, default=False)
+  # 'bfloat16': the keys and values are that dtype's bit patterns, uint16. XLA:CPU
+  # writes into a 16-bit float array through a float32 copy of all of it (and, at a
+  # bitcast of the loop's carry, copies it whole); into bits, in place. Our kernel
+  # reads the bits as they are (`cpu_kernels.product_of_bits`).
+  bits_of: str | None = flax.struct.field(pytree_node=False, default=None)
 
   @property
   def keys_slots_last(self) -> bool:
@@ -223,7 +233,7 @@ class LayerCache:
 
   @property
   def dtype(self):
-    return self.keys[0].dtype
+    return jnp.dtype(self.bits_of) if self.bits_of else self.keys[0].dtype
 
   def spans(self, view: int | None = None) -> list[tuple[int, int]]:
     """(first slot, width) of each span holding a slot below `view` (every span if None)."""
@@ -244,15 +254,18 @@ def span_widths(size: int, span: int | None) -> list[int]:
   return [span] * (size // span) + ([size % span] if size % span else [])
 
 
-def _scatter_heads(buffer, slots, values, *, stacked: bool, slots_last: bool):
+def _scatter_heads(buffer, slots, values, *, stacked: bool, slots_last: bool, bits_of=None):
   """Writes keys or values ([B, T, K, H], or [R, B, T, K, H] if stacked) at each
   row's slots of a `[B, K, S, H]` buffer (`[B, K, H, S]` if `slots_last`; with a
-  leading `R` if stacked)."""
+  leading `R` if stacked; of `bits_of`'s bits if given)."""
   b, k = slots.shape[0], buffer.shape[-3]
   rows = jnp.arange(b)[:, None, None]
   heads = jnp.arange(k)[None, :, None]
   where = (rows, heads, slots[:, None, :])  # each [B, K, T] after broadcasting
-  values = jnp.moveaxis(values, -2, -3).astype(buffer.dtype)  # [..., B, K, T, H]
+  values = jnp.moveaxis(values, -2, -3)  # [..., B, K, T, H]
+  if bits_of is not None:
+    values = jax.lax.bitcast_convert_type(values.astype(bits_of), jnp.uint16)
+  values = values.astype(buffer.dtype)
   if stacked:
     where = (jnp.arange(buffer.shape[0])[:, None, None, None], *(w[None] for w in where))
   if slots_last:  # indices split by a slice: their dimensions come first, [..., B, K, T] + [H]
@@ -275,8 +288,11 @@ def write_cache(
   for i, (start, width) in enumerate(layer_cache.spans(view)):
     inside = (slots >= start) & (slots < start + width)
     local = jnp.where(inside, slots - start, width)
-    keys[i] = _scatter_heads(keys[i], local, k, stacked=stacked, slots_last=layer_cache.keys_slots_last)
-    values[i] = _scatter_heads(values[i], local, v, stacked=stacked, slots_last=layer_cache.transposed)
+    bits_of = layer_cache.bits_of
+    keys[i] = _scatter_heads(keys[i], local, k, stacked=stacked, slots_last=layer_cache.keys_slots_last,
+                             bits_of=bits_of)
+    values[i] = _scatter_heads(values[i], local, v, stacked=stacked, slots_last=layer_cache.transposed,
+                               bits_of=bits_of)
   return layer_cache.replace(keys=tuple(keys), values=tuple(values))
 
 

@@ -99,14 +99,17 @@ def cache_sizes(config: GemmaConfig, max_len: int) -> dict[AttentionKind, int]:
 
 def init_cache(
     config: GemmaConfig, batch_size: int, max_len: int, dtype=jnp.float32, *,
-    span: int | None = None, transposed: bool = False, slot_rows: bool = False,
+    span: int | None = None, transposed: bool = False, slot_rows: bool = False, bits: bool = False,
 ) -> KVCache:
   """An empty cache for `batch_size` rows of up to `max_len` positions, its slots
   in spans of `span` (one span if None), keys `[B, K, H, S]` and values
   `[B, K, S, H]`, or the other way round if `transposed`, or both `[B, K, S, H]`
-  if `slot_rows` (see `LayerCache`)."""
+  if `slot_rows` (see `LayerCache`); with `bits`, a bfloat16 cache is held as its bits."""
   if transposed and slot_rows:
     raise ValueError('a cache is transposed (a shared prefix) or of slot rows, not both')
+  bits_of = None
+  if bits and jnp.dtype(dtype) == jnp.bfloat16:
+    bits_of, dtype = 'bfloat16', jnp.uint16
   sizes = cache_sizes(config, max_len)
   k, h = config.num_kv_heads, config.head_dim
 
@@ -120,6 +123,7 @@ def init_cache(
         values=tuple(jnp.zeros(values(w), dtype) for w in widths),
         transposed=transposed,
         slot_rows=slot_rows,
+        bits_of=bits_of,
     )
 
   return KVCache(

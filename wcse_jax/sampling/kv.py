@@ -86,6 +86,7 @@ def _compiled(
   empty_cache = lambda rows, length=row_len, prefix=False: init_cache(
       config, rows, length, prefix_cache_dtype if prefix else cache_dtype,
       span=None if prefix else span, transposed=prefix, slot_rows=slot_rows and not prefix,
+      bits=mesh.devices.flat[0].platform == 'cpu' and not prefix,
   )
   cache_shardings = lambda rows, length=row_len, prefix=False: parallel.cache_shardings(
       jax.eval_shape(lambda: empty_cache(rows, length, prefix)), mesh
