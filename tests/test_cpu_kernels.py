@@ -407,3 +407,34 @@ def test_sampling_from_the_statistics_draws_the_same_tokens(temperature):
   np.testing.assert_allclose(np.asarray(fused[1]), np.asarray(plain[1]), rtol=1e-6, atol=1e-5)
   exact = jax.nn.log_softmax(np.asarray(logits, np.float64).T, axis=-1)[np.arange(16), np.asarray(fused[0])]
   np.testing.assert_allclose(np.asarray(fused[1]), exact, rtol=1e-6, atol=1e-5)
+
+
+@needs_kernel
+@pytest.mark.parametrize('shape', [(64, 1, 1, 4, 1024), (3, 2, 5, 3, 37), (2, 1, 1, 1, 1), (1, 2, 3, 2, 17)])
+def test_the_attention_softmax_matches_jax(shape):
+  """`masked_softmax`: jax.nn.softmax of the masked scores within a few float32 ulp
+  (our exp, another summation order); masked slots exactly 0, a row that sees nothing
+  uniform (as jax's); gradients the softmax's, none into masked scores."""
+  rng = np.random.default_rng(8)
+  b, k, t, g, s = shape
+  x = jnp.asarray(rng.standard_normal(shape) * 8, jnp.float32)
+  mask = rng.random((b, t, s)) < 0.6
+  mask[0, 0] = False
+  if s > 1:
+    mask[-1, -1, 1:] = False  # one slot seen
+  mask = jnp.asarray(mask)
+  wide = mask[:, None, :, None, :]
+  ref = lambda x: jax.nn.softmax(jnp.where(wide, x, -2.3819763e38), axis=-1)
+  ours = np.asarray(jax.jit(cpu_kernels.masked_softmax)(x, mask))
+  np.testing.assert_allclose(ours, np.asarray(ref(x)), rtol=2e-6, atol=1e-7)
+  seen = np.broadcast_to(np.asarray(wide), shape)
+  sees_some = np.broadcast_to(np.asarray(mask).any(-1)[:, None, :, None, None], shape)
+  assert (ours[~seen & sees_some] == 0).all()
+  np.testing.assert_allclose(ours[0, :, 0], 1.0 / s, rtol=1e-6)
+  np.testing.assert_allclose(ours.sum(-1), 1.0, rtol=1e-5)
+  w = jnp.asarray(rng.standard_normal(shape), jnp.float32)
+  loss = lambda f: lambda x: jnp.sum(jnp.sin(f(x)) * w)
+  got, want = jax.grad(loss(lambda x: cpu_kernels.masked_softmax(x, mask)))(x), jax.grad(loss(ref))(x)
+  np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-5, atol=1e-6)
+  with pytest.raises(ValueError, match='does not fit'):
+    cpu_kernels.masked_softmax(x, mask[:, :, :-1] if s > 1 else mask[:1, :1, :0])

@@ -479,7 +479,10 @@ class Attention(nnx.Module):
       logits = jnp.tanh(logits / self.softcap) * self.softcap
     mask = jnp.concatenate([m for *_, m, _ in segments], axis=-1)[:, None, :, None, :]  # B 1 T 1 S
     logits = logits.reshape(b, kv, t, -1, logits.shape[-1])
-    probs = jax.nn.softmax(jnp.where(mask, logits, _MASKED), axis=-1).reshape(b, kv, -1, logits.shape[-1])
+    if cpu_kernels.softmax_applies():
+      probs = cpu_kernels.masked_softmax(logits, mask[:, 0, :, 0, :]).reshape(b, kv, -1, logits.shape[-1])
+    else:
+      probs = jax.nn.softmax(jnp.where(mask, logits, _MASKED), axis=-1).reshape(b, kv, -1, logits.shape[-1])
     out, begin = 0.0, 0
     for _, spec, _, values, m, dtype in segments:
       size = m.shape[-1]
