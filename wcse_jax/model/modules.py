@@ -212,8 +212,9 @@ class LayerCache:
   transposed: bool = flax.struct.field(pytree_node=False, default=False)
   # True: keys stored `[B, K, S, H]` like the values (not with `transposed`): a
   # step's key is then one contiguous row to write, where `[B, K, H, S]` scatters
-  # it over H cache lines; our CPU kernel reads such keys as fast (`cpu_kernels.
-  # product`, the transposed batched form). Chosen where that kernel runs.
+  # it over H cache lines. Our CPU kernel reads such keys with the same sums
+  # (`cpu_kernels.product`, the transposed batched form; a little slower alone,
+  # faster in a step); XLA:CPU much slower. Chosen where that kernel runs.
   slot_rows: bool = flax.struct.field(pytree_node=False, default=False)
   # 'bfloat16': the keys and values are that dtype's bit patterns, uint16. XLA:CPU
   # writes into a 16-bit float array through a float32 copy of all of it (and, at a
