@@ -480,7 +480,7 @@ class Attention(nnx.Module):
       logits = jnp.tanh(logits / self.softcap) * self.softcap
     mask = jnp.concatenate([m for *_, m, _ in segments], axis=-1)[:, None, :, None, :]  # B 1 T 1 S
     logits = logits.reshape(b, kv, t, -1, logits.shape[-1])
-    if cpu_kernels.softmax_applies():
+    if cpu_kernels.softmax_applies() and is_16bit_float(self.dtype):  # float32 stays jax's, exact
       probs = cpu_kernels.masked_softmax(logits, mask[:, 0, :, 0, :]).reshape(b, kv, -1, logits.shape[-1])
     else:
       probs = jax.nn.softmax(jnp.where(mask, logits, _MASKED), axis=-1).reshape(b, kv, -1, logits.shape[-1])
