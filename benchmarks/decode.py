@@ -44,11 +44,14 @@ attend to (the prefix's once; not what a layout happens to read), and
 computes 2 x parameters plus the attention products per slot: it can be no faster than the
 larger of its bytes over the memory bandwidth and its FLOPs over the matmul
 peak (in the dtype used). The bandwidth is measured twice, independently: XLA's
-read of a 1 GiB array and numpy copies over every core; the larger is used. The
-matmul peak likewise, each the fastest of repeated [4096, 4096] products: XLA's,
-and on CPU numpy BLAS's (float32), torch's (every dtype, where torch is
-installed) and our bfloat16 kernel's (`model.cpu_kernels`, where it runs); the
-largest is used, and the fraction at XLA's own peak is printed beside it.
+read of a 1 GiB array (4 GiB on an accelerator) and, on CPU, numpy copies over
+every core, on a CUDA GPU torch's device-to-device copies; the larger is used.
+The matmul peak likewise, each the fastest of repeated [4096, 4096] products
+([8192, 8192] on an accelerator): XLA's, numpy BLAS's (float32, CPU), torch's
+(every dtype, where torch is installed: on the CPU, or cuBLAS on a CUDA GPU) and
+our bfloat16 kernel's (`model.cpu_kernels`, where it runs); the largest is used,
+and the fraction at XLA's own peak is printed beside it. `--profile=DIR` runs
+each of ours once more under `jax.profiler` and adds its device time by kernel.
 The decode loop is timed apart from prefill and host work (`Sampler.last_stats`),
 and its step time against that floor is its fraction of the roofline.
 
@@ -161,6 +164,12 @@ def run_ours(args, loaded: LoadedModel, prefix, questions, num_slots: int, dtype
   completions = list(sampler.sample(prefix, questions, num_samples=args.samples, params=params, seed=0))
   seconds = time.perf_counter() - start
   stats = sampler.last_stats
+  profile = None
+  if args.profile:  # the same run again under the profiler: the timed one is not slowed by it
+    directory = pathlib.Path(args.profile) / f'{jnp.dtype(dtype).name}_{num_slots}_{layout}'
+    with jax.profiler.trace(str(directory)):
+      list(sampler.sample(prefix, questions, num_samples=args.samples, params=params, seed=0))
+    profile = perf.trace_summary(directory)
   generated = sum(c.num_tokens for c in completions)
   computed = sum(c.prompt_tokens_computed for c in completions)
   peak = yardsticks['matmul_peak_flop_per_s'][jnp.dtype(dtype).name]
@@ -209,6 +218,7 @@ def run_ours(args, loaded: LoadedModel, prefix, questions, num_slots: int, dtype
           # ... against the floor XLA's own matmuls could reach (its peak, not the machine's).
           'decode_loop_fraction_at_xla_matmul_peak': round(xla_floor['seconds'] / step, 4),
       },
+      **({'profile': profile} if profile else {}),
   }
 
 
@@ -262,6 +272,8 @@ def main():
                       help='dtype of the dense layout\'s shared prefix cache (default: the sampler\'s)')
   parser.add_argument('--kv_layouts', default='auto',
                       help="our KV cache layouts to run, comma-separated: auto, dense, paged, paged_xla")
+  parser.add_argument('--profile', default='',
+                      help='a folder: each of our runs once more under jax.profiler, its device time by op in the report')
   parser.add_argument('--peers', default='transformers', help='comma-separated: vllm, llamacpp, transformers')
   parser.add_argument('--peer_timeout', type=int, default=1800, help='seconds before a peer is given up')
   parser.add_argument('--peers_dir', default=os.environ.get('WCSE_JAX_PEERS', '~/.cache/wcse_jax/peers'))
@@ -286,38 +298,50 @@ def main():
       'workload': {'problems': args.problems, 'samples_per_problem': args.samples, 'new_tokens': args.new_tokens,
                    'temperature': args.temperature, 'top_k': args.top_k, 'num_slots': args.num_slots},
   }
-  xla_read, host_copy = perf.memory_bandwidth(), perf.host_copy_bandwidth()
-  xla_peaks = {d.name: perf.matmul_peak_flops(dtype=d) for d in dtypes}
-  # Independent checks of the peaks on CPU: numpy's BLAS (float32) and torch (every
-  # dtype; AMX for bfloat16). The floor uses the largest, so a slow XLA kernel cannot
-  # make the roofline fraction look better.
   cpu = jax.default_backend() == 'cpu'
+  # On an accelerator the products and reads are timed large enough that launches do not count.
+  size = {} if cpu else dict(n=8192)
+  xla_read = perf.memory_bandwidth(**({} if cpu else dict(gib=4.0)))
+  # Independent of XLA: numpy copies over every core on CPU; torch's device copies on a CUDA GPU.
+  host_copy = perf.host_copy_bandwidth() if cpu else None
+  torch_copy = None if cpu else perf.torch_device_copy_bandwidth(gib=4.0)
+  xla_peaks = {d.name: perf.matmul_peak_flops(dtype=d, **size) for d in dtypes}
+  # Independent checks of the peaks: numpy's BLAS (float32, CPU), torch (every dtype; AMX
+  # for bfloat16 on CPU, cuBLAS on a CUDA GPU). The floor uses the largest, so a slow XLA
+  # kernel cannot make the roofline fraction look better.
   blas_f32 = perf.host_matmul_peak_flops() if cpu else None
-  torch_peaks = {d.name: perf.torch_matmul_peak_flops(d) for d in dtypes} if cpu else {}
+  torch_device = 'cpu' if cpu else 'cuda'
+  torch_peaks = ({d.name: perf.torch_matmul_peak_flops(d, device=torch_device, **size) for d in dtypes}
+                 if cpu or jax.default_backend() == 'gpu' else {})
   # Our own bfloat16 kernel (model.cpu_kernels): it can beat both at the decode's shapes.
   kernel_bf16 = perf.kernel_matmul_peak_flops() if cpu and 'bfloat16' in xla_peaks else None
   others = {name: (torch_peaks.get(name), blas_f32 if name == 'float32' else None,
                    kernel_bf16 if name == 'bfloat16' else None) for name in xla_peaks}
   independent = {name: max([p for p in others[name] if p], default=0.0) for name in xla_peaks}
   yardsticks = {
-      'bandwidth_bytes_per_s': max(xla_read, host_copy),
+      'bandwidth_bytes_per_s': max(xla_read, host_copy or 0.0, torch_copy or 0.0),
       'matmul_peak_flop_per_s': {name: max(peak, independent[name]) for name, peak in xla_peaks.items()},
       'xla_matmul_peak_flop_per_s': xla_peaks,
   }
   report['yardsticks'] = {
-      'memory_bandwidth_gb_per_s': {'xla_read': round(xla_read / 1e9, 2), 'numpy_copy_all_cores': round(host_copy / 1e9, 2)},
+      'memory_bandwidth_gb_per_s': {
+          'xla_read': round(xla_read / 1e9, 2),
+          **({'numpy_copy_all_cores': round(host_copy / 1e9, 2)} if host_copy else {}),
+          **({'torch_device_copy': round(torch_copy / 1e9, 2)} if torch_copy else {}),
+      },
       'matmul_peak_gflop_per_s': {k: round(v / 1e9, 1) for k, v in xla_peaks.items()},
       'numpy_blas_float32_matmul_gflop_per_s': blas_f32 and round(blas_f32 / 1e9, 1),
-      'torch_matmul_gflop_per_s': {k: v and round(v / 1e9, 1) for k, v in torch_peaks.items()},
+      f'torch_{torch_device}_matmul_gflop_per_s': {k: v and round(v / 1e9, 1) for k, v in torch_peaks.items()},
       'our_bfloat16_kernel_gflop_per_s': kernel_bf16 and round(kernel_bf16 / 1e9, 1),
       # Whether our bfloat16 CPU kernel runs the model's products here, and with which instructions.
       'our_bfloat16_kernel_used': bool(kernel_bf16) and cpu_kernels.chosen(),
       'our_bfloat16_kernel_isa': kernel_bf16 and cpu_kernels.isa(),
       # Whether our batched float32 kernel runs the attention over a float32 cache.
       'our_float32_attention_kernel_used': bool(kernel_bf16) and cpu_kernels.chosen('f32_batched'),
-      'floor_uses': ('the larger bandwidth and, per dtype, the largest matmul peak '
-                     '(XLA, numpy BLAS, torch, our bfloat16 CPU kernel)'),
+      'floor_uses': ('the largest bandwidth (XLA read; numpy copy on CPU, torch copy on a GPU) and, per '
+                     'dtype, the largest matmul peak (XLA, numpy BLAS, torch, our bfloat16 CPU kernel)'),
   }
+  print(json.dumps({'yardsticks': report['yardsticks']}), file=sys.stderr, flush=True)
   runs = []
   for dtype in dtypes:
     loaded = None  # the last dtype's weights go before the next are made
@@ -326,6 +350,8 @@ def main():
     for n in args.num_slots.split(','):
       for layout in args.kv_layouts.split(','):
         runs.append(run_ours(args, loaded, prefix, questions, int(n), dtype, layout, yardsticks))
+        # Each run as it ends, on stderr: a run cut short still leaves the ones before it.
+        print(json.dumps({'run': {k: v for k, v in runs[-1].items() if k != 'profile'}}), file=sys.stderr, flush=True)
         give_back_freed_memory()  # the next run's page pools are sized from free memory
   report['ours'] = runs
   if peers:

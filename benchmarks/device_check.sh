@@ -2,7 +2,8 @@
 # The paged KV cache on a GPU or TPU, in one run of about 8 minutes (an H200, a TPU v5e):
 # the backend's Pallas kernel against the XLA path, then the dense and paged layouts of
 # Gemma2-2B (random weights) at 64 and 256 slots against the HBM roofline, and pages through
-# the XLA path (the prefix read once for all slots) at 256 slots.
+# the XLA path (the prefix read once for all slots) at 256 slots; the dense and paged runs
+# are profiled too (device time by kernel in their JSON, traces beside it).
 #
 #   bash benchmarks/device_bundle.sh       # here: builds .device/ (needs a package index)
 #   bash benchmarks/device_check.sh        # there, with .device/ sent along
@@ -50,7 +51,15 @@ bench() {
   "$PYTHON" benchmarks/decode.py --random="$model" "${tokenizer[@]}" "${size[@]}" --peers= \
       --dtypes=bfloat16 "$@" | tee "$out/$name.json" || failed+=("$name")
 }
-bench decode_dense_paged --num_slots="$slots" --kv_layouts=dense,paged
+# Each dense and paged run once more under jax.profiler: its device time by kernel is in the
+# JSON ('profile'), and each trace small enough to come back is copied beside it.
+profiles=$(mktemp -d)
+bench decode_dense_paged --num_slots="$slots" --kv_layouts=dense,paged --profile="$profiles"
+for trace in "$profiles"/*/plugins/profile/*/*.trace.json.gz; do
+  [[ -f "$trace" && $(stat -c %s "$trace") -lt 15000000 ]] || continue
+  run=${trace#"$profiles"/}
+  cp "$trace" "$out/trace_${run%%/*}.json.gz"
+done
 bench decode_paged_xla --num_slots="$slots_xla" --kv_layouts=paged_xla
 echo "written to $out; failed: ${failed[*]:-none}"
 ((${#failed[@]} == 0))

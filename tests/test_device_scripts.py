@@ -38,6 +38,7 @@ def test_a_failed_step_does_not_stop_the_later_ones(tmp_path):
   assert (out / 'kernel_tests.log').read_text().strip() == '1 failed'
   dense = (out / 'decode_dense_paged.json').read_text()
   assert '--random=gemma2-2b' in dense and '--num_slots=64,256' in dense and '--kv_layouts=dense,paged' in dense
+  assert '--profile=' in dense
   assert '--kv_layouts=paged_xla' in (out / 'decode_paged_xla.json').read_text()
 
 

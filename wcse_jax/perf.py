@@ -46,17 +46,62 @@ def host_matmul_peak_flops(*, n: int = 4096, repeats: int = 5) -> float:
   return _product_rate(lambda: np.matmul(a, a, out=out), n, repeats)
 
 
-def torch_matmul_peak_flops(dtype, *, n: int = 4096, repeats: int = 5) -> float | None:
-  """FLOP/s of repeated [n, n] x [n, n] products through torch on the host CPU (its
-  oneDNN kernels, AMX for bfloat16 where the CPU offers it), after a warm-up; None
-  where torch is not installed. A second matmul yardstick, independent of XLA."""
+def torch_matmul_peak_flops(dtype, *, n: int = 4096, repeats: int = 5, device: str = 'cpu') -> float | None:
+  """FLOP/s of repeated [n, n] x [n, n] products through torch on `device` ('cpu': its
+  oneDNN kernels, AMX for bfloat16 where the CPU offers it; 'cuda': cuBLAS), after a
+  warm-up; None where torch (or its CUDA) is not there. A second matmul yardstick,
+  independent of XLA."""
+  torch = _torch(device)
+  if torch is None:
+    return None
+  a = torch.randn(n, n, device=device).to(getattr(torch, jnp.dtype(dtype).name))
+  out = torch.empty_like(a)
+  sync = torch.cuda.synchronize if device == 'cuda' else (lambda: None)
+
+  def product():
+    torch.matmul(a, a, out=out)
+    sync()
+
+  try:
+    return _product_rate(product, n, repeats)
+  finally:
+    del a, out
+    if device == 'cuda':
+      torch.cuda.empty_cache()  # what JAX sizes from free memory must not count it
+
+
+def torch_device_copy_bandwidth(*, gib: float = 1.0, repeats: int = 10) -> float | None:
+  """Bytes/s (read plus written) of device-to-device copies of a `gib` GiB array
+  through torch on a CUDA GPU, after a warm-up; None without torch's CUDA. A
+  bandwidth yardstick for the GPU independent of XLA."""
+  torch = _torch('cuda')
+  if torch is None:
+    return None
+  n = int(gib * 2**30) // 4
+  source = torch.ones(n, device='cuda')
+  target = torch.empty_like(source)
+  try:
+    target.copy_(source)
+    torch.cuda.synchronize()
+    start = time.perf_counter()
+    for _ in range(repeats):
+      target.copy_(source)
+    torch.cuda.synchronize()
+    return 2 * 4 * n * repeats / (time.perf_counter() - start)
+  finally:
+    del source, target
+    torch.cuda.empty_cache()
+
+
+def _torch(device: str):
+  """torch, where it is installed and (for 'cuda') sees a GPU; else None."""
   try:
     import torch  # pylint: disable=g-import-not-at-top
   except ImportError:
     return None
-  a = torch.randn(n, n).to(getattr(torch, jnp.dtype(dtype).name))
-  out = torch.empty_like(a)
-  return _product_rate(lambda: torch.matmul(a, a, out=out), n, repeats)
+  if device == 'cuda' and not torch.cuda.is_available():
+    return None
+  return torch
 
 
 def kernel_matmul_peak_flops(*, n: int = 4096, repeats: int = 5) -> float | None:
@@ -108,3 +153,68 @@ def host_copy_bandwidth(*, gib: float = 1.0, repeats: int = 5, threads: int | No
     list(pool.map(copy, pairs))
     seconds = time.perf_counter() - start
   return 2 * 4 * n * repeats / seconds
+
+
+def trace_summary(directory, *, top: int = 40) -> dict:
+  """Where a `jax.profiler.trace` into `directory` spent its device time: the newest
+  trace's events on each accelerator's streams (on CPU, XLA's threads) summed by
+  kernel or op name, the busiest first, and the device's busy time against the
+  trace's span (idle gaps are the host's: dispatch, transfers, Python).
+
+  Aggregate lines of a device's trace ('XLA Modules', 'XLA Ops', 'Steps') are
+  reported apart, per name, so that no time is counted twice.
+  """
+  import collections  # pylint: disable=g-import-not-at-top
+  import gzip  # pylint: disable=g-import-not-at-top
+  import json  # pylint: disable=g-import-not-at-top
+  import pathlib  # pylint: disable=g-import-not-at-top
+  import re  # pylint: disable=g-import-not-at-top
+
+  traces = sorted(pathlib.Path(directory).glob('**/*.trace.json.gz'), key=lambda p: p.stat().st_mtime)
+  if not traces:
+    raise FileNotFoundError(f'No *.trace.json.gz under {directory}: did jax.profiler.trace write there?')
+  events = json.loads(gzip.open(traces[-1]).read())['traceEvents']
+  processes = {e['pid']: e['args']['name'] for e in events if e.get('name') == 'process_name'}
+  threads = {(e['pid'], e['tid']): e['args']['name'] for e in events if e.get('name') == 'thread_name'}
+  devices = {pid for pid, name in processes.items() if name.startswith('/device:')}
+  aggregate = ('XLA Modules', 'XLA Ops', 'Steps', 'TraceMe', 'Source')
+
+  def kernel_line(e):
+    if devices:
+      return e['pid'] in devices and not threads.get((e['pid'], e['tid']), '').startswith(aggregate)
+    # CPU: the ops of XLA's own threads (not the executor's wrappers around them).
+    return threads.get((e['pid'], e['tid']), '').startswith('tf_XLA') and 'hlo_module' in e.get('args', {})
+
+  spans = [e for e in events if e.get('ph') == 'X']
+  kernels = [e for e in spans if kernel_line(e)]
+  by_name, count, by_line = collections.Counter(), collections.Counter(), collections.Counter()
+  by_kind = collections.Counter()  # names without their numbering: 'loop_fusion.12' -> 'loop_fusion'
+  for e in kernels:
+    key = (e.get('args', {}).get('hlo_module', ''), e['name'][:160])
+    by_name[key] += e['dur']
+    count[key] += 1
+    by_kind[re.sub(r'[._]\d+$', '', key[1])] += e['dur']
+  for e in spans:
+    line = threads.get((e['pid'], e['tid']), '')
+    if e['pid'] in devices and line.startswith(aggregate):
+      by_line[(line, e['name'][:160])] += e['dur']
+  # The union of the kernels' intervals: time the device was doing anything.
+  busy, end = 0.0, -float('inf')
+  for start, stop in sorted((e['ts'], e['ts'] + e['dur']) for e in kernels):
+    if stop > end:
+      busy += stop - max(start, end)
+      end = stop
+  first = min((e['ts'] for e in spans), default=0.0)
+  last = max((e['ts'] + e['dur'] for e in spans), default=0.0)
+  ms = lambda us: round(us / 1e3, 3)
+  return {
+      'trace': str(traces[-1]),
+      'span_ms': ms(last - first),
+      'device_busy_ms': ms(busy),
+      'kernel_ms': ms(sum(by_name.values())),
+      'lines': sorted({f'{processes.get(p, p)} / {t}' for (p, _), t in threads.items()}),
+      'top': [{'module': m, 'name': n, 'ms': ms(t), 'count': count[(m, n)]}
+              for (m, n), t in by_name.most_common(top)],
+      'top_kinds': [{'name': n, 'ms': ms(t)} for n, t in by_kind.most_common(top)],
+      'aggregate_lines': [{'line': l, 'name': n, 'ms': ms(t)} for (l, n), t in by_line.most_common(top)],
+  }
