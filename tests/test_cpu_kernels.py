@@ -438,3 +438,41 @@ def test_the_attention_softmax_matches_jax(shape):
   np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-5, atol=1e-6)
   with pytest.raises(ValueError, match='does not fit'):
     cpu_kernels.masked_softmax(x, mask[:, :, :-1] if s > 1 else mask[:1, :1, :0])
+
+
+_SPECIALS = np.array([np.nan, -np.nan, np.inf, -np.inf, 0.0, -0.0, 1.0, -1.0], np.float32)
+
+
+@needs_kernel
+@pytest.mark.parametrize('kind', ['normal', 'ties', 'specials', 'ascending', 'descending'])
+def test_top_k_is_jaxs_top_k_to_the_bit(kind):
+  """Values (bits: NaN, -0) and indices (ties to the lower index) for k from 1 to every
+  entry, rows shorter and longer than the kernel's buffer, entries in either order."""
+  rng = np.random.default_rng(['normal', 'ties', 'specials', 'ascending', 'descending'].index(kind))
+  for _ in range(25):
+    rows, n = int(rng.integers(1, 6)), int(rng.choice([int(rng.integers(1, 40)), int(rng.integers(200, 1500))]))
+    k = int(rng.integers(1, min(n, cpu_kernels._TOP_K_LIMIT) + 1))
+    if kind == 'ties':
+      x = rng.integers(-3, 4, (rows, n)).astype(np.float32)
+    elif kind == 'specials':
+      x = rng.choice(_SPECIALS, (rows, n))
+    else:
+      x = rng.standard_normal((rows, n)).astype(np.float32)
+      x = {'ascending': np.sort(x), 'descending': -np.sort(x)}.get(kind, x)
+    assert cpu_kernels.top_k_applies(x, k)
+    got = jax.jit(lambda x, k=k: cpu_kernels.top_k(x, k))(x)
+    want = jax.lax.top_k(x, k)
+    np.testing.assert_array_equal(np.asarray(got[0]).view(np.int32), np.asarray(want[0]).view(np.int32))
+    np.testing.assert_array_equal(got[1], want[1])
+
+
+@needs_kernel
+def test_top_k_keeps_leading_axes_and_leaves_what_it_does_not_run_to_xla():
+  x = np.random.default_rng(0).standard_normal((3, 4, 300)).astype(np.float32)
+  got, want = cpu_kernels.top_k(x, 9), jax.lax.top_k(x, 9)
+  assert got[0].shape == (3, 4, 9) and got[1].dtype == jnp.int32
+  np.testing.assert_array_equal(got[1], want[1])
+  np.testing.assert_array_equal(jax.vmap(lambda r: cpu_kernels.top_k(r, 9)[1])(x), want[1])
+  for other, k in [(x.astype(jnp.bfloat16), 9), (x, cpu_kernels._TOP_K_LIMIT + 1), (x[..., :5], 6)]:
+    assert not cpu_kernels.top_k_applies(other, k)
+  np.testing.assert_array_equal(cpu_kernels.top_k(x, 257)[1], jax.lax.top_k(x, 257)[1])

@@ -38,6 +38,7 @@
 #include <atomic>
 #include <cstdint>
 #include <cstring>
+#include <functional>
 #include <memory>
 #include <string>
 #include <thread>
@@ -703,6 +704,89 @@ ffi::Error Softmax(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<ff
   return ffi::Error::Success();
 }
 
+// ---- top-k ---------------------------------------------------------------------
+//
+// Each row's k largest entries of x [..., N] (float32) and their indices, as
+// `jax.lax.top_k` gives them: in descending total order (NaN above +inf, +0 above
+// -0, -NaN below -inf), ties to the lower index. Entries are compared 16 at a time
+// with a threshold, the k-th largest key kept so far, and those above it are
+// appended to a buffer (compressed stores); when the buffer fills, its best k are
+// selected and the threshold rises to the k-th. An entry equal to the threshold
+// comes after every kept one of that key (a lower index), so it can never be among
+// the k. At the end the best k are selected and sorted. XLA:CPU's TopK sorts rows.
+
+// The float's bits as an integer that orders as the total order of the floats.
+inline __m512i OrderKeys(__m512i bits) {
+  return _mm512_xor_si512(bits, _mm512_and_si512(_mm512_srai_epi32(bits, 31), _mm512_set1_epi32(0x7fffffff)));
+}
+
+ffi::Error TopK(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::ResultBuffer<ffi::F32> values,
+                ffi::ResultBuffer<ffi::S32> indices) {
+  const auto xd = x.dimensions();
+  const auto vd = values->dimensions();
+  const size_t d = xd.size();
+  bool fits = d >= 1 && vd.size() == d && vd[d - 1] >= 1 && vd[d - 1] <= xd[d - 1];
+  int64_t rows = 1;
+  for (size_t i = 0; i + 1 < d && fits; ++i) fits = vd[i] == xd[i], rows *= xd[i];
+  if (!fits) return ffi::Error::InvalidArgument("top_k: x [..., N] and results [..., k], 1 <= k <= N");
+  const int64_t n = xd[d - 1], k = vd[d - 1];
+  if (n > INT32_MAX) return ffi::Error::InvalidArgument("top_k: more than 2^31 - 1 entries in a row");
+  const auto* xp = reinterpret_cast<const int32_t*>(x.untyped_data());
+  float* vp = values->typed_data();
+  int32_t* ip = indices->typed_data();
+  const int64_t capacity = std::max<int64_t>(4 * k, 256);
+  const int64_t per_item = std::max<int64_t>(1, rows / (4 * std::max<int64_t>(pool.num_threads(), 1)));
+  ParallelFor(pool, (rows + per_item - 1) / per_item, [=](int64_t item) {
+    thread_local std::vector<int32_t> keys, where;
+    thread_local std::vector<int64_t> ranked;
+    keys.resize(capacity + 16);
+    where.resize(capacity + 16);
+    ranked.resize(capacity + 16);
+    for (int64_t r = item * per_item; r < std::min(rows, (item + 1) * per_item); ++r) {
+      const int32_t* row = xp + r * n;
+      int64_t count = 0;
+      int32_t threshold = INT32_MIN;  // below every key: the first k all enter
+      bool any = false;  // whether the threshold is a kept key yet
+      // The buffer's best k first: key descending, then index ascending (one int64 each).
+      auto select = [&](bool sort) {
+        for (int64_t j = 0; j < count; ++j)
+          ranked[j] = (int64_t(keys[j]) << 32) | uint32_t(INT32_MAX - where[j]);
+        const int64_t kept = std::min(count, k);
+        if (sort) {
+          std::partial_sort(ranked.begin(), ranked.begin() + kept, ranked.begin() + count, std::greater<int64_t>());
+        } else if (count > k) {
+          std::nth_element(ranked.begin(), ranked.begin() + (k - 1), ranked.begin() + count, std::greater<int64_t>());
+        }
+        for (int64_t j = 0; j < kept; ++j) keys[j] = int32_t(ranked[j] >> 32), where[j] = INT32_MAX - int32_t(ranked[j]);
+        count = kept;
+        if (count == k) {
+          threshold = *std::min_element(keys.begin(), keys.begin() + k);
+          any = true;
+        }
+      };
+      for (int64_t i = 0; i < n; i += 16) {
+        const __mmask16 lanes = n - i >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (n - i)) - 1);
+        const __m512i key = OrderKeys(_mm512_maskz_loadu_epi32(lanes, row + i));
+        const __mmask16 above = any ? _mm512_mask_cmpgt_epi32_mask(lanes, key, _mm512_set1_epi32(threshold)) : lanes;
+        if (!above) continue;
+        const __m512i index = _mm512_add_epi32(_mm512_set1_epi32(int32_t(i)),
+                                               _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15));
+        _mm512_mask_compressstoreu_epi32(keys.data() + count, above, key);
+        _mm512_mask_compressstoreu_epi32(where.data() + count, above, index);
+        count += __builtin_popcount(above);
+        if (count >= capacity) select(false);
+      }
+      select(true);
+      for (int64_t j = 0; j < k; ++j) {
+        const int32_t bits = keys[j] ^ ((keys[j] >> 31) & 0x7fffffff);  // OrderKeys is its own inverse
+        std::memcpy(vp + r * k + j, &bits, sizeof(bits));
+        ip[r * k + j] = where[j];
+      }
+    }
+  });
+  return ffi::Error::Success();
+}
+
 }  // namespace
 
 // `nt`: B is [N, K] (else [K, N]); `packed`: B is packed (`Pack`, every panel), 1-D;
@@ -768,6 +852,14 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(WcseSoftmax, Softmax,
                                   .Attr<int64_t>("heads")
                                   .Attr<int64_t>("steps")
                                   .Attr<int64_t>("group"));
+
+// The results' shapes give k.
+XLA_FFI_DEFINE_HANDLER_SYMBOL(WcseTopK, TopK,
+                              ffi::Ffi::Bind()
+                                  .Ctx<ffi::ThreadPool>()
+                                  .Arg<ffi::Buffer<ffi::F32>>()
+                                  .Ret<ffi::Buffer<ffi::F32>>()
+                                  .Ret<ffi::Buffer<ffi::S32>>());
 
 // 1 when the AMX path can run in this process (the CPU has AMX-BF16 and the OS granted its state).
 extern "C" int WcseAmxAllowed() { return AmxAllowed() ? 1 : 0; }

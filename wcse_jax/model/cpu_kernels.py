@@ -15,7 +15,8 @@ read only the slots a row's mask lets it see, read keys stored as slot rows
 (`[S, H]`, transposed in registers: the same sums), and read a bfloat16 cache
 held as its bits (`product_of_bits`); a shared prefix's keys and values are one
 bfloat16 product per key/value head (`bf16_shared`). The attention's masked
-softmax runs here too, in one pass (`masked_softmax`).
+softmax runs here too, in one pass (`masked_softmax`), and the sampler's top-k
+(`top_k`: the same values and indices as `jax.lax.top_k`, without sorting rows).
 
 Which is faster depends on the machine: on a 2-core Xeon with AMX our AMX
 path ran a decode step's weight products at 1.3-2.4x XLA's (XLA's YNNPACK),
@@ -66,6 +67,7 @@ _SOFTMAX_TARGET = 'wcse_softmax'
 _BITS_BATCHED_TARGET = 'wcse_f32_bits_batched_product'
 _BF16_BATCHED_TARGET = 'wcse_f32_bf16_batched_product'
 _LOGITS_TARGET = 'wcse_bf16_logits'
+_TOP_K_TARGET = 'wcse_top_k'
 STAT_BLOCK = 32  # vocabulary entries per block of `logits_with_statistics` (`kStatRows`)
 # What each kernel is measured on against XLA's product (`chosen`): a decode step's
 # weight product, its attention over a float32 or a bfloat16 cache (64 rows, 4
@@ -145,6 +147,7 @@ def _register(path: str) -> ctypes.CDLL:
     )
     jax.ffi.register_ffi_target(_SOFTMAX_TARGET, jax.ffi.pycapsule(library.WcseSoftmax), platform='cpu')
     jax.ffi.register_ffi_target(_LOGITS_TARGET, jax.ffi.pycapsule(library.WcseBf16Logits), platform='cpu')
+    jax.ffi.register_ffi_target(_TOP_K_TARGET, jax.ffi.pycapsule(library.WcseTopK), platform='cpu')
     _registered.append(library)
   return _registered[0]
 
@@ -555,6 +558,30 @@ def softmax_applies() -> bool:
   """Whether the attention's softmax runs `masked_softmax` (on a CPU default backend
   with the kernels built, unless `WCSE_JAX_CPU_KERNELS=0`)."""
   return jax.default_backend() == 'cpu' and os.environ.get(ENV, 'auto') != '0' and available()
+
+
+_TOP_K_LIMIT = 256  # k beyond which XLA's sort is used: the kernel's sorted list grows as k
+
+
+def top_k_applies(x, k: int) -> bool:
+  """Whether `top_k(x, k)` runs our kernel: float32 `x` with at least k entries per row,
+  k up to 256, on a CPU default backend with the kernels built (`softmax_applies`)."""
+  return (softmax_applies() and jnp.dtype(x.dtype) == jnp.float32 and x.ndim >= 1
+          and 1 <= k <= min(_TOP_K_LIMIT, x.shape[-1]) and x.size > 0)
+
+
+def top_k(x, k: int):
+  """`jax.lax.top_k(x, k)` of float32 `x` [..., N] by our kernel where `top_k_applies`
+  (else XLA's): the same values and indices (descending in the total order of floats,
+  NaN first; ties to the lower index), each row kept as a sorted list of its best k
+  while its entries are compared 16 at a time (XLA:CPU sorts every row). Not
+  differentiable (a sampling step's)."""
+  if not top_k_applies(x, k):
+    return jax.lax.top_k(x, k)
+  shape = (*x.shape[:-1], k)
+  call = jax.ffi.ffi_call(_TOP_K_TARGET, (jax.ShapeDtypeStruct(shape, jnp.float32),
+                                          jax.ShapeDtypeStruct(shape, jnp.int32)), vmap_method='broadcast_all')
+  return call(x)
 
 
 @jax.custom_vjp

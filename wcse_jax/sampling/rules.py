@@ -31,6 +31,8 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, Int, Key
 
+from wcse_jax.model import cpu_kernels
+
 _BLOCK = 512  # the cumulative distribution is inverted over blocks of this many tokens
 _MAX_BLOCK = 32  # block maxima for the log-normaliser and the top-k's first stage
 
@@ -203,12 +205,13 @@ def top_k(
   Gemma 3's 262,144 entries and k=40, a top-k over 2,048 block maxima and one
   over 5,120 candidates instead of one over the whole vocabulary. `logits` is
   `[B, V]`, or `[V, B]` if `vocab_major`; `block_max`, if given, is their
-  `_block_max` in the same layout; the results are `[B, k]` either way.
+  `_block_max` in the same layout; the results are `[B, k]` either way. On CPU
+  each stage's top-k is our kernel's (`cpu_kernels.top_k`, the same results).
   """
   v, b = logits.shape if vocab_major else logits.shape[::-1]
   block = _top_k_block(v, k)
   if k * block >= v // 2:
-    return jax.lax.top_k(logits.T if vocab_major else logits, k)
+    return cpu_kernels.top_k(logits.T if vocab_major else logits, k)
   if block > _MAX_BLOCK:  # maxima of blocks of `block` entries from the finer ones
     finer = _block_max(logits, vocab_major=vocab_major) if block_max is None else block_max
     maxima = _block_max(finer, block // _MAX_BLOCK, vocab_major=vocab_major)
@@ -216,7 +219,7 @@ def top_k(
     maxima = _block_max(logits, block, vocab_major=vocab_major)
   # Vocabulary-major maxima are transposed only now, at their coarsest (the transpose
   # took 4.6 ms of a CPU decode step at Gemma 3's 8,192 finer maxima by 64 rows).
-  _, blocks = jax.lax.top_k(maxima.T if vocab_major else maxima, k)
+  _, blocks = cpu_kernels.top_k(maxima.T if vocab_major else maxima, k)
   blocks = jnp.sort(blocks, axis=-1)  # candidates in vocabulary order, so ties go to the lowest index
   if vocab_major:
     padded = jnp.pad(logits, ((0, -v % block), (0, 0)), constant_values=-jnp.inf)
@@ -226,7 +229,7 @@ def top_k(
   else:
     padded = jnp.pad(logits, ((0, 0), (0, -v % block)), constant_values=-jnp.inf).reshape(b, -1, block)
     candidates = jnp.take_along_axis(padded, blocks[:, :, None], axis=1).reshape(b, k * block)
-  values, where = jax.lax.top_k(candidates, k)
+  values, where = cpu_kernels.top_k(candidates, k)
   index = jnp.take_along_axis(blocks, where // block, axis=-1) * block + where % block
   return values, index.astype(jnp.int32)
 
@@ -243,7 +246,7 @@ def nucleus_threshold(
   """
   target = top_p * jnp.sum(weights, axis=-1, keepdims=True)
   k = min(256, weights.shape[-1])
-  top, _ = jax.lax.top_k(weights, k)
+  top, _ = cpu_kernels.top_k(weights, k)
   before = jnp.cumsum(top, axis=-1) - top  # mass of the more probable candidates
   num_kept = jnp.sum(before < target, axis=-1, keepdims=True)
   covered = jnp.sum(top, axis=-1, keepdims=True) >= target
