@@ -560,7 +560,7 @@ def softmax_applies() -> bool:
   return jax.default_backend() == 'cpu' and os.environ.get(ENV, 'auto') != '0' and available()
 
 
-_TOP_K_LIMIT = 256  # k beyond which XLA's sort is used: the kernel's sorted list grows as k
+_TOP_K_LIMIT = 256  # k beyond which XLA's sort is used: the kernel's buffer and selections grow as k
 
 
 def top_k_applies(x, k: int) -> bool:
@@ -573,9 +573,10 @@ def top_k_applies(x, k: int) -> bool:
 def top_k(x, k: int):
   """`jax.lax.top_k(x, k)` of float32 `x` [..., N] by our kernel where `top_k_applies`
   (else XLA's): the same values and indices (descending in the total order of floats,
-  NaN first; ties to the lower index), each row kept as a sorted list of its best k
-  while its entries are compared 16 at a time (XLA:CPU sorts every row). Not
-  differentiable (a sampling step's)."""
+  NaN first; ties to the lower index): each row's entries are compared 16 at a time
+  with a rising threshold, those above it kept in a buffer from which the best k are
+  selected as it fills (XLA:CPU sorts every row). Not differentiable (a sampling
+  step's)."""
   if not top_k_applies(x, k):
     return jax.lax.top_k(x, k)
   shape = (*x.shape[:-1], k)
