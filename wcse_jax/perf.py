@@ -8,8 +8,13 @@ cache, so its roofline is those bytes over the memory bandwidth.
 
 from __future__ import annotations
 
+import collections
 import concurrent.futures
+import gzip
+import json
 import os
+import pathlib
+import re
 import time
 
 import jax
@@ -164,12 +169,6 @@ def trace_summary(directory, *, top: int = 40) -> dict:
   Aggregate lines of a device's trace ('XLA Modules', 'XLA Ops', 'Steps') are
   reported apart, per name, so that no time is counted twice.
   """
-  import collections  # pylint: disable=g-import-not-at-top
-  import gzip  # pylint: disable=g-import-not-at-top
-  import json  # pylint: disable=g-import-not-at-top
-  import pathlib  # pylint: disable=g-import-not-at-top
-  import re  # pylint: disable=g-import-not-at-top
-
   traces = sorted(pathlib.Path(directory).glob('**/*.trace.json.gz'), key=lambda p: p.stat().st_mtime)
   if not traces:
     raise FileNotFoundError(f'No *.trace.json.gz under {directory}: did jax.profiler.trace write there?')
