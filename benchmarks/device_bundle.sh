@@ -3,8 +3,10 @@
 # has JAX, flax, optax, orbax, transformers and pytest but no package index and no copy of
 # the bundled model:
 #   .device/wheels/          pure-Python wheels of this package's imports such a machine
-#                            usually lacks (gguf, universal_pathlib, pathlib-abc), and flax,
-#                            whose API moves between versions, at the versions installed here
+#                            usually lacks (gguf, universal_pathlib, pathlib-abc), at the
+#                            versions installed here. Not flax: it must match the machine's
+#                            JAX (this one's flax 0.12.8 fails to import under JAX 0.11.2,
+#                            whose hijax lacks a class it uses), so the machine's own serves
 #   .device/tokenizer.tar.gz the bundled Gemma 3 tokenizer (the random-weight benchmark
 #                            tokenizes its prompts with it; the 253 MB GGUF stays here)
 # Run it here, where the package and a package index are; .device/ is ignored by git, so
@@ -15,7 +17,7 @@ PYTHON=${PYTHON:-python3}
 out=.device
 rm -rf "$out" && mkdir -p "$out/wheels"
 version() { "$PYTHON" -c "import importlib.metadata as m, sys; print(m.version(sys.argv[1]))" "$1"; }
-for name in gguf universal_pathlib pathlib-abc flax; do
+for name in gguf universal_pathlib pathlib-abc; do
   "$PYTHON" -m pip download -q --no-deps --only-binary=:all: -d "$out/wheels" "$name==$(version "$name")"
 done
 for wheel in "$out"/wheels/*.whl; do  # they go to another Python: only pure ones will do

@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# The paged KV cache on a GPU or TPU, in one run of about 8 minutes (an H200, a TPU v5e):
-# the backend's Pallas kernel against the XLA path, then the dense and paged layouts of
-# Gemma2-2B (random weights) at 64 and 256 slots against the HBM roofline, and pages through
-# the XLA path (the prefix read once for all slots) at 256 slots; the dense and paged runs
-# are profiled too (device time by kernel in their JSON, traces beside it).
+# The paged KV cache on a GPU or TPU, in one run of at most 9 minutes (an H200, a TPU v5e):
+# the backend's Pallas kernel against the XLA path, GPU's paged kernel by how it walks the
+# pages, then the paged layout of Gemma2-2B (random weights) at 64 and 256 slots against the
+# HBM roofline (profiled: device time by kernel in its JSON, traces beside it), the dense
+# layout and pages through the XLA path (the prefix read once for all slots) at 256 slots.
+# Each step has its share of the time (compiling Gemma2-2B with every layer on its own takes
+# a minute or more a layout) and the later ones are skipped once `DEADLINE` seconds
+# (default 540) are spent, so the machine's one command always brings back what it ran.
 #
 #   bash benchmarks/device_bundle.sh       # here: builds .device/ (needs a package index)
 #   bash benchmarks/device_check.sh        # there, with .device/ sent along
@@ -38,28 +41,43 @@ fi
 "$PYTHON" -c 'import jax; print("jax", jax.__version__, jax.devices())'
 
 if ((dry_run)); then
-  model=gemma3-270m slots=8 slots_xla=8 size=(--problems=1 --samples=4 --new_tokens=8)
+  model=gemma3-270m slots=8 slots_one=8 size=(--problems=1 --samples=4 --new_tokens=8)
+  blocks=(--dry_run --rows=3)
 else
-  model=gemma2-2b slots=64,256 slots_xla=256 size=(--problems=8)
+  model=gemma2-2b slots=64,256 slots_one=256 size=(--problems=8)
+  blocks=()
 fi
-# Each step runs whatever an earlier one gave (one device run must bring back all it can).
+start=$SECONDS
 failed=()
-"$PYTHON" -m pytest -q -p no:cacheprovider -m 'not slow' tests/test_paged.py -k on_the_device \
-    2>&1 | tee "$out/kernel_tests.log" || failed+=(kernel_tests)
-bench() {
-  local name=$1; shift
-  "$PYTHON" benchmarks/decode.py --random="$model" "${tokenizer[@]}" "${size[@]}" --peers= \
-      --dtypes=bfloat16 "$@" | tee "$out/$name.json" || failed+=("$name")
+# step NAME SECONDS COMMAND...: runs COMMAND with at most SECONDS (less if the deadline is
+# nearer), its output to $out/NAME.json (.log for the tests); skipped once too little is left.
+step() {
+  local name=$1 secs=$2 file=$out/$1.json; shift 2
+  [[ $name == kernel_tests ]] && file=$out/$name.log
+  local left=$((${DEADLINE:-540} - (SECONDS - start)))
+  if ((left < 30)); then echo "skipped $name: the deadline is near" >&2; failed+=("$name"); return; fi
+  ((secs > left)) && secs=$left
+  echo "== $name (at most ${secs} s)" >&2
+  local rc=0
+  timeout -k 5 "$secs" "$@" >"$file" 2> >(tee -a "$out/$name.err" >&2) || rc=$?
+  cat "$file"
+  ((rc == 0)) || failed+=("$name")
 }
-# Each dense and paged run once more under jax.profiler: its device time by kernel is in the
-# JSON ('profile'), and each trace small enough to come back is copied beside it.
+step kernel_tests 90 "$PYTHON" -m pytest -q -p no:cacheprovider -m 'not slow' tests/test_paged.py -k on_the_device
+if [[ $("$PYTHON" -c 'import jax; print(jax.default_backend())') == gpu ]] || ((dry_run)); then
+  step gpu_paged_blocks 60 "$PYTHON" benchmarks/gpu_paged_blocks.py "${blocks[@]}"
+fi
+decode=("$PYTHON" benchmarks/decode.py --random="$model" "${tokenizer[@]}" "${size[@]}" --peers= --dtypes=bfloat16)
+# The paged runs once more under jax.profiler: their device time by kernel is in the JSON
+# ('profile'), and each trace small enough to come back is copied beside it.
 profiles=$(mktemp -d)
-bench decode_dense_paged --num_slots="$slots" --kv_layouts=dense,paged --profile="$profiles"
+step decode_paged 200 "${decode[@]}" --num_slots="$slots" --kv_layouts=paged --profile="$profiles"
 for trace in "$profiles"/*/plugins/profile/*/*.trace.json.gz; do
   [[ -f "$trace" && $(stat -c %s "$trace") -lt 15000000 ]] || continue
   run=${trace#"$profiles"/}
   cp "$trace" "$out/trace_${run%%/*}.json.gz"
 done
-bench decode_paged_xla --num_slots="$slots_xla" --kv_layouts=paged_xla
-echo "written to $out; failed: ${failed[*]:-none}"
+step decode_dense 150 "${decode[@]}" --num_slots="$slots_one" --kv_layouts=dense
+step decode_paged_xla 120 "${decode[@]}" --num_slots="$slots_one" --kv_layouts=paged_xla
+echo "written to $out in $((SECONDS - start)) s; failed: ${failed[*]:-none}"
 ((${#failed[@]} == 0))

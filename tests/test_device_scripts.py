@@ -22,11 +22,11 @@ esac
 """
 
 
-def _run(tmp_path, *args):
+def _run(tmp_path, *args, env=None):
   python = tmp_path / 'python'
   python.write_text(STAND_IN)
   python.chmod(0o755)
-  env = {**os.environ, 'PYTHON': str(python), 'OUT': str(tmp_path / 'out')}
+  env = {**os.environ, 'PYTHON': str(python), 'OUT': str(tmp_path / 'out'), **(env or {})}
   return subprocess.run(['bash', str(SCRIPT), *args], capture_output=True, text=True, env=env, timeout=120)
 
 
@@ -36,17 +36,29 @@ def test_a_failed_step_does_not_stop_the_later_ones(tmp_path):
   assert 'failed: kernel_tests' in result.stdout
   out = tmp_path / 'out'
   assert (out / 'kernel_tests.log').read_text().strip() == '1 failed'
-  dense = (out / 'decode_dense_paged.json').read_text()
-  assert '--random=gemma2-2b' in dense and '--num_slots=64,256' in dense and '--kv_layouts=dense,paged' in dense
-  assert '--profile=' in dense
+  paged = (out / 'decode_paged.json').read_text()
+  assert '--random=gemma2-2b' in paged and '--num_slots=64,256' in paged and '--kv_layouts=paged ' in paged
+  assert '--profile=' in paged
+  dense = (out / 'decode_dense.json').read_text()
+  assert '--num_slots=256' in dense and '--kv_layouts=dense' in dense
   assert '--kv_layouts=paged_xla' in (out / 'decode_paged_xla.json').read_text()
+  assert not (out / 'gpu_paged_blocks.json').exists()  # the stand-in's backend is no GPU
 
 
 def test_the_dry_run_uses_toy_sizes(tmp_path):
   result = _run(tmp_path, '--dry-run')
   assert result.returncode == 1
-  dense = (tmp_path / 'out' / 'decode_dense_paged.json').read_text()
-  assert '--random=gemma3-270m' in dense and '--new_tokens=8' in dense and '--num_slots=8' in dense
+  paged = (tmp_path / 'out' / 'decode_paged.json').read_text()
+  assert '--random=gemma3-270m' in paged and '--new_tokens=8' in paged and '--num_slots=8' in paged
+  assert (tmp_path / 'out' / 'gpu_paged_blocks.json').read_text().strip() == 'stand-in'
+
+
+def test_steps_past_the_deadline_are_skipped_and_reported(tmp_path):
+  result = _run(tmp_path, env={'DEADLINE': '0'})
+  assert result.returncode == 1
+  assert 'failed: kernel_tests decode_paged decode_dense decode_paged_xla' in result.stdout
+  assert 'skipped decode_dense: the deadline is near' in result.stderr
+  assert not (tmp_path / 'out' / 'decode_paged.json').exists()
 
 
 def test_an_unknown_argument_is_refused(tmp_path):

@@ -252,8 +252,12 @@ def test_the_gpu_kernel_with_its_log_sum_exp_matches_a_softmax():
   keys, values = (jnp.asarray(rng.standard_normal((k, 20, page, h)), jnp.float32) for _ in range(2))
   table = jnp.asarray(1 + rng.permutation(19)[:16].reshape(b + 1, 4)[:b], jnp.int32)
   lengths = jnp.asarray([13, 4, 0], jnp.int32)
-  for cap in (None, 5.0):
-    out, lse = paged._gpu_kernel_with_lse(q, keys, values, table, lengths, softcap=cap, interpret=True)
+  # Page 0 (unnamed by the table) pads it where blocks overrun it: large but finite, masked.
+  keys, values = keys.at[:, 0].set(1e4), values.at[:, 0].set(1e4)
+  cases = [(None, None), (5.0, None), (None, (1, 4, 4)), (5.0, (2, 2, 1)), (None, (3, 2, 2)), (None, (2, 3, 3))]
+  for cap, blocks in cases:
+    out, lse = paged._gpu_kernel_with_lse(
+        q, keys, values, table, lengths, softcap=cap, interpret=True, null_page=0, blocks=blocks)
     gather = lambda x: jnp.take(x, table, axis=1).reshape(k, b, -1, h)
     scores = jnp.einsum('BKGH,KBSH->BKGS', q.reshape(b, k, n // k, h), gather(keys))
     if cap:
@@ -264,6 +268,22 @@ def test_the_gpu_kernel_with_its_log_sum_exp_matches_a_softmax():
     np.testing.assert_allclose(out[:2], expected.reshape(2, n, h), rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(lse[:2], expected_lse, rtol=1e-5, atol=1e-5)
     assert np.all(np.asarray(lse[2]) == -np.inf) and not np.asarray(out[2]).any()
+
+
+def test_gpu_blocks_walk_the_table_in_blocks_of_16k_key_elements_split_as_the_grid_needs():
+  """(splits, pages per split, pages per compute block): compute blocks of 16,384 key
+  elements (fewer where the table is shorter), splits only while the grid has fewer
+  than 1,024 programs, and every column of the table walked."""
+  assert paged.gpu_blocks(256, 4, 24, 16, 256) == (1, 24, 4)  # Gemma2-2B at 256 slots
+  assert paged.gpu_blocks(64, 4, 24, 16, 256) == (4, 8, 4)
+  assert paged.gpu_blocks(64, 1, 24, 16, 128) == (3, 8, 8)
+  assert paged.gpu_blocks(8, 1, 3, 16, 256) == (1, 3, 3)
+  assert paged.gpu_blocks(8, 1, 0, 16, 256) == (1, 1, 1)
+  for rows, per_row, pages, page, h in [(1, 1, 37, 16, 256), (300, 8, 5, 32, 128), (2, 2, 100, 4, 64)]:
+    splits, per_split, per_block = paged.gpu_blocks(rows, per_row, pages, page, h)
+    assert splits * per_split >= pages and per_split % per_block == 0
+    assert per_block * page * h <= 16384 or per_block == 1
+    assert splits * per_split - pages < splits * per_block
 
 
 def test_the_gpu_kernel_reads_local_layers_whose_window_cannot_bind():

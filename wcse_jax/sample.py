@@ -69,8 +69,8 @@ _OVERRIDES = {
     'dtype': (flags.DEFINE_enum, 'Weights: auto (float32 on CPU, bfloat16 on GPU/TPU), float32 or '
               'bfloat16 (about 1.4x faster decoding on CPU, where the KV cache stays float32).'),
     'flush_every': (flags.DEFINE_integer, 'Write graded samples to disk at least every N.'),
-    'kv_layout': (flags.DEFINE_enum, 'KV cache: auto (dense), dense or paged (page tables; JAX\'s Pallas '
-                  'kernels on GPU/TPU).'),
+    'kv_layout': (flags.DEFINE_enum, 'KV cache: auto (paged on GPU, else dense), dense or paged (page '
+                  'tables; JAX\'s Pallas kernels on GPU/TPU).'),
     'page_size': (flags.DEFINE_integer, 'Positions per KV page (paged).'),
     'allocation': (flags.DEFINE_enum, 'uniform: every problem its S samples; adaptive: the same FLOPs in '
                    'rounds, a problem stopping at --stop_after_correct correct samples.'),
