@@ -9,6 +9,7 @@ import transformers
 from wcse_jax.checkpoints import load_model
 from wcse_jax.checkpoints.load import bundled_gguf_path
 from wcse_jax.data import few_shot_prompt, load_problems
+from wcse_jax.model import cpu_kernels
 
 
 @pytest.fixture(scope='module')
@@ -51,5 +52,12 @@ def test_logits_and_greedy_tokens_match_transformers(prompts):
 
   valid = mask[:, keep]
   assert valid.sum() > 100 and keep.max() > loaded.config.sliding_window
-  assert np.abs(ours - expected)[valid].max() < 1e-3
+  error = np.abs(ours - expected)
+  # What a failure needs to be told apart (a row's padding, this machine's kernels).
+  by_row = [float(error[row][valid[row]].max()) for row in range(len(prompts))]
+  assert error[valid].max() < 1e-3, (
+      f'largest error by row {by_row} (row lengths {mask.sum(1).tolist()}); CPU '
+      f'{cpu_kernels._cpu_model()!r}, our kernels {cpu_kernels.available() and cpu_kernels.isa()}, '
+      f"f32_batched ours: {cpu_kernels.chosen('f32_batched')}, torch threads {torch.get_num_threads()}"
+  )
   np.testing.assert_array_equal(ours.argmax(-1)[valid], expected.argmax(-1)[valid])
