@@ -11,6 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from flax import nnx
 
 import sampling_helpers as helpers  # tests/ is on sys.path under pytest
 from wcse_jax.model import init_cache
@@ -149,6 +150,29 @@ def test_nothing_compiles_again_after_warm_up(sampler, outputs):
   params = dataclasses.replace(helpers.PARAMS, max_new_tokens=9)
   helpers.run(sampler, num_samples=5, params=params, seed=123)
   assert [f._cache_size() for f in jitted] == before
+
+
+def test_on_gpu_the_layers_are_laid_out_one_by_one_and_nothing_else_changes(model, monkeypatch):
+  """On GPU `sampling_layout` unstacks the layers (a layer sliced out of the scanned
+  stack is a copy there) and leaves the embedding table and weights as they are; on
+  TPU the model is itself."""
+  from wcse_jax.sampling import sampler as sampler_module  # pylint: disable=g-import-not-at-top
+
+  monkeypatch.setattr(sampler_module, '_platform', lambda _: 'gpu')
+  assert model.config.scan_layers and model.config.num_repeats > 0
+  laid_out = sampling_layout(model)
+  assert not laid_out.config.scan_layers and not laid_out.config.embedding_bits
+  assert not laid_out.config.packed_weights and sampling_layout(laid_out) is laid_out
+  stacked = nnx.to_pure_dict(model.params)['blocks']
+  layers = nnx.to_pure_dict(laid_out.params)['tail']
+  assert len(layers) == model.config.num_layers
+  period = len(model.config.layer_pattern)
+  for r in range(model.config.num_repeats):
+    for j in range(period):
+      for a, b in zip(jax.tree.leaves(stacked[j]), jax.tree.leaves(layers[r * period + j])):
+        np.testing.assert_array_equal(np.asarray(a)[r], np.asarray(b))
+  monkeypatch.setattr(sampler_module, '_platform', lambda _: 'tpu')
+  assert sampling_layout(model) is model
 
 
 def test_a_model_laid_out_once_is_sampled_as_it_is_without_a_copy(model, outputs):

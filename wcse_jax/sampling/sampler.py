@@ -163,6 +163,10 @@ def kv_bytes_needed(
   return total
 
 
+def _platform(model: LoadedModel) -> str:
+  return model.mesh.devices.flat[0].platform
+
+
 def sampling_layout(model: LoadedModel) -> LoadedModel:
   """The model with its weights laid out as the sampler reads them on its platform.
 
@@ -180,7 +184,7 @@ def sampling_layout(model: LoadedModel) -> LoadedModel:
   several samplers lays it out once and keeps only this, or the weights are
   held twice.
   """
-  platform = model.mesh.devices.flat[0].platform
+  platform = _platform(model)
   if platform not in ('cpu', 'gpu'):
     return model
   config, graphdef, params = unstack_layers(model.config, model.graphdef, model.params)
