@@ -45,6 +45,9 @@ Attention over pages, per backend, behind `LayerPages.attend`:
     each row's pages past the prefix's whole pages only, and XLA reads the
     prefix's pages once, one matrix product with every row's queries; the
     two softmaxes are merged by their log-sum-exps (`LayerPages._cascade`).
+    The kernel walks a table in compute blocks of 16,384 key elements, split
+    only as far as the grid needs programs (`gpu_blocks`), not in the blocks
+    that divide the table that JAX's wrapper takes.
   'xla' (CPU, and wherever no kernel fits): each call reads a view
     (`PagedKVCache`): the shared prefix's whole pages gathered once and
     attended to by every row that continues it (a cascade, as the dense
