@@ -51,6 +51,7 @@ start=$SECONDS
 failed=()
 # step NAME SECONDS COMMAND...: runs COMMAND with at most SECONDS (less if the deadline is
 # nearer), its output to $out/NAME.json (.log for the tests); skipped once too little is left.
+# $OUT ends with at most 7 files (a device machine brings back 8), the traces included.
 step() {
   local name=$1 secs=$2 file=$out/$1.json; shift 2
   [[ $name == kernel_tests ]] && file=$out/$name.log
@@ -59,7 +60,7 @@ step() {
   ((secs > left)) && secs=$left
   echo "== $name (at most ${secs} s)" >&2
   local rc=0
-  timeout -k 5 "$secs" "$@" >"$file" 2> >(tee -a "$out/$name.err" >&2) || rc=$?
+  timeout -k 5 "$secs" "$@" >"$file" || rc=$?  # its stderr to the console: $OUT keeps few files
   cat "$file"
   ((rc == 0)) || failed+=("$name")
 }

@@ -43,6 +43,8 @@ def test_a_failed_step_does_not_stop_the_later_ones(tmp_path):
   assert '--num_slots=256' in dense and '--kv_layouts=dense' in dense
   assert '--kv_layouts=paged_xla' in (out / 'decode_paged_xla.json').read_text()
   assert not (out / 'gpu_paged_blocks.json').exists()  # the stand-in's backend is no GPU
+  assert sorted(p.name for p in out.iterdir()) == [  # a device machine brings back 8 files
+      'decode_dense.json', 'decode_paged.json', 'decode_paged_xla.json', 'kernel_tests.log']
 
 
 def test_the_dry_run_uses_toy_sizes(tmp_path):
