@@ -175,6 +175,19 @@ def test_on_gpu_the_layers_are_laid_out_one_by_one_and_nothing_else_changes(mode
   assert sampling_layout(model) is model
 
 
+def test_a_donated_model_is_laid_out_with_each_stack_deleted_as_it_is_sliced(model, outputs):
+  """`sampling_layout(..., donate=True)` (what the entry points do with the model they
+  load): the same arrays as without donating, the stacked layers' arrays deleted, and
+  the same samples."""
+  given = helpers.tiny_model()
+  stacks = jax.tree.leaves(nnx.to_pure_dict(given.params)['blocks'])
+  laid_out = sampling_layout(given, donate=True)
+  assert stacks and all(x.is_deleted() for x in stacks)
+  for a, b in zip(jax.tree.leaves(sampling_layout(model).params), jax.tree.leaves(laid_out.params)):
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+  same(outputs, helpers.run(Sampler(laid_out, max_len=128, num_slots=4, prefill_rows=2, chunk_steps=5)))
+
+
 def test_a_model_laid_out_once_is_sampled_as_it_is_without_a_copy(model, outputs):
   """`sampling_layout` (what the sampler does to its model on CPU) done once by the
   caller: the sampler holds the very same arrays, and draws the same samples."""

@@ -54,7 +54,7 @@ from wcse_jax.data import (
 )
 from wcse_jax.data import equivalence
 from wcse_jax.model import count_params
-from wcse_jax.sampling import Completion, SamplingParams, Sampler, context_length
+from wcse_jax.sampling import Completion, SamplingParams, Sampler, context_length, sampling_layout
 
 PROMPT_KINDS = ('few_shot', 'zero_shot')
 # Enough for nearly every solution: GSM8K ones take about 100 tokens, MATH ones up to a few hundred.
@@ -452,7 +452,7 @@ def main(argv: list[str]) -> None:
     raise CheckpointError(f'{model} is not one of our checkpoints; pass it as --model instead.')
   weight_bytes = 2 * count_params(config_of(str(location)))  # bfloat16
   mesh = parallel.make_mesh(model=parallel.fitting_model_axis(weight_bytes, jax.devices()))
-  loaded = load_model(model, mesh=mesh)
+  loaded = sampling_layout(load_model(model, mesh=mesh), donate=True)  # as the sampler reads it, held once
   prompt_kind = auto_prompt_kind(model_format) if args.prompt == 'auto' else args.prompt
   print(f'{model}: {len(problems)} {dataset} {args.split} problems, {prompt_kind} prompt',
         file=sys.stderr)

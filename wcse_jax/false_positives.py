@@ -62,9 +62,11 @@ def candidates(run_dir: pathlib.Path, role: str) -> list[metrics.Candidate]:
 def greedy_generate(model_name: str, max_new_tokens: int):
   """`generate(prompts) -> replies` with our sampler, greedy, one reply per prompt."""
   from wcse_jax.checkpoints import load_model  # pylint: disable=g-import-not-at-top
-  from wcse_jax.sampling import Sampler, SamplingParams, context_length  # pylint: disable=g-import-not-at-top
+  from wcse_jax.sampling import (  # pylint: disable=g-import-not-at-top
+      Sampler, SamplingParams, context_length, sampling_layout,
+  )
 
-  loaded = load_model(model_name)
+  loaded = sampling_layout(load_model(model_name), donate=True)  # laid out once for every call
 
   def generate(prompts: list[str]) -> list[str]:
     max_len = context_length(loaded.tokenizer, loaded.config, '', prompts, max_new_tokens)

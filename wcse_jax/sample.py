@@ -34,7 +34,9 @@ from wcse_jax.checkpoints import CheckpointError, config_of, default_dtype, load
 from wcse_jax.data import Grader, few_shot_prompt, load_problems
 from wcse_jax.data.grader import VERSION as grader_version
 from wcse_jax.model import count_params
-from wcse_jax.sampling import SamplingParams, Sampler, allocation, budget, context_length, tokenize_prompts
+from wcse_jax.sampling import (
+    SamplingParams, Sampler, allocation, budget, context_length, sampling_layout, tokenize_prompts,
+)
 
 _CONFIGS = pathlib.Path(__file__).resolve().parents[1] / 'configs' / 'sample.py'
 _CONFIG = config_flags.DEFINE_config_file(
@@ -272,10 +274,10 @@ class _Drawer:
     self.run, self.config, self.problems = run, config, problems
     devices = jax.local_devices()
     model_axis = config['mesh_model'] or parallel.fitting_model_axis(2 * run.params, devices)
-    loaded = load_model(
+    loaded = sampling_layout(load_model(  # the model as the sampler reads it, held once
         run.name, mesh=parallel.make_mesh(model=model_axis, devices=devices),
         dtype=weights_dtype(config),
-    )
+    ), donate=True)
     self.prompt = few_shot_prompt(config['dataset'])
     self.questions = [self.prompt.format_question(p.question) for p in problems]  # 'Q: ...\nA:'
     self.sampler = Sampler(

@@ -508,12 +508,16 @@ def _scatter_rows(buffer, slots, values):
 
 
 def unstack_layers(
-    config: GemmaConfig, graphdef: nnx.GraphDef, params: nnx.State
+    config: GemmaConfig, graphdef: nnx.GraphDef, params: nnx.State, *, donate: bool = False
 ) -> tuple[GemmaConfig, nnx.GraphDef, nnx.State]:
   """The same model with every layer on its own (`scan_layers=False`), same arrays.
 
-  On CPU, slicing a layer out of a stack inside a loop copies it, weights and
-  cache alike; one array per layer is read where it lies. Compiles every layer.
+  On CPU and GPU, slicing a layer out of a stack inside a loop copies it, weights
+  and cache alike; one array per layer is read where it lies. Compiles every layer.
+
+  `donate`: each stacked array is deleted as soon as its layers are sliced out of
+  it, so that the model is held about once, not twice, along the way (`params`
+  is unusable afterwards); else both are held until the caller drops `params`.
   """
   if not config.scan_layers:
     return config, graphdef, params
@@ -521,10 +525,18 @@ def unstack_layers(
   model = nnx.merge(graphdef, params)
   period = len(config.layer_pattern)
   layers: list = [None] * config.num_layers
+
+  def slices(x):
+    parts = [x[r] for r in range(config.num_repeats)]
+    if donate and isinstance(x, jax.Array):
+      jax.block_until_ready(parts)
+      x.delete()
+    return tuple(parts)
+
   for j, stack in enumerate(model.blocks):
-    stacked = nnx.split(stack)[1]
+    sliced = jax.tree.map(slices, nnx.split(stack)[1])
     for r in range(config.num_repeats):
-      layers[r * period + j] = jax.tree.map(lambda x: x[r], stacked)
+      layers[r * period + j] = jax.tree.map(lambda parts: parts[r], sliced, is_leaf=lambda x: isinstance(x, tuple))
   for i, block in enumerate(model.tail):
     layers[config.num_repeats * period + i] = nnx.split(block)[1]
   target = nnx.eval_shape(lambda: Transformer(

@@ -167,7 +167,7 @@ def _platform(model: LoadedModel) -> str:
   return model.mesh.devices.flat[0].platform
 
 
-def sampling_layout(model: LoadedModel) -> LoadedModel:
+def sampling_layout(model: LoadedModel, *, donate: bool = False) -> LoadedModel:
   """The model with its weights laid out as the sampler reads them on its platform.
 
   On CPU and GPU every layer is held on its own (`unstack_layers`): a layer
@@ -182,12 +182,15 @@ def sampling_layout(model: LoadedModel) -> LoadedModel:
   for a model already so laid out, it is `model` itself.
   `Sampler` lays out what it is given; a caller that keeps a large model for
   several samplers lays it out once and keeps only this, or the weights are
-  held twice.
+  held twice. `donate`: the caller gives `model` up (its stacked layers are
+  deleted as they are sliced, `unstack_layers`), so that a model that fills most
+  of a GPU's memory is not held twice along the way; a loader's caller
+  (`load_model` then this) does so.
   """
   platform = _platform(model)
   if platform not in ('cpu', 'gpu'):
     return model
-  config, graphdef, params = unstack_layers(model.config, model.graphdef, model.params)
+  config, graphdef, params = unstack_layers(model.config, model.graphdef, model.params, donate=donate)
   if platform == 'gpu':
     return model if config is model.config else dataclasses.replace(
         model, config=config, graphdef=graphdef, params=params)
