@@ -395,9 +395,8 @@ def gpu_blocks(rows: int, programs_per_row: int, pages: int, page_size: int, hea
   split, pages per compute block). A compute block holds 16,384 key elements: 8
   pages of 16 positions at head_dim 128 (JAX's default), 4 at 256 (its keys and
   values 32 KB each in 16 bits); the pages are split only as far as the grid
-  needs programs (`_GPU_PROGRAMS`). The table is
-  padded to `splits * pages_per_split` columns with the null page, which the
-  row's length masks.
+  needs programs (`_GPU_PROGRAMS`). The table is padded to `splits *
+  pages_per_split` columns with the null page, which the row's length masks.
 
   JAX's wrapper takes blocks that divide the table: for Gemma2-2B's own pages
   of 24 columns that was 8 splits of one 16-position page each, 8,192 programs
