@@ -38,7 +38,8 @@ if [[ -d .device ]]; then
   mkdir -p "$site/tokenizer" && tar xzf .device/tokenizer.tar.gz -C "$site/tokenizer"
   tokenizer=(--tokenizer="$site/tokenizer")
 fi
-"$PYTHON" -c 'import jax; print("jax", jax.__version__, jax.devices())'
+backend=$("$PYTHON" -c 'import jax, sys; print("jax", jax.__version__, jax.devices(), file=sys.stderr)
+print(jax.default_backend())')
 
 if ((dry_run)); then
   model=gemma3-270m slots=8 slots_one=8 size=(--problems=1 --samples=4 --new_tokens=8)
@@ -65,7 +66,7 @@ step() {
   ((rc == 0)) || failed+=("$name")
 }
 step kernel_tests 90 "$PYTHON" -m pytest -q -p no:cacheprovider -m 'not slow' tests/test_paged.py -k on_the_device
-if [[ $("$PYTHON" -c 'import jax; print(jax.default_backend())') == gpu ]] || ((dry_run)); then
+if [[ $backend == gpu ]] || ((dry_run)); then
   step gpu_paged_blocks 60 "$PYTHON" benchmarks/gpu_paged_blocks.py "${blocks[@]}"
 fi
 decode=("$PYTHON" benchmarks/decode.py --random="$model" "${tokenizer[@]}" "${size[@]}" --peers= --dtypes=bfloat16)

@@ -10,7 +10,8 @@ the pages and 16, a compute block the gcd of a split's pages and 8), ours
 (`paged.gpu_blocks`), and a sweep around them. Rows' lengths are drawn uniformly up
 to the table's length, their pages scattered over the pool. Reported per
 configuration: microseconds per call (the mean of `--repeats` calls after a
-warm-up) and the bandwidth of the keys and values the rows' lengths need, against
+warm-up), its speed-up over the first configuration that ran (JAX's wrapper's blocks,
+timed in the same run) and the bandwidth of the keys and values the rows' lengths need, against
 the device's copy bandwidth measured in the same run (torch's device copies on a
 CUDA GPU; XLA's read elsewhere). Off a GPU the kernels run in Pallas interpret mode
 at toy sizes (`--dry_run`), which checks the script, not the speed.
@@ -43,8 +44,8 @@ def _wrapper_blocks(pages: int) -> tuple[int, int, int]:
   return splits, per_split, int(np.gcd(per_split, 8))
 
 
-def _configs(rows, per_row, pages, page_size, head_dim) -> list[tuple[int, int, int, int]]:
-  ours = paged.gpu_blocks(rows, per_row, pages, page_size, head_dim)
+def _configs(ours, pages) -> list[tuple[int, int, int, int]]:
+  """JAX's wrapper's blocks first (the baseline), then ours, then the sweep."""
   found = [(*_wrapper_blocks(pages), 8), (*ours, 8), (*ours, 4)]
   for per_block in (2, 4, 8):
     blocks = -(-pages // per_block)
@@ -64,9 +65,9 @@ def run(rows, heads, kv_heads, head_dim, pages, page_size, repeats, interpret) -
   table = jnp.asarray(1 + rng.permutation(rows * pages).reshape(rows, pages), jnp.int32)
   lengths = jnp.asarray(rng.integers(1, pages * page_size + 1, rows), jnp.int32)
   needed = int(lengths.sum()) * kv_heads * head_dim * 2 * jnp.dtype(dtype).itemsize
-  per_row = kv_heads * -(-(heads // kv_heads) // 16)
-  results, reference = [], None
-  for splits, per_split, per_block, warps in _configs(rows, per_row, pages, page_size, head_dim):
+  ours = paged.gpu_blocks(rows, heads, kv_heads, pages, page_size, head_dim)
+  results, reference, baseline = [], None, None
+  for splits, per_split, per_block, warps in _configs(ours, pages):
     call = jax.jit(lambda q, k, v, t, n, b=(splits, per_split, per_block), w=warps: paged._gpu_kernel_with_lse(
         q, k, v, t, n, softcap=50.0, interpret=interpret, blocks=b, warps=w))
     entry = dict(splits=splits, pages_per_split=per_split, pages_per_compute_block=per_block, warps=warps)
@@ -81,16 +82,16 @@ def run(rows, heads, kv_heads, head_dim, pages, page_size, repeats, interpret) -
       results.append({**entry, 'error': f'{type(error).__name__}: {str(error)[:200]}'})
       continue
     if reference is None:
-      reference = out
+      reference, baseline = out, seconds
     entry.update(
         us=round(seconds * 1e6, 1), gb_per_s=round(needed / seconds / 1e9, 1),
+        speedup_over_first=round(baseline / seconds, 2),
         max_abs_difference_from_first=float(jnp.abs(out - reference).max()),
     )
     results.append(entry)
     print(json.dumps(entry), file=sys.stderr, flush=True)
   return dict(rows=rows, heads=heads, kv_heads=kv_heads, head_dim=head_dim, pages=pages,
-              page_size=page_size, kv_bytes_needed=needed,
-              ours=paged.gpu_blocks(rows, per_row, pages, page_size, head_dim), configs=results)
+              page_size=page_size, kv_bytes_needed=needed, ours=ours, configs=results)
 
 
 def main() -> None:

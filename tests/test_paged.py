@@ -274,13 +274,16 @@ def test_gpu_blocks_walk_the_table_in_blocks_of_16k_key_elements_split_as_the_gr
   """(splits, pages per split, pages per compute block): compute blocks of 16,384 key
   elements (fewer where the table is shorter), splits only while the grid has fewer
   than 1,024 programs, and every column of the table walked."""
-  assert paged.gpu_blocks(256, 4, 24, 16, 256) == (1, 24, 4)  # Gemma2-2B at 256 slots
-  assert paged.gpu_blocks(64, 4, 24, 16, 256) == (4, 8, 4)
-  assert paged.gpu_blocks(64, 1, 24, 16, 128) == (3, 8, 8)
-  assert paged.gpu_blocks(8, 1, 3, 16, 256) == (1, 3, 3)
-  assert paged.gpu_blocks(8, 1, 0, 16, 256) == (1, 1, 1)
-  for rows, per_row, pages, page, h in [(1, 1, 37, 16, 256), (300, 8, 5, 32, 128), (2, 2, 100, 4, 64)]:
-    splits, per_split, per_block = paged.gpu_blocks(rows, per_row, pages, page, h)
+  assert paged.gpu_blocks(256, 8, 4, 24, 16, 256) == (1, 24, 4)  # Gemma2-2B at 256 slots
+  assert paged.gpu_blocks(64, 8, 4, 24, 16, 256) == (4, 8, 4)
+  assert paged.gpu_blocks(64, 8, 1, 24, 16, 128) == (3, 8, 8)  # MQA: one program a row
+  assert paged.gpu_blocks(256, 8, 1, 24, 16, 128) == (3, 8, 8)
+  assert paged.gpu_blocks(256, 32, 1, 24, 16, 128) == (2, 16, 8)  # 32 query heads: two blocks of 16
+  assert paged.gpu_blocks(8, 1, 1, 3, 16, 256) == (1, 3, 3)
+  assert paged.gpu_blocks(8, 1, 1, 0, 16, 256) == (1, 1, 1)
+  for rows, heads, kv_heads, pages, page, h in [
+      (1, 1, 1, 37, 16, 256), (300, 8, 8, 5, 32, 128), (2, 2, 2, 100, 4, 64)]:
+    splits, per_split, per_block = paged.gpu_blocks(rows, heads, kv_heads, pages, page, h)
     assert splits * per_split >= pages and per_split % per_block == 0
     assert per_block * page * h <= 16384 or per_block == 1
     assert splits * per_split - pages < splits * per_block

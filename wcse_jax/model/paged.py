@@ -390,9 +390,15 @@ def _merge_parts(out, top, total):
 _GPU_PROGRAMS = 1024
 
 
-def gpu_blocks(rows: int, programs_per_row: int, pages: int, page_size: int, head_dim: int) -> tuple[int, int, int]:
-  """How GPU's paged kernel walks a table of `pages` columns: (splits, pages per
-  split, pages per compute block). A compute block holds 16,384 key elements: 8
+_GPU_BLOCK_H = 16  # query heads of a group per program of GPU's kernel (its dots need 16 rows)
+
+
+def gpu_blocks(
+    rows: int, heads: int, kv_heads: int, pages: int, page_size: int, head_dim: int
+) -> tuple[int, int, int]:
+  """How GPU's paged kernel walks the tables of `rows` rows of `pages` columns for
+  `heads` query heads over `kv_heads` key/value heads: (splits, pages per split,
+  pages per compute block). A compute block holds 16,384 key elements: 8
   pages of 16 positions at head_dim 128 (JAX's default), 4 at 256 (its keys and
   values 32 KB each in 16 bits); the pages are split only as far as the grid
   needs programs (`_GPU_PROGRAMS`). The table is padded to `splits *
@@ -405,6 +411,7 @@ def gpu_blocks(rows: int, programs_per_row: int, pages: int, page_size: int, hea
   """
   per_block = max(1, min(pages, 16384 // (page_size * head_dim)))
   blocks = max(1, -(-pages // per_block))
+  programs_per_row = kv_heads * -(-(heads // kv_heads) // _GPU_BLOCK_H)
   splits = max(1, min(blocks, -(-_GPU_PROGRAMS // max(1, rows * programs_per_row))))
   return splits, -(-blocks // splits) * per_block, per_block
 
@@ -431,9 +438,9 @@ def _gpu_kernel_with_lse(
 
   b, n, h = q.shape
   k, _, page, _ = keys.shape
-  group, block_h = n // k, 16
+  group, block_h = n // k, _GPU_BLOCK_H
   padded = -(-group // block_h) * block_h
-  splits, per_split, per_block = blocks or gpu_blocks(b, k * (padded // block_h), table.shape[1], page, h)
+  splits, per_split, per_block = blocks or gpu_blocks(b, n, k, table.shape[1], page, h)
   columns = splits * per_split
   if columns < table.shape[1] or per_split % per_block:
     raise ValueError(f'blocks {(splits, per_split, per_block)} do not walk a table of {table.shape[1]} pages')

@@ -191,13 +191,11 @@ def sampling_layout(model: LoadedModel, *, donate: bool = False) -> LoadedModel:
   if platform not in ('cpu', 'gpu'):
     return model
   config, graphdef, params = unstack_layers(model.config, model.graphdef, model.params, donate=donate)
-  if platform == 'gpu':
-    return model if config is model.config else dataclasses.replace(
-        model, config=config, graphdef=graphdef, params=params)
-  config, graphdef, params = with_embedding_bits(config, graphdef, params)
-  if (model.mesh.devices.size == 1 and model.model.dtype == jnp.bfloat16
-      and packable(config) and cpu_kernels.chosen('bf16')):
-    config, graphdef, params = with_packed_weights(config, graphdef, params)
+  if platform == 'cpu':
+    config, graphdef, params = with_embedding_bits(config, graphdef, params)
+    if (model.mesh.devices.size == 1 and model.model.dtype == jnp.bfloat16
+        and packable(config) and cpu_kernels.chosen('bf16')):
+      config, graphdef, params = with_packed_weights(config, graphdef, params)
   if config is model.config:
     return model
   return dataclasses.replace(model, config=config, graphdef=graphdef, params=params)
@@ -276,7 +274,7 @@ class Sampler:
       raise ValueError(
           f'max_len={max_len} exceeds the {config.max_seq_len} positions {config.name} supports.'
       )
-    platform = model.mesh.devices.flat[0].platform
+    platform = _platform(model)
     if kv_layout == 'auto':
       kv_layout = 'paged' if platform == 'gpu' else 'dense'
     if attention == 'auto':
