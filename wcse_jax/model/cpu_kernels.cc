@@ -86,9 +86,14 @@ inline void Tile(const uint16_t* a, int64_t lda, const uint16_t* panel, int64_t 
 
 template <int NT>
 void Rows(const uint16_t* a, int64_t m0, int64_t m1, int64_t k, const uint16_t* panel, float* c, int64_t ldc) {
+  // Tiles of 6 rows, and of 4 where 6s would leave 2 (32 rows: 6, 6, 6, 6, 4, 4), so that
+  // few rows go through the narrow tiles, whose few sums wait on each other.
+  const int64_t rows = m1 - m0, fours = rows >= 8 && rows % 6 == 2 ? 2 : rows % 6 >= 4 ? 1 : 0;
+  const int64_t six_end = m0 + (rows - 4 * fours) / 6 * 6;
   int64_t m = m0;
-  for (; m + 6 <= m1; m += 6) Tile<6, NT>(a + m * k, k, panel, k / 2, c + m * ldc, ldc);
+  for (; m < six_end; m += 6) Tile<6, NT>(a + m * k, k, panel, k / 2, c + m * ldc, ldc);
   for (; m + 4 <= m1; m += 4) Tile<4, NT>(a + m * k, k, panel, k / 2, c + m * ldc, ldc);
+  for (; m + 2 <= m1; m += 2) Tile<2, NT>(a + m * k, k, panel, k / 2, c + m * ldc, ldc);
   for (; m < m1; ++m) Tile<1, NT>(a + m * k, k, panel, k / 2, c + m * ldc, ldc);
 }
 
