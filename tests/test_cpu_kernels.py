@@ -410,6 +410,69 @@ def test_sampling_from_the_statistics_draws_the_same_tokens(temperature):
 
 
 @needs_kernel
+@pytest.mark.parametrize('v,b,k,kind', [
+    (5000, 64, 40, 'normal'),  # a decode step's shape, smaller
+    (40020, 80, 40, 'ties'),  # panels of 64 and 16 columns; a last row block of 84 rows; tied rows
+    (77, 48, 77, 'normal'),  # k = V: every entry, sorted
+    (1000, 16, 1, 'ties'),  # greedy: the first of the largest
+    (300, 32, 256, 'ties'),  # the largest k, a buffer that fills
+    (3000, 16, 8, 'specials'),  # NaN, infinities and signed zeros in the table
+    (4096, 16, 40, 'ascending'),  # every block better than the last: every block enters
+])
+def test_the_logits_top_k_is_top_k_of_the_logits_to_the_bit(v, b, k, kind, isa):
+  """`logits_top_k`: `jax.lax.top_k` of each column of the kernel's logits (values'
+  bits and indices, ties to the lower index) and the same statistics, each row's best
+  kept by each thread as its row blocks are computed and merged."""
+  rng = np.random.default_rng(11)
+  table = rng.standard_normal((v, 64)).astype(np.float32)
+  if kind == 'ties':
+    table = np.round(table[rng.integers(0, v // 4, v)])  # few distinct rows: many equal logits
+  elif kind == 'specials':
+    rows = rng.integers(0, v, 40)
+    table[rows, rng.integers(0, 64, 40)] = rng.choice(np.array([np.nan, np.inf, -np.inf, 0.0, -0.0]), 40)
+  elif kind == 'ascending':
+    table = table[:1] * np.linspace(-2, 2, v, dtype=np.float32)[:, None]
+  table = jnp.asarray(table, jnp.bfloat16)
+  hidden = jnp.asarray(np.abs(rng.standard_normal((b, 64))) if kind == 'ascending'
+                       else rng.standard_normal((b, 64)), jnp.bfloat16)
+  logits, maxima, sums = cpu_kernels.logits_with_statistics(table, hidden)
+  values, indices, top_maxima, top_sums = jax.jit(cpu_kernels.logits_top_k, static_argnums=2)(table, hidden, k)
+  want = jax.lax.top_k(logits.T, k)
+  np.testing.assert_array_equal(np.asarray(values).view(np.int32), np.asarray(want[0]).view(np.int32))
+  np.testing.assert_array_equal(indices, want[1])
+  np.testing.assert_array_equal(top_maxima, maxima)
+  np.testing.assert_array_equal(top_sums, sums)
+  with pytest.raises(ValueError, match='k must be in'):
+    cpu_kernels.logits_top_k(table, hidden, min(v, 256) + 1)
+
+
+@needs_kernel
+@pytest.mark.parametrize('rules', [
+    dict(temperature=0.0), dict(temperature=0.8, top_k=40), dict(temperature=1.3, top_k=40, top_p=0.7),
+    dict(temperature=0.7, top_k=7, min_p=0.1),
+])
+def test_sampling_from_the_kernels_top_k_draws_what_the_whole_logits_do(rules):
+  from wcse_jax.sampling.rules import TokenRules, fused_top_k, sample_from_top, sample_next  # pylint: disable=g-import-not-at-top
+  table, hidden = _inputs((5000, 64), (16, 64), seed=6)
+  rules = TokenRules(**rules)
+  k = fused_top_k(rules, 5000)
+  assert k == (rules.top_k or 1)
+  keys = jax.random.split(jax.random.key(3), 16)
+  logits, maxima, sums = cpu_kernels.logits_with_statistics(table, hidden)
+  whole = jax.jit(sample_next, static_argnums=2, static_argnames='vocab_major')(
+      logits, keys, rules, vocab_major=True, block_statistics=(maxima, sums))
+  values, indices, maxima, sums = cpu_kernels.logits_top_k(table, hidden, k)
+  top = jax.jit(sample_from_top, static_argnums=4)(values, indices, (maxima, sums), keys, rules)
+  np.testing.assert_array_equal(top[0], whole[0])
+  np.testing.assert_array_equal(top[1], whole[1])
+  assert fused_top_k(TokenRules(temperature=0.8), 5000) is None  # every logit drawn from
+  assert fused_top_k(TokenRules(temperature=0.8, top_k=5000), 5000) is None  # as sample_next: all of them
+  assert fused_top_k(TokenRules(temperature=0.8, top_k=257), 5000) is None  # beyond the kernel's limit
+  with pytest.raises(ValueError, match='need every logit'):
+    sample_from_top(values, indices, (maxima, sums), keys, TokenRules(temperature=0.8))
+
+
+@needs_kernel
 @pytest.mark.parametrize('shape', [(64, 1, 1, 4, 1024), (3, 2, 5, 3, 37), (2, 1, 1, 1, 1), (1, 2, 3, 2, 17)])
 def test_the_attention_softmax_matches_jax(shape):
   """`masked_softmax`: jax.nn.softmax of the masked scores within a few float32 ulp

@@ -341,6 +341,38 @@ def test_a_16bit_model_holds_the_prefix_in_its_dtype_and_its_rows_as_its_product
     Sampler(model, max_len=128, kv_layout='paged', prefix_cache_dtype=jnp.bfloat16)
 
 
+@pytest.mark.parametrize('params', [
+    helpers.PARAMS, SamplingParams(temperature=0, max_new_tokens=24),
+    SamplingParams(temperature=1.0, top_k=3, min_p=0.2, max_new_tokens=24),
+], ids=['top_k_top_p', 'greedy', 'top_k_min_p'])
+def test_a_top_k_taken_as_the_logits_are_computed_samples_what_the_whole_logits_do(
+    params, monkeypatch, request):
+  """Where our kernel computes a bfloat16 model's logits and the rules need only a
+  top-k (or the greedy token), the decode steps take it from the kernel
+  (`Transformer.top_logits`) and never write the logits: the same tokens and
+  log-probabilities, bit for bit, as drawing from the whole logits."""
+  from wcse_jax.model import Transformer, cpu_kernels  # pylint: disable=g-import-not-at-top
+
+  if not cpu_kernels.available():
+    pytest.skip('no AVX512-BF16 CPU or no C++ compiler')
+  monkeypatch.setenv(cpu_kernels.ENV, '1')
+  forget = lambda: [f.cache_clear() for f in (cpu_kernels._library, cpu_kernels.isa, cpu_kernels.chosen)]
+  forget()
+  request.addfinalizer(forget)
+  model = helpers.tiny_model(dtype=jnp.bfloat16)
+  calls = []
+  top_logits = Transformer.top_logits
+  monkeypatch.setattr(Transformer, 'top_logits', lambda self, *a: calls.append(a[1:]) or top_logits(self, *a))
+  sampler = lambda: Sampler(model, max_len=128, num_slots=4, prefill_rows=2, chunk_steps=5)
+  fused = helpers.run(sampler(), params=params)
+  assert calls and {k for (k,) in calls} == {params.top_k or 1}
+  monkeypatch.setattr(Transformer, 'top_logits', lambda *_: None)
+  whole = helpers.run(sampler(), params=params)
+  assert fused.keys() == whole.keys()
+  for key, c in fused.items():
+    assert (c.token_ids, c.logprob) == (whole[key].token_ids, whole[key].logprob), key
+
+
 def test_a_paged_cache_that_cannot_fit_is_one_clear_line(model, monkeypatch):
   from wcse_jax.sampling import kv  # pylint: disable=g-import-not-at-top
 

@@ -40,6 +40,7 @@
 #include <cstring>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <type_traits>
@@ -289,6 +290,147 @@ inline __m512 Exp(__m512 x) {
   return _mm512_scalef_ps(p, i);
 }
 
+// ---- the k best of a stream of entries ----------------------------------------
+//
+// Each row's k largest entries of x [..., N] (float32) and their indices, as
+// `jax.lax.top_k` gives them: in descending total order (NaN above +inf, +0 above
+// -0, -NaN below -inf), ties to the lower index. Entries are compared with a
+// threshold, the k-th largest key kept so far, and those above it are appended to
+// a buffer; when the buffer fills, its best k are selected and the threshold rises
+// to the k-th. Entries are offered in increasing index order, so an entry equal to
+// the threshold comes after every kept one of that key (a lower index): it can
+// never be among the k. At the end the best k are selected and sorted. XLA:CPU's
+// TopK sorts rows.
+
+// The float's bits as an integer that orders as the total order of the floats.
+inline __m512i OrderKeys(__m512i bits) {
+  return _mm512_xor_si512(bits, _mm512_and_si512(_mm512_srai_epi32(bits, 31), _mm512_set1_epi32(0x7fffffff)));
+}
+inline int32_t OrderKey(int32_t bits) { return bits ^ ((bits >> 31) & 0x7fffffff); }  // its own inverse
+
+// The best k entries (keys and indices) of those offered so far.
+struct Best {
+  int64_t k = 0, capacity = 0, count = 0;
+  int32_t threshold = INT32_MIN;  // the k-th best key once `any`; until then every entry enters
+  bool any = false;
+  std::vector<int32_t> keys, where;
+  std::vector<int64_t> ranked;
+
+  void Reset(int64_t best, int64_t room = 0) {
+    k = best, capacity = std::max<int64_t>({4 * best, 256, room}), count = 0, threshold = INT32_MIN, any = false;
+    keys.resize(capacity + 16), where.resize(capacity + 16), ranked.resize(capacity + 16);
+  }
+  bool Enters(int32_t key) const { return !any || key > threshold; }
+  void Add(int32_t key, int32_t index) {
+    keys[count] = key, where[count] = index;
+    if (++count >= capacity) Select(false);
+  }
+  // Keeps the buffer's best k (key descending, then index ascending: one int64 each), sorted if `sort`.
+  void Select(bool sort) {
+    for (int64_t j = 0; j < count; ++j) ranked[j] = (int64_t(keys[j]) << 32) | uint32_t(INT32_MAX - where[j]);
+    const int64_t kept = std::min(count, k);
+    if (sort) {
+      std::partial_sort(ranked.begin(), ranked.begin() + kept, ranked.begin() + count, std::greater<int64_t>());
+    } else if (count > k) {
+      std::nth_element(ranked.begin(), ranked.begin() + (k - 1), ranked.begin() + count, std::greater<int64_t>());
+    }
+    for (int64_t j = 0; j < kept; ++j) keys[j] = int32_t(ranked[j] >> 32), where[j] = INT32_MAX - int32_t(ranked[j]);
+    count = kept;
+    if (count == k) {
+      threshold = *std::min_element(keys.begin(), keys.begin() + k);
+      any = true;
+    }
+  }
+  // The best k, sorted, as floats and indices.
+  void Write(float* values, int32_t* indices) {
+    Select(true);
+    for (int64_t j = 0; j < k; ++j) {
+      const int32_t bits = OrderKey(keys[j]);
+      std::memcpy(values + j, &bits, sizeof(bits));
+      indices[j] = where[j];
+    }
+  }
+};
+
+// Each column's best k of the logits (`LogitsTopK`), kept per thread while the row
+// blocks are computed and merged at the end. A thread takes its row blocks in
+// increasing order, so it offers each column's entries in increasing index order;
+// the k best of all are among the k best of each thread's.
+class ColumnsBest {
+ public:
+  ColumnsBest(int64_t k, int64_t columns) : k_(k), columns_(columns), call_(++calls_) {}
+
+  // Offers the column's entries of a staging block `rows` x 64 (row i of the
+  // vocabulary's rows r0.., columns c0..c0 + width): a column whose largest key does
+  // not enter is passed over in one comparison.
+  void Offer(const float* s, int64_t stride, int64_t rows, int64_t r0, int64_t c0, int64_t width) {
+    Part& part = Mine();
+    for (int64_t j = 0; j < width; j += 16) {
+      auto key_at = [&](int64_t i) { return OrderKeys(_mm512_load_si512(s + i * stride + j)); };
+      __m512i top = key_at(0);
+      for (int64_t i = 1; i < rows; ++i) top = _mm512_max_epi32(top, key_at(i));
+      const __m512i threshold = _mm512_loadu_si512(part.threshold.data() + c0 + j);
+      __mmask16 enter = _mm512_cmpgt_epi32_mask(top, threshold) | part.open[(c0 + j) / 16];
+      for (; enter; enter &= enter - 1) {
+        const int64_t lane = __builtin_ctz(enter), column = c0 + j + lane;
+        Best& best = part.best[column];
+        for (int64_t i = 0; i < rows; ++i) {
+          int32_t bits;
+          std::memcpy(&bits, s + i * stride + j + lane, sizeof(bits));
+          if (const int32_t key = OrderKey(bits); best.Enters(key)) best.Add(key, int32_t(r0 + i));
+        }
+        part.threshold[column] = best.threshold;
+        if (best.any) part.open[(c0 + j) / 16] &= ~(1u << lane);
+      }
+    }
+  }
+
+  // Each column's best k over every thread's, sorted: values and indices [columns, k].
+  void Write(float* values, int32_t* indices) {
+    Best all;
+    for (int64_t c = 0; c < columns_; ++c) {
+      int64_t room = 0;
+      for (const auto& part : parts_) room += part->best[c].count;
+      all.Reset(k_, room);
+      for (const auto& part : parts_) {
+        const Best& best = part->best[c];
+        for (int64_t j = 0; j < best.count; ++j) all.keys[all.count] = best.keys[j], all.where[all.count++] = best.where[j];
+      }
+      all.Write(values + c * k_, indices + c * k_);
+    }
+  }
+
+ private:
+  struct Part {
+    std::vector<Best> best;
+    std::vector<int32_t> threshold;  // each column's best's, side by side for vector compares
+    std::vector<uint16_t> open;  // per 16 columns: those whose best has no threshold yet
+  };
+
+  // This thread's part for this call, made on first use.
+  Part& Mine() {
+    thread_local Part* part = nullptr;
+    thread_local uint64_t part_call = 0;
+    if (part_call != call_) {
+      auto made = std::make_unique<Part>();
+      made->best.resize(columns_);
+      for (Best& best : made->best) best.Reset(k_);
+      made->threshold.assign(columns_, INT32_MIN);
+      made->open.assign(columns_ / 16, 0xFFFF);
+      std::lock_guard<std::mutex> lock(mutex_);
+      part = made.get(), part_call = call_;
+      parts_.push_back(std::move(made));
+    }
+    return *part;
+  }
+
+  static inline std::atomic<uint64_t> calls_{0};
+  const int64_t k_, columns_;
+  const uint64_t call_;
+  std::mutex mutex_;
+  std::vector<std::unique_ptr<Part>> parts_;
+};
+
 constexpr int64_t kStatRows = 32;  // vocabulary entries per block of the logits' statistics
 static_assert(kRowBlock % kStatRows == 0, "a row block holds whole blocks of statistics");
 
@@ -300,9 +442,11 @@ static_assert(kRowBlock % kStatRows == 0, "a row block holds whole blocks of sta
 // With `maxima` and `sums` ([ceil(M / 32), N]), each column's maximum over each
 // block of 32 rows and the sum of e^(c - maximum) over those rows, in row order,
 // come from the staging block too: the log-normaliser of the logits (`rules.
-// sample_next`) without two more passes over them.
+// sample_next`) without two more passes over them. With `best`, each column's
+// best k rows are kept as well, and C (`cp`) may be null: not written.
 void RowBlocks(ffi::ThreadPool& pool, const uint16_t* ap, int64_t m, int64_t k, const uint16_t* bp, bool nt,
-               bool prepacked, int64_t n, float* cp, bool amx, float* maxima, float* sums) {
+               bool prepacked, int64_t n, float* cp, bool amx, float* maxima, float* sums,
+               ColumnsBest* best = nullptr) {
   const int64_t panels = (n + kPanel - 1) / kPanel;
   std::vector<uint16_t> packed;
   if (!prepacked) {
@@ -312,7 +456,7 @@ void RowBlocks(ffi::ThreadPool& pool, const uint16_t* ap, int64_t m, int64_t k, 
   }
   const uint16_t* pk = prepacked ? bp : packed.data();
   // Every store is 64-byte aligned when C is (n is a multiple of 16 floats).
-  const bool stream = reinterpret_cast<uintptr_t>(cp) % 64 == 0 && m * n * 4 > (8 << 20);
+  const bool stream = cp != nullptr && reinterpret_cast<uintptr_t>(cp) % 64 == 0 && m * n * 4 > (8 << 20);
   ParallelFor(pool, (m + kRowBlock - 1) / kRowBlock, [=](int64_t blk) {
     thread_local std::vector<float> staging;
     staging.resize(kStatRows * kPanel + 16);
@@ -337,7 +481,8 @@ void RowBlocks(ffi::ThreadPool& pool, const uint16_t* ap, int64_t m, int64_t k, 
             _mm512_storeu_ps(sums + at + j, sum);
           }
         }
-        for (int64_t i = 0; i < rows; ++i) {
+        if (best != nullptr) best->Offer(s, kPanel, rows, r0, c0, width);
+        for (int64_t i = 0; i < rows && cp != nullptr; ++i) {
           float* out = cp + (r0 + i) * n + c0;
           for (int64_t j = 0; j < width; j += 16) {
             if (stream) _mm512_stream_ps(out + j, _mm512_load_ps(s + i * kPanel + j));
@@ -422,6 +567,25 @@ ffi::Error Logits(ffi::ThreadPool pool, ffi::Buffer<ffi::BF16> a, ffi::Buffer<ff
   RowBlocks(pool, reinterpret_cast<const uint16_t*>(a.untyped_data()), m, k,
             reinterpret_cast<const uint16_t*>(b.untyped_data()), true, false, n, c->typed_data(), UseAmx(isa, k),
             maxima->typed_data(), sums->typed_data());
+  return ffi::Error::Success();
+}
+
+// The same logits' statistics and, instead of the logits, each column's k largest
+// (`Best`: `jax.lax.top_k` of the column, values and indices [N, k]): a sampling
+// step's top-k, without writing or reading the [V, N] logits.
+ffi::Error LogitsTopK(ffi::ThreadPool pool, ffi::Buffer<ffi::BF16> a, ffi::Buffer<ffi::BF16> b,
+                      ffi::ResultBuffer<ffi::F32> values, ffi::ResultBuffer<ffi::S32> indices,
+                      ffi::ResultBuffer<ffi::F32> maxima, ffi::ResultBuffer<ffi::F32> sums, int32_t isa) {
+  int64_t m, k, n;
+  if (ffi::Error error = Sizes("bf16 logits top-k", a, b, true, false, m, k, n); error.failure()) return error;
+  const auto vd = values->dimensions();
+  if (vd.size() != 2 || vd[0] != n || vd[1] < 1 || vd[1] > m || m > INT32_MAX)
+    return ffi::Error::InvalidArgument("bf16 logits top-k: results [N, k] with 1 <= k <= V < 2^31");
+  ColumnsBest best(vd[1], n);
+  RowBlocks(pool, reinterpret_cast<const uint16_t*>(a.untyped_data()), m, k,
+            reinterpret_cast<const uint16_t*>(b.untyped_data()), true, false, n, nullptr, UseAmx(isa, k),
+            maxima->typed_data(), sums->typed_data(), &best);
+  best.Write(values->typed_data(), indices->typed_data());
   return ffi::Error::Success();
 }
 
@@ -709,21 +873,7 @@ ffi::Error Softmax(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<ff
   return ffi::Error::Success();
 }
 
-// ---- top-k ---------------------------------------------------------------------
-//
-// Each row's k largest entries of x [..., N] (float32) and their indices, as
-// `jax.lax.top_k` gives them: in descending total order (NaN above +inf, +0 above
-// -0, -NaN below -inf), ties to the lower index. Entries are compared 16 at a time
-// with a threshold, the k-th largest key kept so far, and those above it are
-// appended to a buffer (compressed stores); when the buffer fills, its best k are
-// selected and the threshold rises to the k-th. An entry equal to the threshold
-// comes after every kept one of that key (a lower index), so it can never be among
-// the k. At the end the best k are selected and sorted. XLA:CPU's TopK sorts rows.
-
-// The float's bits as an integer that orders as the total order of the floats.
-inline __m512i OrderKeys(__m512i bits) {
-  return _mm512_xor_si512(bits, _mm512_and_si512(_mm512_srai_epi32(bits, 31), _mm512_set1_epi32(0x7fffffff)));
-}
+// ---- top-k of float32 rows (`Best`, above) ----------------------------------
 
 ffi::Error TopK(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::ResultBuffer<ffi::F32> values,
                 ffi::ResultBuffer<ffi::S32> indices) {
@@ -739,54 +889,26 @@ ffi::Error TopK(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::ResultBuffer
   const auto* xp = reinterpret_cast<const int32_t*>(x.untyped_data());
   float* vp = values->typed_data();
   int32_t* ip = indices->typed_data();
-  const int64_t capacity = std::max<int64_t>(4 * k, 256);
   const int64_t per_item = std::max<int64_t>(1, rows / (4 * std::max<int64_t>(pool.num_threads(), 1)));
   ParallelFor(pool, (rows + per_item - 1) / per_item, [=](int64_t item) {
-    thread_local std::vector<int32_t> keys, where;
-    thread_local std::vector<int64_t> ranked;
-    keys.resize(capacity + 16);
-    where.resize(capacity + 16);
-    ranked.resize(capacity + 16);
+    thread_local Best best;
     for (int64_t r = item * per_item; r < std::min(rows, (item + 1) * per_item); ++r) {
       const int32_t* row = xp + r * n;
-      int64_t count = 0;
-      int32_t threshold = INT32_MIN;  // below every key: the first k all enter
-      bool any = false;  // whether the threshold is a kept key yet
-      // The buffer's best k first: key descending, then index ascending (one int64 each).
-      auto select = [&](bool sort) {
-        for (int64_t j = 0; j < count; ++j)
-          ranked[j] = (int64_t(keys[j]) << 32) | uint32_t(INT32_MAX - where[j]);
-        const int64_t kept = std::min(count, k);
-        if (sort) {
-          std::partial_sort(ranked.begin(), ranked.begin() + kept, ranked.begin() + count, std::greater<int64_t>());
-        } else if (count > k) {
-          std::nth_element(ranked.begin(), ranked.begin() + (k - 1), ranked.begin() + count, std::greater<int64_t>());
-        }
-        for (int64_t j = 0; j < kept; ++j) keys[j] = int32_t(ranked[j] >> 32), where[j] = INT32_MAX - int32_t(ranked[j]);
-        count = kept;
-        if (count == k) {
-          threshold = *std::min_element(keys.begin(), keys.begin() + k);
-          any = true;
-        }
-      };
-      for (int64_t i = 0; i < n; i += 16) {
+      best.Reset(k);
+      for (int64_t i = 0; i < n; i += 16) {  // 16 entries compared at once, those entering stored compressed
         const __mmask16 lanes = n - i >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (n - i)) - 1);
         const __m512i key = OrderKeys(_mm512_maskz_loadu_epi32(lanes, row + i));
-        const __mmask16 above = any ? _mm512_mask_cmpgt_epi32_mask(lanes, key, _mm512_set1_epi32(threshold)) : lanes;
+        const __mmask16 above =
+            best.any ? _mm512_mask_cmpgt_epi32_mask(lanes, key, _mm512_set1_epi32(best.threshold)) : lanes;
         if (!above) continue;
         const __m512i index = _mm512_add_epi32(_mm512_set1_epi32(int32_t(i)),
                                                _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15));
-        _mm512_mask_compressstoreu_epi32(keys.data() + count, above, key);
-        _mm512_mask_compressstoreu_epi32(where.data() + count, above, index);
-        count += __builtin_popcount(above);
-        if (count >= capacity) select(false);
+        _mm512_mask_compressstoreu_epi32(best.keys.data() + best.count, above, key);
+        _mm512_mask_compressstoreu_epi32(best.where.data() + best.count, above, index);
+        best.count += __builtin_popcount(above);
+        if (best.count >= best.capacity) best.Select(false);
       }
-      select(true);
-      for (int64_t j = 0; j < k; ++j) {
-        const int32_t bits = keys[j] ^ ((keys[j] >> 31) & 0x7fffffff);  // OrderKeys is its own inverse
-        std::memcpy(vp + r * k + j, &bits, sizeof(bits));
-        ip[r * k + j] = where[j];
-      }
+      best.Write(vp + r * k, ip + r * k);
     }
   });
   return ffi::Error::Success();
@@ -812,6 +934,17 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(WcseBf16Logits, Logits,
                                   .Arg<ffi::Buffer<ffi::BF16>>()
                                   .Arg<ffi::Buffer<ffi::BF16>>()
                                   .Ret<ffi::Buffer<ffi::F32>>()
+                                  .Ret<ffi::Buffer<ffi::F32>>()
+                                  .Ret<ffi::Buffer<ffi::F32>>()
+                                  .Attr<int32_t>("isa"));
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(WcseBf16LogitsTopK, LogitsTopK,
+                              ffi::Ffi::Bind()
+                                  .Ctx<ffi::ThreadPool>()
+                                  .Arg<ffi::Buffer<ffi::BF16>>()
+                                  .Arg<ffi::Buffer<ffi::BF16>>()
+                                  .Ret<ffi::Buffer<ffi::F32>>()
+                                  .Ret<ffi::Buffer<ffi::S32>>()
                                   .Ret<ffi::Buffer<ffi::F32>>()
                                   .Ret<ffi::Buffer<ffi::F32>>()
                                   .Attr<int32_t>("isa"));

@@ -67,6 +67,7 @@ _SOFTMAX_TARGET = 'wcse_softmax'
 _BITS_BATCHED_TARGET = 'wcse_f32_bits_batched_product'
 _BF16_BATCHED_TARGET = 'wcse_f32_bf16_batched_product'
 _LOGITS_TARGET = 'wcse_bf16_logits'
+_LOGITS_TOP_K_TARGET = 'wcse_bf16_logits_top_k'
 _TOP_K_TARGET = 'wcse_top_k'
 STAT_BLOCK = 32  # vocabulary entries per block of `logits_with_statistics` (`kStatRows`)
 # What each kernel is measured on against XLA's product (`chosen`): a decode step's
@@ -147,6 +148,9 @@ def _register(path: str) -> ctypes.CDLL:
     )
     jax.ffi.register_ffi_target(_SOFTMAX_TARGET, jax.ffi.pycapsule(library.WcseSoftmax), platform='cpu')
     jax.ffi.register_ffi_target(_LOGITS_TARGET, jax.ffi.pycapsule(library.WcseBf16Logits), platform='cpu')
+    jax.ffi.register_ffi_target(
+        _LOGITS_TOP_K_TARGET, jax.ffi.pycapsule(library.WcseBf16LogitsTopK), platform='cpu'
+    )
     jax.ffi.register_ffi_target(_TOP_K_TARGET, jax.ffi.pycapsule(library.WcseTopK), platform='cpu')
     _registered.append(library)
   return _registered[0]
@@ -532,6 +536,29 @@ def logits_with_statistics(table, hidden):
   blocks = -(-v // STAT_BLOCK)
   call = jax.ffi.ffi_call(_LOGITS_TARGET, (
       jax.ShapeDtypeStruct((v, b), jnp.float32),
+      jax.ShapeDtypeStruct((blocks, b), jnp.float32),
+      jax.ShapeDtypeStruct((blocks, b), jnp.float32),
+  ), vmap_method='sequential')
+  return tuple(call(table.astype(jnp.bfloat16), hidden.astype(jnp.bfloat16), isa=_isa_code()))
+
+
+def logits_top_k(table, hidden, k: int):
+  """`jax.lax.top_k` of each row's logits, with the statistics of
+  `logits_with_statistics`, without the logits: values and indices `[B, k]`
+  (descending, ties to the lower index; the same bits as `top_k` of the
+  `product('VD,BD->VB', table, hidden)` logits' columns), maxima and exp-sums
+  `[ceil(V / STAT_BLOCK), B]`. Each row's best k are kept as the logits are
+  computed (a block of them whose largest does not enter is passed over in one
+  comparison), so the `[V, B]` logits (67 MB a decode step for Gemma 3 and 64
+  slots) are never written or read again. Needs `k <= min(V, 256)`; for where
+  `used('VD,BD->VB', table, hidden, bfloat16)`."""
+  v, b = table.shape[0], hidden.shape[0]
+  if not 1 <= k <= min(v, _TOP_K_LIMIT):
+    raise ValueError(f'logits_top_k: k must be in [1, {min(v, _TOP_K_LIMIT)}], not {k}')
+  blocks = -(-v // STAT_BLOCK)
+  call = jax.ffi.ffi_call(_LOGITS_TOP_K_TARGET, (
+      jax.ShapeDtypeStruct((b, k), jnp.float32),
+      jax.ShapeDtypeStruct((b, k), jnp.int32),
       jax.ShapeDtypeStruct((blocks, b), jnp.float32),
       jax.ShapeDtypeStruct((blocks, b), jnp.float32),
   ), vmap_method='sequential')

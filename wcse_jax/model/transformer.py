@@ -486,6 +486,20 @@ class Transformer(nnx.Module):
       return logits, (maxima, sums)
     return self.logits(hidden, vocab_major=True), None
 
+  def top_logits(
+      self, hidden: Float[Array, 'B D'], k: int
+  ) -> tuple[Float[Array, 'B k'], Int[Array, 'B k'], tuple[Float[Array, 'N B'], Float[Array, 'N B']]] | None:
+    """Each row's k largest logits (`jax.lax.top_k`'s values and indices) with the
+    block statistics of `logits_with_statistics`, without the logits themselves,
+    where our CPU kernel computes them (`cpu_kernels.logits_top_k`); else None."""
+    table = self.embedder.input_embedding[...]
+    if self.config.final_logit_softcap is None and k <= table.shape[0] and cpu_kernels.used(
+        'VD,BD->VB', table, hidden, self.embedder.dtype
+    ):
+      values, indices, maxima, sums = cpu_kernels.logits_top_k(table, hidden, k)
+      return values, indices, (maxima, sums)
+    return None
+
 
 def _write_slots(
     positions: Int[Array, 'B T'], input_mask: Bool[Array, 'B T'], size: int, origin: Int[Array, 'B']

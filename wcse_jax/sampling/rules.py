@@ -132,11 +132,10 @@ def sample_next(
   if block_statistics is not None:
     if not vocab_major:
       raise ValueError('block_statistics come with vocabulary-major logits only.')
-    block_max, block_sums = block_statistics
+    block_max = block_statistics[0]
     if block_max.shape != (-(-logits.shape[0] // _MAX_BLOCK), num_rows):
       raise ValueError(f'block statistics of shape {block_max.shape} for logits of {logits.shape}.')
-    top = jnp.max(block_max, axis=0)
-    log_z = top + jnp.log(jnp.sum(block_sums * jnp.exp(block_max - top), axis=0))
+    log_z = _log_normaliser(*block_statistics)
   else:
     block_max = _block_max(logits, vocab_major=vocab_major)
     # The maximum of the block maxima, which XLA would otherwise fold back into
@@ -156,23 +155,75 @@ def sample_next(
     if rules.top_k is not None and rules.top_k < kept.shape[-1]:
       # The temperature keeps the order, so the top-k are taken before it.
       kept, candidates = top_k(logits, rules.top_k, block_max=block_max, vocab_major=vocab_major)
-    scaled = kept / rules.temperature
-    # Unnormalised probabilities whose maximum is exactly 1.
-    weights = jnp.exp(scaled - jnp.max(scaled, axis=-1, keepdims=True))
-    if rules.top_p < 1:
-      rows = jnp.ones(kept.shape[:1], bool) if rows is None else rows
-      weights = jnp.where(weights >= nucleus_threshold(weights, rules.top_p, rows), weights, 0)
-    if rules.min_p > 0:
-      weights = jnp.where(weights >= rules.min_p, weights, 0)
-    uniform = 1 - jax.vmap(jax.random.uniform)(keys)  # in (0, 1]
-    tokens = inverse_cdf(weights, uniform)
-    if candidates is not None:
-      tokens = jnp.take_along_axis(candidates, tokens[:, None], axis=-1)[:, 0]
+    tokens = _draw(kept, candidates, keys, rules, rows)
   if vocab_major:
     chosen = logits[tokens, jnp.arange(num_rows)]
   else:
     chosen = jnp.take_along_axis(logits, tokens[:, None], axis=-1)[:, 0]
   return tokens, chosen - log_z
+
+
+def fused_top_k(rules: TokenRules, vocab: int) -> int | None:
+  """The k of the top-k that `sample_from_top` needs to draw by `rules` over a
+  vocabulary of `vocab` entries (1 for greedy), or None where a draw needs every
+  logit (no top-k, or one beyond `cpu_kernels.logits_top_k`'s limit)."""
+  if rules.temperature == 0:
+    return 1
+  k = rules.top_k  # below the vocabulary's size, as `sample_next` cuts (else it draws from all)
+  return k if k is not None and k < vocab and k <= cpu_kernels._TOP_K_LIMIT else None
+
+
+def sample_from_top(
+    values: Float[Array, 'B k'],
+    indices: Int[Array, 'B k'],
+    block_statistics: tuple[Float[Array, 'N B'], Float[Array, 'N B']],
+    keys: Key[Array, 'B'],
+    rules: TokenRules,
+    *,
+    rows: Bool[Array, 'B'] | None = None,
+) -> tuple[Int[Array, 'B'], Float[Array, 'B']]:
+  """`sample_next` from each row's top-k logits (`jax.lax.top_k`'s values and
+  indices, k = `fused_top_k(rules, V)` or more) and the block statistics of all of
+  them (`cpu_kernels.logits_top_k`): the same tokens and log-probabilities as
+  `sample_next` of the whole logits with those statistics."""
+  k = 1 if rules.temperature == 0 else rules.top_k
+  if k is None or values.shape[-1] < k:
+    raise ValueError(f'sample_from_top: the top {values.shape[-1]} logits of a row; {rules} need '
+                     + ('every logit.' if k is None else f'the top {k}.'))
+  if rules.temperature == 0:
+    where = jnp.zeros(values.shape[:1], jnp.int32)
+  else:
+    where = _draw(values[:, :k], None, keys, rules, rows)
+  tokens = jnp.take_along_axis(indices, where[:, None], axis=-1)[:, 0]
+  chosen = jnp.take_along_axis(values, where[:, None], axis=-1)[:, 0]
+  return tokens, chosen - _log_normaliser(*block_statistics)
+
+
+def _log_normaliser(block_max: Float[Array, 'N B'], block_sums: Float[Array, 'N B']) -> Float[Array, 'B']:
+  """log(sum(exp(logits))) of each row from its blocks' maxima and exp-sums."""
+  top = jnp.max(block_max, axis=0)
+  return top + jnp.log(jnp.sum(block_sums * jnp.exp(block_max - top), axis=0))
+
+
+def _draw(
+    kept: Float[Array, 'B C'], candidates: Int[Array, 'B C'] | None, keys: Key[Array, 'B'],
+    rules: TokenRules, rows: Bool[Array, 'B'] | None,
+) -> Int[Array, 'B']:
+  """One draw per row by the rules from its kept logits (a top-k, or all of them), as
+  the index into `candidates` (the kept logits' tokens) or into `kept` if None."""
+  scaled = kept / rules.temperature
+  # Unnormalised probabilities whose maximum is exactly 1.
+  weights = jnp.exp(scaled - jnp.max(scaled, axis=-1, keepdims=True))
+  if rules.top_p < 1:
+    rows = jnp.ones(kept.shape[:1], bool) if rows is None else rows
+    weights = jnp.where(weights >= nucleus_threshold(weights, rules.top_p, rows), weights, 0)
+  if rules.min_p > 0:
+    weights = jnp.where(weights >= rules.min_p, weights, 0)
+  uniform = 1 - jax.vmap(jax.random.uniform)(keys)  # in (0, 1]
+  tokens = inverse_cdf(weights, uniform)
+  if candidates is not None:
+    tokens = jnp.take_along_axis(candidates, tokens[:, None], axis=-1)[:, 0]
+  return tokens
 
 
 def _top_k_block(vocab: int, k: int) -> int:

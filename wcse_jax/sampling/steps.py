@@ -56,7 +56,7 @@ from jaxtyping import Array, Bool, Float, Int, Key
 from wcse_jax.model import KVCache
 from wcse_jax.model.modules import rope_rotations
 from wcse_jax.sampling import cache_rows
-from wcse_jax.sampling.rules import TokenRules, sample_next, token_keys
+from wcse_jax.sampling.rules import TokenRules, fused_top_k, sample_from_top, sample_next, token_keys
 
 
 @flax.struct.dataclass
@@ -238,14 +238,19 @@ def decode_chunk(
         rotations=rotations,
         return_hidden=True,
     )
-    if vocab_major:
-      logits, statistics = model.logits_with_statistics(hidden[:, 0])
-    else:
-      logits, statistics = model.logits(hidden[:, 0]), None
     keys = token_keys(seed, slots.problem, slots.sample, generated)
-    tokens, logprobs = sample_next(
-        logits, keys, rules, rows=feed, vocab_major=vocab_major, block_statistics=statistics
-    )
+    k = fused_top_k(rules, model.embedder.input_embedding[...].shape[0])
+    top = model.top_logits(hidden[:, 0], k) if vocab_major and k is not None else None
+    if top is not None:  # the top-k straight from the logits' kernel, the logits never written
+      tokens, logprobs = sample_from_top(*top, keys, rules, rows=feed)
+    else:
+      if vocab_major:
+        logits, statistics = model.logits_with_statistics(hidden[:, 0])
+      else:
+        logits, statistics = model.logits(hidden[:, 0]), None
+      tokens, logprobs = sample_next(
+          logits, keys, rules, rows=feed, vocab_major=vocab_major, block_statistics=statistics
+      )
     slots = slots.replace(
         token=tokens, logprob=logprobs, position=slots.position + feed, generated=generated,
         active=feed,
