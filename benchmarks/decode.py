@@ -49,8 +49,11 @@ every core, on a CUDA GPU torch's device-to-device copies; the larger is used.
 The matmul peak likewise, each the fastest of repeated [4096, 4096] products
 ([8192, 8192] on an accelerator): XLA's, numpy BLAS's (float32, CPU), torch's
 (every dtype, where torch is installed: on the CPU, or cuBLAS on a CUDA GPU) and
-our bfloat16 kernel's (`model.cpu_kernels`, where it runs); the largest is used,
-and the fraction at XLA's own peak is printed beside it. `--profile=DIR` runs
+our bfloat16 kernel's (`model.cpu_kernels`, where it runs); the largest is used.
+For bfloat16 on CPU the dot-product instruction's own rate from registers (AMX's
+or AVX512-BF16's, every core at once) is measured too, the roof those products
+approach from below, and used where larger (the strict fraction); the fractions
+at the best product's peak and at XLA's own are printed beside it. `--profile=DIR` runs
 each of ours once more under `jax.profiler` and adds its device time by kernel.
 The decode loop is timed apart from prefill and host work (`Sampler.last_stats`),
 and its step time against that floor is its fraction of the roofline.
@@ -175,8 +178,8 @@ def run_ours(args, loaded: LoadedModel, prefix, questions, num_slots: int, dtype
   peak = yardsticks['matmul_peak_flop_per_s'][jnp.dtype(dtype).name]
   kv_bytes = round(stats.kv_bytes_needed_per_step)
   floor = step_floor(sampler, kv_bytes, dtype, yardsticks['bandwidth_bytes_per_s'], peak)
-  xla_floor = step_floor(sampler, kv_bytes, dtype, yardsticks['bandwidth_bytes_per_s'],
-                         yardsticks['xla_matmul_peak_flop_per_s'][jnp.dtype(dtype).name])
+  at_peak = lambda peaks: step_floor(sampler, kv_bytes, dtype, yardsticks['bandwidth_bytes_per_s'],
+                                    yardsticks[peaks][jnp.dtype(dtype).name])['seconds']
   # What the same slots read when each held its whole prompt in a dense row.
   dense = jax.eval_shape(lambda: init_cache(loaded.config, num_slots, max_len, sampler.cache_dtype))
   step = stats.decode_seconds / max(stats.decode_steps, 1)
@@ -215,8 +218,10 @@ def run_ours(args, loaded: LoadedModel, prefix, questions, num_slots: int, dtype
           'row_and_prefix_positions': list(sampler.cache_shape),
           'gflop_per_step': round(floor['flops'] / 1e9, 2),
           'decode_loop_fraction': round(floor['seconds'] / step, 4),
-          # ... against the floor XLA's own matmuls could reach (its peak, not the machine's).
-          'decode_loop_fraction_at_xla_matmul_peak': round(xla_floor['seconds'] / step, 4),
+          # ... against the floor the best product measured could reach (not the instruction's
+          # own peak), and XLA's own matmuls (its peak, not the machine's).
+          'decode_loop_fraction_at_product_peak': round(at_peak('product_peak_flop_per_s') / step, 4),
+          'decode_loop_fraction_at_xla_matmul_peak': round(at_peak('xla_matmul_peak_flop_per_s') / step, 4),
       },
       **({'profile': profile} if profile else {}),
   }
@@ -315,12 +320,19 @@ def main():
                  if cpu or jax.default_backend() == 'gpu' else {})
   # Our own bfloat16 kernel (model.cpu_kernels): it can beat both at the decode's shapes.
   kernel_bf16 = perf.kernel_matmul_peak_flops() if cpu and 'bfloat16' in xla_peaks else None
+  # The bfloat16 dot-product instruction alone, from registers: the roof itself, which
+  # every product's peak approaches from below (torch's reached 80% of it on a Zen 5).
+  instruction_bf16 = perf.instruction_peak_flops() if cpu and 'bfloat16' in xla_peaks else None
   others = {name: (torch_peaks.get(name), blas_f32 if name == 'float32' else None,
                    kernel_bf16 if name == 'bfloat16' else None) for name in xla_peaks}
   independent = {name: max([p for p in others[name] if p], default=0.0) for name in xla_peaks}
+  products = {name: max(peak, independent[name]) for name, peak in xla_peaks.items()}
   yardsticks = {
       'bandwidth_bytes_per_s': max(xla_read, host_copy or 0.0, torch_copy or 0.0),
-      'matmul_peak_flop_per_s': {name: max(peak, independent[name]) for name, peak in xla_peaks.items()},
+      'matmul_peak_flop_per_s': {
+          name: max(peak, instruction_bf16 or 0.0) if name == 'bfloat16' else peak
+          for name, peak in products.items()},
+      'product_peak_flop_per_s': products,
       'xla_matmul_peak_flop_per_s': xla_peaks,
   }
   report['yardsticks'] = {
@@ -333,13 +345,15 @@ def main():
       'numpy_blas_float32_matmul_gflop_per_s': blas_f32 and round(blas_f32 / 1e9, 1),
       f'torch_{torch_device}_matmul_gflop_per_s': {k: v and round(v / 1e9, 1) for k, v in torch_peaks.items()},
       'our_bfloat16_kernel_gflop_per_s': kernel_bf16 and round(kernel_bf16 / 1e9, 1),
+      'bfloat16_instruction_peak_gflop_per_s': instruction_bf16 and round(instruction_bf16 / 1e9, 1),
       # Whether our bfloat16 CPU kernel runs the model's products here, and with which instructions.
       'our_bfloat16_kernel_used': bool(kernel_bf16) and cpu_kernels.chosen(),
       'our_bfloat16_kernel_isa': kernel_bf16 and cpu_kernels.isa(),
       # Whether our batched float32 kernel runs the attention over a float32 cache.
       'our_float32_attention_kernel_used': bool(kernel_bf16) and cpu_kernels.chosen('f32_batched'),
       'floor_uses': ('the largest bandwidth (XLA read; numpy copy on CPU, torch copy on a GPU) and, per '
-                     'dtype, the largest matmul peak (XLA, numpy BLAS, torch, our bfloat16 CPU kernel)'),
+                     'dtype, the largest matmul peak (XLA, numpy BLAS, torch, our bfloat16 CPU kernel) '
+                     'or, for bfloat16 on CPU, the dot-product instruction\'s own peak where larger'),
   }
   print(json.dumps({'yardsticks': report['yardsticks']}), file=sys.stderr, flush=True)
   runs = []

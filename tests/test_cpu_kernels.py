@@ -539,3 +539,16 @@ def test_top_k_keeps_leading_axes_and_leaves_what_it_does_not_run_to_xla():
   for other, k in [(x.astype(jnp.bfloat16), 9), (x, cpu_kernels._TOP_K_LIMIT + 1), (x[..., :5], 6)]:
     assert not cpu_kernels.top_k_applies(other, k)
   np.testing.assert_array_equal(cpu_kernels.top_k(x, 257)[1], jax.lax.top_k(x, 257)[1])
+
+
+@needs_kernel
+def test_the_instruction_peak_is_a_roof_over_our_products():
+  """The dot-product instruction from registers (the roofline's compute roof) runs
+  faster than a product of it can, and in proportion to the threads running it."""
+  from wcse_jax import perf  # pylint: disable=g-import-not-at-top
+  one = max(cpu_kernels.instruction_peak_flops(threads=1, seconds=0.05) for _ in range(3))
+  every = perf.instruction_peak_flops()
+  product = perf.kernel_matmul_peak_flops(n=1024, repeats=3)
+  assert every > product > 0
+  threads = len(__import__('os').sched_getaffinity(0))
+  assert 0.5 * threads * one < every < 1.2 * threads * one

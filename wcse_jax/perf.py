@@ -121,6 +121,17 @@ def kernel_matmul_peak_flops(*, n: int = 4096, repeats: int = 5) -> float | None
   return _product_rate(lambda: product(a, a).block_until_ready(), n, repeats)
 
 
+def instruction_peak_flops(*, repeats: int = 3) -> float | None:
+  """FLOP/s of the CPU's bfloat16 dot-product instruction itself (AMX or AVX512-BF16,
+  as our kernel runs), from registers on every core, the fastest of `repeats`
+  (`model.cpu_kernels.instruction_peak_flops`); None where our kernel does not run.
+  The compute roof that products' peaks approach from below."""
+  from wcse_jax.model import cpu_kernels  # pylint: disable=g-import-not-at-top
+  if not cpu_kernels.available():
+    return None
+  return max(cpu_kernels.instruction_peak_flops() or 0.0 for _ in range(repeats)) or None
+
+
 def memory_bandwidth(*, gib: float = 1.0, repeats: int = 5, device=None) -> float:
   """Bytes/s read by a jitted sum over a `gib` GiB array on one device, after a
   warm-up. A decode step mostly reads (weights, KV cache), so reading is the

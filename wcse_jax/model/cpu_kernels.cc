@@ -36,6 +36,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <cstring>
 #include <functional>
@@ -221,8 +222,37 @@ void AmxPanelRows(const uint16_t* a, int64_t m0, int64_t m1, int64_t k, const ui
   }
   for (int64_t i = 0; i < rows; ++i) std::memcpy(c + (whole + i) * ldc, staged.data() + i * kPanel, width * sizeof(float));
 }
+
+// `iterations` of four `tdpbf16ps` on tiles already loaded: the instruction's own rate,
+// no memory. Returns a sum of the results, so that nothing is left out.
+float AmxPeakLoop(int64_t iterations) {
+  alignas(64) uint16_t ones[16 * 32];
+  std::fill(ones, ones + 16 * 32, uint16_t{0x3c00});  // bfloat16 1/128
+  alignas(64) float out[16 * 16];
+  AmxConfigure();
+  _tile_zero(0);
+  _tile_zero(1);
+  _tile_zero(2);
+  _tile_zero(3);
+  _tile_loadd(4, ones, 64);
+  _tile_loadd(5, ones, 64);
+  _tile_loadd(6, ones, 64);
+  _tile_loadd(7, ones, 64);
+  for (int64_t i = 0; i < iterations; ++i) {
+    _tile_dpbf16ps(0, 4, 6);
+    _tile_dpbf16ps(1, 4, 7);
+    _tile_dpbf16ps(2, 5, 6);
+    _tile_dpbf16ps(3, 5, 7);
+  }
+  _tile_stored(0, out, 64);
+  AmxRelease();
+  return out[0];
+}
+constexpr double kAmxLoopFlops = 4.0 * 16 * 16 * 32 * 2;  // per iteration
 #else
 constexpr int64_t kAmxK = 32;
+float AmxPeakLoop(int64_t) { return 0; }
+constexpr double kAmxLoopFlops = 0;
 bool AmxAllowed() { return false; }
 void AmxConfigure() {}
 void AmxRelease() {}
@@ -998,6 +1028,47 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(WcseTopK, TopK,
                                   .Arg<ffi::Buffer<ffi::F32>>()
                                   .Ret<ffi::Buffer<ffi::F32>>()
                                   .Ret<ffi::Buffer<ffi::S32>>());
+
+namespace {
+// `iterations` of 24 independent `vdpbf16ps` on registers: the instruction's own rate.
+float Avx512PeakLoop(int64_t iterations) {
+  __m512 acc[24];
+  for (__m512& a : acc) a = _mm512_setzero_ps();
+  __m512bh x = (__m512bh)_mm512_set1_epi32(0x3c003c00), y = x;
+  for (int64_t i = 0; i < iterations; ++i) {
+#pragma GCC unroll 24
+    for (int j = 0; j < 24; ++j) acc[j] = _mm512_dpbf16_ps(acc[j], x, y);
+    __asm__ volatile("" : "+v"(x), "+v"(y));  // not hoisted: operands the loop might change
+  }
+  float sum = 0;
+  for (const __m512& a : acc) sum += _mm512_reduce_add_ps(a);
+  return sum;
+}
+constexpr double kAvx512LoopFlops = 24.0 * 16 * 2 * 2;  // per iteration
+}  // namespace
+
+// FLOP/s of the bfloat16 dot-product instruction alone (AMX's `tdpbf16ps` if `amx` and
+// it can run, else AVX512-BF16's `vdpbf16ps`), from registers on `threads` threads at
+// once for about `seconds`: the compute roof no product can pass. 0 where the
+// instruction cannot run here.
+extern "C" double WcseBf16PeakFlops(int32_t amx, int32_t threads, double seconds) {
+  const bool tiles = amx && AmxAllowed();
+  if (amx && !tiles) return 0;
+  const double per = tiles ? kAmxLoopFlops : kAvx512LoopFlops;
+  auto loop = [tiles](int64_t n) { return tiles ? AmxPeakLoop(n) : Avx512PeakLoop(n); };
+  auto run = [&](int64_t n) {  // seconds for n iterations on every thread
+    std::vector<std::thread> pool;
+    std::atomic<float> sink{0};
+    const auto start = std::chrono::steady_clock::now();
+    for (int32_t t = 0; t < std::max(threads, 1); ++t) pool.emplace_back([&] { sink = sink + loop(n); });
+    for (auto& t : pool) t.join();
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  };
+  int64_t n = 1 << 14;
+  while (run(n) < 0.05 && n < (int64_t{1} << 40)) n *= 2;  // warmed up, and long enough to time
+  n = std::max<int64_t>(1, int64_t(n * seconds / 0.05));
+  return per * n * std::max(threads, 1) / run(n);
+}
 
 // 1 when the AMX path can run in this process (the CPU has AMX-BF16 and the OS granted its state).
 extern "C" int WcseAmxAllowed() { return AmxAllowed() ? 1 : 0; }

@@ -565,6 +565,21 @@ def logits_top_k(table, hidden, k: int):
   return tuple(call(table.astype(jnp.bfloat16), hidden.astype(jnp.bfloat16), isa=_isa_code()))
 
 
+def instruction_peak_flops(threads: int | None = None, seconds: float = 0.2) -> float | None:
+  """FLOP/s of the bfloat16 dot-product instruction our products run on (AMX's
+  `tdpbf16ps` where `isa()` is 'amx', else AVX512-BF16's `vdpbf16ps`) from
+  registers, on `threads` threads at once (default: every CPU this process may
+  use): the compute roof no bfloat16 product here can pass, measured with no
+  library between. None where the kernels are not built."""
+  library = _library()
+  if library is None:
+    return None
+  threads = threads or len(os.sched_getaffinity(0))
+  peak = library.WcseBf16PeakFlops
+  peak.restype, peak.argtypes = ctypes.c_double, [ctypes.c_int32, ctypes.c_int32, ctypes.c_double]
+  return peak(int(isa() == 'amx'), threads, seconds) or None
+
+
 def _product_fwd(spec, x, y, seen, over):
   return product(spec, x, y, seen, over), (x, y)
 
