@@ -16,7 +16,10 @@ over the whole vocabulary (262k entries for Gemma 3): top-k ranks blocks of
 the vocabulary by their maxima and takes the top-k of the best k blocks
 (`top_k`, exact), top-p finds its probability threshold among the 256 most
 probable tokens or by bisection, each row on its own, and the draw inverts the
-cumulative distribution block by block with one uniform number per row.
+cumulative distribution block by block with one uniform number per row. Where
+our CPU kernel computes the logits and the rules need only a top-k (or the
+greedy token), it keeps the top-k itself and no logits are written
+(`sample_from_top`: the same draws).
 
 Every draw takes its own key, `token_key(seed, problem, sample, step)`, so a
 sample's tokens do not depend on which slot, batch or device computed them.
