@@ -234,7 +234,7 @@ void AmxPanelRows(const uint16_t* a, int64_t m0, int64_t m1, int64_t k, const ui
 }
 
 // `iterations` of four `tdpbf16ps` on tiles already loaded: the instruction's own rate,
-// no memory. Returns a sum of the results, so that nothing is left out.
+// no memory. Returns one of the sums, so that the loop cannot be left out.
 float AmxPeakLoop(int64_t iterations) {
   alignas(64) uint16_t ones[16 * 32];
   std::fill(ones, ones + 16 * 32, uint16_t{0x3c00});  // bfloat16 1/128
@@ -395,7 +395,7 @@ struct Best {
 // Each column's best k of the logits (`LogitsTopK`), kept per thread while the row
 // blocks are computed and merged at the end. A thread takes its row blocks in
 // increasing order, so it offers each column's entries in increasing index order;
-// the k best of all are among the k best of each thread's.
+// each of the k best of all is among the k best of the thread that saw it.
 class ColumnsBest {
  public:
   ColumnsBest(int64_t k, int64_t columns) : k_(k), columns_(columns), call_(++calls_) {}
