@@ -434,7 +434,7 @@ class ColumnsBest {
       all.Reset(k_, room);
       for (const auto& part : parts_) {
         const Best& best = part->best[c];
-        for (int64_t j = 0; j < best.count; ++j) all.keys[all.count] = best.keys[j], all.where[all.count++] = best.where[j];
+        for (int64_t j = 0; j < best.count; ++j) all.Add(best.keys[j], best.where[j]);
       }
       all.Write(values + c * k_, indices + c * k_);
     }
