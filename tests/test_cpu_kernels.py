@@ -240,7 +240,8 @@ def test_products_over_a_shared_prefix_match_exact_sums(spec, x_shape, y_shape):
 ])
 def test_a_bfloat16_cache_held_as_bits_gives_the_same_bits(spec, y_shape, over):
   """`product_of_bits`: a bfloat16 y held as its bit patterns (uint16) is read as it is,
-  the same sums as over the bfloat16 array; anything but a batched product of uint16 is refused."""
+  the same sums as over the bfloat16 array, and a bfloat16 x gives those of its float32
+  values; anything but a batched product of uint16 is refused."""
   rng = np.random.default_rng(7)
   x = jnp.asarray(rng.standard_normal((3, 2, 4, y_shape[-1] if over == 'k' else 40)), jnp.float32)
   if over == 'k':
@@ -253,6 +254,10 @@ def test_a_bfloat16_cache_held_as_bits_gives_the_same_bits(spec, y_shape, over):
   np.testing.assert_array_equal(
       np.asarray(jax.jit(lambda x, b: cpu_kernels.product_of_bits(spec, x, b, seen, over))(x, bits)),
       np.asarray(cpu_kernels.product(spec, x, y, seen, over)))
+  narrow = x.astype(jnp.bfloat16)
+  np.testing.assert_array_equal(
+      np.asarray(jax.jit(lambda x, b: cpu_kernels.product_of_bits(spec, x, b, seen, over))(narrow, bits)),
+      np.asarray(cpu_kernels.product_of_bits(spec, narrow.astype(jnp.float32), bits, seen, over)))
   with pytest.raises(ValueError, match='not a batched product'):
     cpu_kernels.product_of_bits(spec, x, y)
 
@@ -501,6 +506,150 @@ def test_the_attention_softmax_matches_jax(shape):
   np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-5, atol=1e-6)
   with pytest.raises(ValueError, match='does not fit'):
     cpu_kernels.masked_softmax(x, mask[:, :, :-1] if s > 1 else mask[:1, :1, :0])
+
+
+@needs_kernel
+@pytest.mark.parametrize('widths', [(512, 64, 64, 128, 64), (37, 5, 16, 3), (16,), (48, 32)])
+def test_the_softmax_in_parts_is_the_softmax_of_the_whole(widths):
+  """`masked_softmax_parts`: the parts' probabilities are those of `masked_softmax` over
+  the parts concatenated (bit for bit where every part is a whole number of 16 slots:
+  the same sums), a gap stands for masked slots, a row's result does not depend on a
+  gap past its last seen slot, and 'bfloat16' rounds as XLA's conversion does;
+  gradients (through a rounding: 1) are the whole softmax's."""
+  rng = np.random.default_rng(sum(widths))
+  b, k, t, g = 3, 2, 1, 4
+  gap = widths[-1]  # the last width: a gap (no keys) in the layout
+  real = widths[:-1] or widths
+  xs = [jnp.asarray(rng.standard_normal((b, k, t, g, w)) * 6, jnp.float32) for w in real]
+  masks = [rng.random((b, t, w)) < 0.7 for w in real]
+  masks[0][0] = False
+  for m in masks[1:]:
+    m[0] = False  # row 0 sees nothing: uniform over every slot, the gap's too
+  masks = [jnp.asarray(m) for m in masks]
+  layout = [None] * len(real) + ([gap] if len(widths) > 1 else [])
+  whole_x = jnp.concatenate(xs + ([jnp.zeros((b, k, t, g, gap))] if len(widths) > 1 else []), axis=-1)
+  whole_m = jnp.concatenate(masks + ([jnp.zeros((b, t, gap), bool)] if len(widths) > 1 else []), axis=-1)
+  whole = np.asarray(cpu_kernels.masked_softmax(whole_x, whole_m))
+  kinds = ['float32', 'bfloat16'] * len(real)
+  parts = jax.jit(lambda xs, ms: cpu_kernels.masked_softmax_parts(xs, ms, layout, kinds[:len(real)]))(xs, masks)
+  ends = np.cumsum(real)
+  for i, (p, kind) in enumerate(zip(parts, kinds)):
+    want = whole[..., ends[i] - real[i]:ends[i]]
+    if kind != 'float32':
+      want = np.asarray(jnp.asarray(want).astype(jnp.bfloat16).astype(jnp.float32))
+    assert p.dtype == (jnp.bfloat16 if kind == 'bfloat16' else jnp.float32)
+    got = np.asarray(p.astype(jnp.float32)); want = want.astype(np.float32)
+    if all(w % 16 == 0 for w in widths):
+      np.testing.assert_array_equal(got, want)
+    else:
+      np.testing.assert_allclose(got, want, rtol=1e-6 if kind == 'float32' else 8e-3, atol=1e-7)
+  np.testing.assert_allclose(np.asarray(parts[0][0, :, 0]), 1.0 / sum(widths) if len(widths) > 1 else 1.0 / widths[0], rtol=1e-6)
+  # without the gap, rows that see something are unchanged (bits), row 0 is uniform over fewer slots
+  if len(widths) > 1:
+    no_gap = cpu_kernels.masked_softmax_parts(xs, masks, [None] * len(real), kinds[:len(real)])
+    for p, q in zip(parts, no_gap):
+      np.testing.assert_array_equal(np.asarray(p[1:].astype(jnp.float32)), np.asarray(q[1:].astype(jnp.float32)))
+  w = [jnp.asarray(rng.standard_normal(x.shape), jnp.float32) for x in xs]
+  loss_parts = lambda xs: sum(jnp.sum(jnp.sin(p.astype(jnp.float32)) * wi) for p, wi in
+                              zip(cpu_kernels.masked_softmax_parts(xs, masks, layout, ['float32'] * len(xs)), w))
+  def loss_whole(xs):
+    full = jnp.concatenate(xs + ([jnp.zeros((b, k, t, g, gap))] if len(widths) > 1 else []), axis=-1)
+    p = cpu_kernels.masked_softmax(full, whole_m)
+    return sum(jnp.sum(jnp.sin(p[..., e - r:e]) * wi) for e, r, wi in zip(ends, real, w))
+  for got, want in zip(jax.grad(loss_parts)(xs), jax.grad(loss_whole)(xs)):
+    np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-5, atol=1e-6)
+  with pytest.raises(ValueError, match='one None per part'):
+    cpu_kernels.masked_softmax_parts(xs, masks, [None] * (len(real) + 1), kinds[:len(real)])
+  with pytest.raises(ValueError, match='do not fit'):
+    cpu_kernels.masked_softmax_parts(xs, masks, layout, ['float16'] * len(real))
+
+
+@needs_kernel
+@pytest.mark.parametrize('shape', [(64, 1, 640), (3, 5, 256), (2, 37), (1, 1, 16)])
+@pytest.mark.parametrize('add', [False, True])
+def test_rms_norm_matches_jax(shape, add):
+  """`rms_norm`: the reference's values within a float32 ulp or two (another order of
+  the sum of squares; bfloat16 results within one bfloat16 ulp), each row's the same
+  whatever the batch; gradients the reference's."""
+  rng = np.random.default_rng(len(shape) + add)
+  x = jnp.asarray(rng.standard_normal(shape) * 3, jnp.float32)
+  scale = jnp.asarray(rng.standard_normal(shape[-1:]) * 0.5, jnp.bfloat16)
+  residual = jnp.asarray(rng.standard_normal(shape), jnp.float32) if add else None
+  for dtype in (jnp.float32, jnp.bfloat16):
+    got = jax.jit(lambda x, s, r: cpu_kernels.rms_norm(x, s, 1e-6, r, dtype))(x, scale, residual)
+    want = cpu_kernels.rms_norm_reference(x, scale, 1e-6, residual, dtype)
+    assert got.dtype == dtype and got.shape == shape
+    np.testing.assert_allclose(np.asarray(got, np.float32), np.asarray(want, np.float32),
+                               rtol=4e-7 if dtype == jnp.float32 else 8e-3, atol=1e-6)
+  one = cpu_kernels.rms_norm(x.reshape(-1, shape[-1])[-1:], scale, 1e-6,
+                             None if residual is None else residual.reshape(-1, shape[-1])[-1:])
+  np.testing.assert_array_equal(np.asarray(one[0]), np.asarray(cpu_kernels.rms_norm(x, scale, 1e-6, residual)).reshape(-1, shape[-1])[-1])
+  w = jnp.asarray(rng.standard_normal(shape), jnp.float32)
+  loss = lambda f: lambda x, s, r: jnp.sum(jnp.sin(f(x, s, 1e-6, r)) * w)
+  got = jax.grad(loss(cpu_kernels.rms_norm), argnums=(0, 1, 2) if add else (0, 1))(x, scale, residual)
+  want = jax.grad(loss(cpu_kernels.rms_norm_reference), argnums=(0, 1, 2) if add else (0, 1))(x, scale, residual)
+  for g, h in zip(got, want):
+    np.testing.assert_allclose(np.asarray(g, np.float32), np.asarray(h, np.float32), rtol=1e-5, atol=1e-5)
+  with pytest.raises(ValueError, match='rms_norm'):
+    cpu_kernels.rms_norm(x.astype(jnp.bfloat16), scale, 1e-6)
+
+
+@needs_kernel
+@pytest.mark.parametrize('shape', [(64, 1, 2048), (3, 37), (5,), (4, 70000)])
+def test_geglu_matches_jax(shape):
+  """`geglu`: gelu_tanh(gate) * up within a few float32 ulp of the exact value over
+  the whole range of gate (jax's `1 + tanh` loses digits where gate is far below 0:
+  there within 1e-5 of it), its bfloat16 result that float32 rounded; gradients jax's."""
+  rng = np.random.default_rng(shape[-1])
+  gate = rng.standard_normal(shape).astype(np.float32) * 4
+  gate.reshape(-1)[:6] = [0.0, -0.0, 1e-30, -60.0, 60.0, 1e4][:gate.size]
+  gate, up = jnp.asarray(gate), jnp.asarray(rng.standard_normal(shape), jnp.float32)
+  x = np.asarray(gate, np.float64)
+  two_y = np.minimum(-2 * np.sqrt(2 / np.pi) * (x + 0.044715 * x**3), 700)
+  exact = x / (1 + np.exp(two_y)) * np.asarray(up, np.float64)
+  got = np.asarray(jax.jit(cpu_kernels.geglu)(gate, up))
+  assert got.dtype == np.float32 and got.shape == shape
+  # a float32 y carries a relative error of an ulp or so, e^(-2y) that much times |2y|
+  assert (np.abs(got - exact) <= (3e-6 + 3e-7 * np.abs(two_y)) * np.abs(exact) + 1e-37).all()
+  np.testing.assert_allclose(got, np.asarray(jax.nn.gelu(gate, approximate=True) * up), rtol=1e-5, atol=1e-5)
+  rounded = jax.jit(lambda g, u: cpu_kernels.geglu(g, u, jnp.bfloat16))(gate, up)
+  assert rounded.dtype == jnp.bfloat16
+  np.testing.assert_array_equal(np.asarray(rounded, np.float32), np.asarray(jnp.asarray(got).astype(jnp.bfloat16), np.float32))
+  w = jnp.asarray(rng.standard_normal(shape), jnp.float32)
+  loss = lambda f: lambda g, u: jnp.sum(f(g, u) * w)
+  got = jax.grad(loss(cpu_kernels.geglu), argnums=(0, 1))(gate, up)
+  want = jax.grad(loss(lambda g, u: jax.nn.gelu(g, approximate=True) * u), argnums=(0, 1))(gate, up)
+  for g, h in zip(got, want):
+    np.testing.assert_allclose(np.asarray(g), np.asarray(h), rtol=1e-6, atol=1e-6)
+  with pytest.raises(ValueError, match='geglu'):
+    cpu_kernels.geglu(gate, up[..., :1])
+
+
+@needs_kernel
+@pytest.mark.parametrize('shape', [(64, 1, 4, 256), (2, 7, 1, 32), (1, 3, 2, 40)])
+def test_norm_rope_matches_jax(shape):
+  """`norm_rope`: the model's head norm, rotary embedding and query scaling within a
+  float32 ulp or two (another order of the sum of squares); gradients the reference's."""
+  from wcse_jax.model.modules import rope_rotation
+  rng = np.random.default_rng(shape[-1])
+  b, t, n, h = shape
+  x = jnp.asarray(rng.standard_normal(shape) * 3, jnp.float32)
+  scale = jnp.asarray(rng.standard_normal(h) * 0.5, jnp.bfloat16)
+  positions = jnp.asarray(rng.integers(0, 4096, (b, t)), jnp.int32)
+  sin, cos = rope_rotation(positions, h, base=10_000.0)
+  got = jax.jit(lambda x: cpu_kernels.norm_rope(x, scale, 1e-6, sin, cos, 0.0625))(x)
+  want = cpu_kernels.norm_rope_reference(x, scale, 1e-6, sin, cos, 0.0625)
+  np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-6, atol=1e-6)
+  narrow = cpu_kernels.norm_rope(x, scale, 1e-6, sin, cos, 0.0625, jnp.bfloat16)
+  assert narrow.dtype == jnp.bfloat16
+  np.testing.assert_array_equal(np.asarray(narrow, np.float32), np.asarray(got.astype(jnp.bfloat16), np.float32))
+  w = jnp.asarray(rng.standard_normal(shape), jnp.float32)
+  loss = lambda f: lambda x, s: jnp.sum(jnp.sin(f(x, s, 1e-6, sin, cos, 0.0625)) * w)
+  for g, r in zip(jax.grad(loss(cpu_kernels.norm_rope), argnums=(0, 1))(x, scale),
+                  jax.grad(loss(cpu_kernels.norm_rope_reference), argnums=(0, 1))(x, scale)):
+    np.testing.assert_allclose(np.asarray(g, np.float32), np.asarray(r, np.float32), rtol=1e-5, atol=1e-5)
+  with pytest.raises(ValueError, match='norm_rope'):
+    cpu_kernels.norm_rope(x, scale, 1e-6, sin[:, :, :, :-1], cos, 1.0)
 
 
 _SPECIALS = np.array([np.nan, -np.nan, np.inf, -np.inf, 0.0, -0.0, 1.0, -1.0], np.float32)

@@ -35,6 +35,7 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <cmath>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -670,29 +671,51 @@ inline void F32Tile(const float* a, int64_t k, const B* b, int64_t n, int64_t n0
     if (cols != nullptr && mask[j])
       load[j] = _mm_cmpneq_epi8_mask(_mm_maskz_loadu_epi8(mask[j], cols + n0 + 16 * j), _mm_setzero_si128());
   }
+  // The rows of B that count, in increasing order: the loop below then has no branch to
+  // skip one, and GCC keeps the sums in registers (with the branch it stored all 16 or 24
+  // to the stack every k: the products over a bfloat16 cache ~1.6x slower).
+  thread_local std::vector<int32_t> counted;
+  counted.resize(k);
+  int64_t count = 0;
+  for (int64_t kk = 0; kk < k; ++kk)
+    if (rows == nullptr || rows[kk]) counted[count++] = static_cast<int32_t>(kk);
+  const int32_t* order = counted.data();
   __m512 acc[MT][4];
+#pragma GCC unroll 8
   for (int i = 0; i < MT; ++i)
+#pragma GCC unroll 4
     for (int j = 0; j < 4; ++j) acc[i][j] = _mm512_setzero_ps();
-  // B streams from memory (a cache): the first pass over its rows fetches them whole, about
-  // 4 KB ahead (past the entry's end: the next entry's rows; a prefetch never faults).
-  const int64_t row_bytes = n * static_cast<int64_t>(sizeof(B)), ahead = std::max<int64_t>(2, 4096 / row_bytes);
-  for (int64_t kk = 0; kk < k; ++kk) {
+  auto step = [&](int64_t kk) __attribute__((always_inline)) {
     const B* row = b + kk * n + n0;
-    if (n0 == 0 && (rows == nullptr || kk + ahead >= k || rows[kk + ahead])) {
-      const char* next = reinterpret_cast<const char*>(b + (kk + ahead) * n);
+    __m512 bv[4];
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; ++j) bv[j] = Load(load[j], row + 16 * j);
+#pragma GCC unroll 8
+    for (int i = 0; i < MT; ++i) {
+      const __m512 av = _mm512_set1_ps(a[i * k + kk]);
+#pragma GCC unroll 4
+      for (int j = 0; j < 4; ++j) acc[i][j] = _mm512_fmadd_ps(av, bv[j], acc[i][j]);
+    }
+  };
+  if (n0 == 0) {
+    // B streams from memory (a cache): the first pass over its rows fetches them whole, about
+    // 4 KB ahead (past the last counted row: the rows after it, the next entry's; a prefetch
+    // never faults).
+    const int64_t row_bytes = n * static_cast<int64_t>(sizeof(B)), ahead = std::max<int64_t>(2, 4096 / row_bytes);
+    for (int64_t i = 0; i < count; ++i) {
+      const int64_t target = i + ahead < count ? order[i + ahead] : k + (i + ahead - count);
+      const char* next = reinterpret_cast<const char*>(b + target * n);
       for (int64_t at = 0; at < row_bytes; at += 64)
         if (cols == nullptr || cols[at / static_cast<int64_t>(sizeof(B))])  // the line's first column
           _mm_prefetch(next + at, _MM_HINT_T0);
+      step(order[i]);
     }
-    if (rows != nullptr && !rows[kk]) continue;
-    __m512 bv[4];
-    for (int j = 0; j < 4; ++j) bv[j] = Load(load[j], row + 16 * j);
-    for (int i = 0; i < MT; ++i) {
-      const __m512 av = _mm512_set1_ps(a[i * k + kk]);
-      for (int j = 0; j < 4; ++j) acc[i][j] = _mm512_fmadd_ps(av, bv[j], acc[i][j]);
-    }
+  } else {
+    for (int64_t i = 0; i < count; ++i) step(order[i]);
   }
+#pragma GCC unroll 8
   for (int i = 0; i < MT; ++i)
+#pragma GCC unroll 4
     for (int j = 0; j < 4; ++j) _mm512_mask_storeu_ps(c + i * n + n0 + 16 * j, mask[j], acc[i][j]);
 }
 
@@ -754,8 +777,12 @@ inline void F32TileNT(const float* a, int64_t k, const B* b, int64_t n, int64_t 
       on[q][r] = row < n && (cols == nullptr || cols[row]);
       any[q] = any[q] || on[q][r];
     }
+  // Loops over the sums unrolled by hand: GCC otherwise keeps them in memory, a store
+  // per sum and step.
   __m512 acc[NB][MT];
+#pragma GCC unroll 4
   for (int q = 0; q < NB; ++q)
+#pragma GCC unroll 8
     for (int i = 0; i < MT; ++i) acc[q][i] = _mm512_setzero_ps();
   const int64_t row_bytes = k * static_cast<int64_t>(sizeof(B)), per_chunk = NB * 16 * 16 * sizeof(B);
   const char* next = reinterpret_cast<const char*>(b + (n0 + 16 * NB) * k);
@@ -767,6 +794,7 @@ inline void F32TileNT(const float* a, int64_t k, const B* b, int64_t n, int64_t 
       }
     const int64_t left = k - h0;
     const __mmask16 mask = left >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << left) - 1);
+#pragma GCC unroll 4
     for (int q = 0; q < NB; ++q) {
       if (!any[q]) continue;
       __m512 t[16];
@@ -775,21 +803,24 @@ inline void F32TileNT(const float* a, int64_t k, const B* b, int64_t n, int64_t 
       if (left >= 16) {
 #pragma GCC unroll 16
         for (int hh = 0; hh < 16; ++hh)
+#pragma GCC unroll 8
           for (int i = 0; i < MT; ++i)
             acc[q][i] = _mm512_fmadd_ps(_mm512_set1_ps(a[i * k + h0 + hh]), t[hh], acc[q][i]);
       } else {
         for (int hh = 0; hh < 16; ++hh) {
           if (hh >= left) break;
+#pragma GCC unroll 8
           for (int i = 0; i < MT; ++i)
             acc[q][i] = _mm512_fmadd_ps(_mm512_set1_ps(a[i * k + h0 + hh]), t[hh], acc[q][i]);
         }
       }
     }
   }
+#pragma GCC unroll 4
   for (int q = 0; q < NB; ++q) {
     const int64_t count = std::min<int64_t>(16, n - n0 - 16 * q);
-    if (count <= 0) break;
-    const __mmask16 store = count >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << count) - 1);
+    const __mmask16 store = count >= 16 ? __mmask16(0xFFFF) : count > 0 ? __mmask16((1u << count) - 1) : __mmask16(0);
+#pragma GCC unroll 8
     for (int i = 0; i < MT; ++i) _mm512_mask_storeu_ps(c + i * ldc + n0 + 16 * q, store, acc[q][i]);
   }
 }
@@ -829,17 +860,22 @@ void F32EntryNT(const float* a, const B* b, float* c, int64_t m, int64_t k, int6
 // read, so that with A's entries bfloat16 values the sums are those of bfloat16
 // products, half the bytes read).
 //
-// `nt`: B [batch, N, K] (slot rows), else [batch, K, N].
+// `nt`: B [batch, N, K] (slot rows), else [batch, K, N]. A float32, or bfloat16 (a
+// bfloat16 product's inputs as they come: each entry's widened into a buffer first,
+// exactly, where XLA would convert the whole of it in a loop of its own).
 // `seen` [R, S] flags, with `over` 1: S = N, the columns of B that count; 2: S = K, its
 // rows (not with `nt`); 0: every one counts (`seen` unread). Entry p reads flags row
 // p / (batch / R).
 template <ffi::DataType BT>
-ffi::Error F32Batched(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> a, ffi::Buffer<BT> b, ffi::Buffer<ffi::PRED> seen,
+ffi::Error F32Batched(ffi::ThreadPool pool, ffi::AnyBuffer a, ffi::Buffer<BT> b, ffi::Buffer<ffi::PRED> seen,
                       ffi::ResultBuffer<ffi::F32> c, int32_t over, bool nt) {
   using B = std::conditional_t<BT == ffi::F32, float, uint16_t>;
   const auto ad = a.dimensions();
   const auto bd = b.dimensions();
   if (ad.size() != 3 || bd.size() != 3) return ffi::Error::InvalidArgument("f32 batched product: operands must be 3-D");
+  const bool narrow = a.element_type() == ffi::BF16;
+  if (!narrow && a.element_type() != ffi::F32)
+    return ffi::Error::InvalidArgument("f32 batched product: A must be float32 or bfloat16");
   const int64_t batch = ad[0], m = ad[1], k = ad[2], n = nt ? bd[1] : bd[2];
   if (bd[0] != batch || (nt ? bd[2] : bd[1]) != k) return ffi::Error::InvalidArgument("f32 batched product: shapes differ");
   if (nt && over == 2) return ffi::Error::InvalidArgument("f32 batched product: rows' flags with B transposed");
@@ -849,7 +885,8 @@ ffi::Error F32Batched(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> a, ffi::Buffer
     return ffi::Error::InvalidArgument("f32 batched product: flags do not fit the batch or the axis");
   const int64_t per_flags = over != 0 ? batch / flag_rows : 1;
   const bool* flags = over != 0 ? reinterpret_cast<const bool*>(seen.untyped_data()) : nullptr;
-  const float* ap = a.typed_data();
+  const float* ap = narrow ? nullptr : reinterpret_cast<const float*>(a.untyped_data());
+  const uint16_t* narrow_ap = narrow ? reinterpret_cast<const uint16_t*>(a.untyped_data()) : nullptr;
   const B* bp = reinterpret_cast<const B*>(b.untyped_data());
   float* cp = c->typed_data();
   // Items of several entries, a few per thread (an entry is a few microseconds of work).
@@ -857,10 +894,20 @@ ffi::Error F32Batched(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> a, ffi::Buffer
   const int64_t per_item = std::max<int64_t>(1, batch / (4 * threads));
   ParallelFor(pool, (batch + per_item - 1) / per_item, [=](int64_t item) {
     const int64_t p1 = std::min(batch, (item + 1) * per_item);
+    thread_local std::vector<float> wide;
     for (int64_t p = item * per_item; p < p1; ++p) {
       const bool* f = flags == nullptr ? nullptr : flags + p / per_flags * sd[1];
-      if (nt) F32EntryNT(ap + p * m * k, bp + p * k * n, cp + p * m * n, m, k, n, over == 1 ? f : nullptr);
-      else F32Entry(ap + p * m * k, bp + p * k * n, cp + p * m * n, m, k, n, over == 1 ? f : nullptr, over == 2 ? f : nullptr);
+      const float* entry = narrow ? nullptr : ap + p * m * k;
+      if (narrow) {
+        wide.resize(m * k);
+        for (int64_t i = 0; i < m * k; i += 16) {
+          const __mmask16 lanes = m * k - i >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (m * k - i)) - 1);
+          _mm512_mask_storeu_ps(wide.data() + i, lanes, Load(lanes, narrow_ap + p * m * k + i));
+        }
+        entry = wide.data();
+      }
+      if (nt) F32EntryNT(entry, bp + p * k * n, cp + p * m * n, m, k, n, over == 1 ? f : nullptr);
+      else F32Entry(entry, bp + p * k * n, cp + p * m * n, m, k, n, over == 1 ? f : nullptr, over == 2 ? f : nullptr);
     }
   });
   return ffi::Error::Success();
@@ -868,56 +915,303 @@ ffi::Error F32Batched(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> a, ffi::Buffer
 
 // ---- The attention's softmax ---------------------------------------------------------
 //
-// out[r] = softmax(where(mask, x[r], kMasked)) over the last axis, x [R, S] float32,
-// mask [M, S]: the rows of x are (batch b, key/value head, step t, query of the group)
-// in that order, and row r reads mask row b * steps + t. What `jax.nn.softmax` of the
-// masked scores computes (e^(v - max) over their sum), in one pass over memory instead
-// of XLA:CPU's several (its exp is ~5x slower than this one); a row that sees nothing
-// comes out uniform, as there.
+// probs = softmax(where(mask, x, kMasked)) over each row of the scores, the row given in
+// parts side by side: part i's scores x_i [R, S_i] (float32) under mask_i [M, S_i]. The
+// rows are (batch b, key/value head, step t, query of the group) in that order, and row r
+// reads mask row b * steps + t. What `jax.nn.softmax` of the masked scores of the parts
+// concatenated computes (e^(v - max) over their sum), in one pass over memory instead of
+// XLA:CPU's several (its exp is ~5x slower than this one), and without the
+// concatenation; a row that sees nothing comes out uniform, as there.
+//
+// `layout` orders the parts and gaps: -1 is the next part, w >= 0 a gap of w slots that
+// no token sees (no scores, no probabilities: keys not held). Each part (or gap) is
+// summed 16 slots at a time from its first slot, into one float32 sum per lane, so a
+// row's sum does not depend on how far past its last seen slot the layout reaches.
+// Part i's probabilities are written in its result's dtype: float32, or bfloat16 (rounded
+// to nearest even, as XLA converts).
 constexpr float kMasked = -2.3819763e38f;  // the model's fill value for masked scores
 
-ffi::Error Softmax(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::PRED> mask,
-                   ffi::ResultBuffer<ffi::F32> out, int64_t heads, int64_t steps, int64_t group) {
-  const auto xd = x.dimensions();
-  const auto md = mask.dimensions();
-  if (xd.size() != 2 || md.size() != 2 || md[1] != xd[1] || heads <= 0 || steps <= 0 || group <= 0 ||
-      xd[0] % (heads * steps * group) || md[0] != xd[0] / (heads * group))
-    return ffi::Error::InvalidArgument("softmax: x [B * K * T * G, S], mask [B * T, S]");
-  const int64_t rows = xd[0], s = xd[1];
-  const float* xp = x.typed_data();
-  const bool* mp = reinterpret_cast<const bool*>(mask.untyped_data());
-  float* op = out->typed_data();
+// float32 -> the nearest bfloat16 (ties to even; NaN stays NaN), as its bits in the high half.
+inline __m512i RoundToBf16(__m512 v) {
+  const __m512i bits = _mm512_castps_si512(v);
+  const __m512i odd = _mm512_and_si512(_mm512_srli_epi32(bits, 16), _mm512_set1_epi32(1));
+  __m512i up = _mm512_add_epi32(bits, _mm512_add_epi32(_mm512_set1_epi32(0x7fff), odd));
+  const __mmask16 nan = _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+  up = _mm512_mask_mov_epi32(up, nan, _mm512_or_si512(bits, _mm512_set1_epi32(0x00400000)));
+  return _mm512_and_si512(up, _mm512_set1_epi32(int32_t(0xffff0000)));
+}
+
+struct SoftmaxPart {
+  const float* x = nullptr;  // null: a gap
+  const bool* mask = nullptr;
+  void* out = nullptr;
+  int64_t width = 0;
+  bool bf16 = false;
+};
+
+ffi::Error Softmax(ffi::ThreadPool pool, ffi::RemainingArgs args, ffi::RemainingRets rets, int64_t heads,
+                   int64_t steps, int64_t group, ffi::Span<const int64_t> layout) {
+  const size_t n = rets.size();
+  auto bad = [] { return ffi::Error::InvalidArgument("softmax: parts x [B * K * T * G, S_i], mask [B * T, S_i]"); };
+  if (args.size() != 2 * n || heads <= 0 || steps <= 0 || group <= 0) return bad();
+  std::vector<SoftmaxPart> parts;
+  int64_t rows = -1, total = 0;
+  size_t next = 0;
+  for (const int64_t entry : layout) {
+    SoftmaxPart part;
+    if (entry >= 0) {
+      part.width = entry;
+    } else {
+      if (next >= n) return bad();
+      auto x = args.get<ffi::AnyBuffer>(next);
+      auto mask = args.get<ffi::AnyBuffer>(n + next);
+      auto out = rets.get<ffi::AnyBuffer>(next);
+      if (!x.has_value() || !mask.has_value() || !out.has_value()) return bad();
+      const auto xd = x->dimensions(), md = mask->dimensions(), od = (*out)->dimensions();
+      const auto type = (*out)->element_type();
+      if (x->element_type() != ffi::F32 || mask->element_type() != ffi::PRED || xd.size() != 2 || md.size() != 2 ||
+          od.size() != 2 || od[0] != xd[0] || od[1] != xd[1] || md[1] != xd[1] || (rows >= 0 && xd[0] != rows) ||
+          xd[0] % (heads * steps * group) || md[0] != xd[0] / (heads * group) ||
+          (type != ffi::F32 && type != ffi::BF16))
+        return bad();
+      rows = xd[0];
+      part.x = x->typed_data<float>();
+      part.mask = reinterpret_cast<const bool*>(mask->untyped_data());
+      part.out = (*out)->untyped_data();
+      part.width = xd[1];
+      part.bf16 = type == ffi::BF16;
+      ++next;
+    }
+    total += part.width;
+    parts.push_back(part);
+  }
+  if (next != n || rows < 0) return bad();
   const int64_t per_item = std::max<int64_t>(1, rows / (8 * std::max<int64_t>(pool.num_threads(), 1)));
-  ParallelFor(pool, (rows + per_item - 1) / per_item, [=](int64_t item) {
+  ParallelFor(pool, (rows + per_item - 1) / per_item, [=, &parts](int64_t item) {
+    thread_local std::vector<float> e;
+    e.resize(total);
     for (int64_t r = item * per_item; r < std::min(rows, (item + 1) * per_item); ++r) {
-      const int64_t b = r / (heads * steps * group), t = r / group % steps;
-      const float* in = xp + r * s;
-      const bool* seen = mp + (b * steps + t) * s;
-      float* o = op + r * s;
-      auto masked = [&](int64_t j, __mmask16 lanes) {
-        const __mmask16 on = _mm_cmpneq_epi8_mask(_mm_maskz_loadu_epi8(lanes, seen + j), _mm_setzero_si128());
-        return _mm512_mask_loadu_ps(_mm512_set1_ps(kMasked), on & lanes, in + j);
-      };
-      auto lanes_at = [&](int64_t j) {
+      const int64_t mask_row = r / (heads * steps * group) * steps + r / group % steps;
+      auto lanes_at = [](int64_t j, int64_t s) {
         return s - j >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (s - j)) - 1);
       };
+      auto masked = [&](const SoftmaxPart& p, int64_t j) {  // scores j.. of part p, kMasked where not seen
+        const __mmask16 lanes = lanes_at(j, p.width);
+        if (p.x == nullptr) return _mm512_set1_ps(kMasked);
+        const bool* seen = p.mask + mask_row * p.width + j;
+        const __mmask16 on = _mm_cmpneq_epi8_mask(_mm_maskz_loadu_epi8(lanes, seen), _mm_setzero_si128());
+        return _mm512_mask_loadu_ps(_mm512_set1_ps(kMasked), on & lanes, p.x + r * p.width + j);
+      };
       __m512 top = _mm512_set1_ps(kMasked);
-      for (int64_t j = 0; j < s; j += 16) top = _mm512_mask_max_ps(top, lanes_at(j), top, masked(j, lanes_at(j)));
+      for (const SoftmaxPart& p : parts)
+        for (int64_t j = 0; p.x != nullptr && j < p.width; j += 16)
+          top = _mm512_mask_max_ps(top, lanes_at(j, p.width), top, masked(p, j));
       const __m512 m = _mm512_set1_ps(_mm512_reduce_max_ps(top));
       __m512 sum = _mm512_setzero_ps();
-      for (int64_t j = 0; j < s; j += 16) {
-        const __mmask16 lanes = lanes_at(j);
-        const __m512 e = _mm512_maskz_mov_ps(lanes, Exp(_mm512_sub_ps(masked(j, lanes), m)));
-        sum = _mm512_add_ps(sum, e);
-        _mm512_mask_storeu_ps(o + j, lanes, e);
+      float* held = e.data();
+      for (const SoftmaxPart& p : parts) {
+        for (int64_t j = 0; j < p.width; j += 16) {
+          const __mmask16 lanes = lanes_at(j, p.width);
+          const __m512 v = _mm512_maskz_mov_ps(lanes, Exp(_mm512_sub_ps(masked(p, j), m)));
+          sum = _mm512_add_ps(sum, v);
+          if (p.x != nullptr) _mm512_mask_storeu_ps(held + j, lanes, v);
+        }
+        if (p.x != nullptr) held += p.width;
       }
-      const __m512 total = _mm512_set1_ps(_mm512_reduce_add_ps(sum));
-      for (int64_t j = 0; j < s; j += 16) {
-        const __mmask16 lanes = lanes_at(j);
-        _mm512_mask_storeu_ps(o + j, lanes, _mm512_div_ps(_mm512_maskz_loadu_ps(lanes, o + j), total));
+      const __m512 all = _mm512_set1_ps(_mm512_reduce_add_ps(sum));
+      held = e.data();
+      for (const SoftmaxPart& p : parts) {
+        if (p.x == nullptr) continue;
+        for (int64_t j = 0; j < p.width; j += 16) {
+          const __mmask16 lanes = lanes_at(j, p.width);
+          const __m512 v = _mm512_div_ps(_mm512_maskz_loadu_ps(lanes, held + j), all);
+          const int64_t at = r * p.width + j;
+          if (p.bf16) {
+            const __m256i high = _mm512_cvtepi32_epi16(_mm512_srli_epi32(RoundToBf16(v), 16));
+            _mm256_mask_storeu_epi16(static_cast<uint16_t*>(p.out) + at, lanes, high);
+          } else {
+            _mm512_mask_storeu_ps(static_cast<float*>(p.out) + at, lanes, v);
+          }
+        }
+        held += p.width;
       }
     }
   });
+  return ffi::Error::Success();
+}
+
+// ---- RMS normalisation -------------------------------------------------------------
+//
+// y = x / sqrt(mean(x^2) + eps) * (1 + scale), plus `residual` where `add`, for each row of
+// x [R, D] (float32), written as float32 or as bfloat16 (rounded to nearest even). Each
+// row's sum of squares is one float32 sum per lane over its 16-wide chunks, then
+// the lanes', whatever R: a row's result does not depend on its batch. XLA:CPU runs
+// the normalisation as a reduction and one or two loops, ~15 microseconds for 64 x
+// 640, most of it fixed cost; this is one pass.
+ffi::Error RmsNorm(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> scale,
+                   ffi::Buffer<ffi::F32> residual, ffi::Result<ffi::AnyBuffer> out, float eps, bool add) {
+  const auto xd = x.dimensions();
+  const auto od = out->dimensions();
+  const auto type = out->element_type();
+  if (xd.size() != 2 || od.size() != 2 || od[0] != xd[0] || od[1] != xd[1] || scale.element_count() != xd[1] ||
+      (add && residual.element_count() != x.element_count()) || (type != ffi::F32 && type != ffi::BF16))
+    return ffi::Error::InvalidArgument("rms_norm: x [R, D], scale [D], residual [R, D], a float32 or bfloat16 result");
+  const int64_t rows = xd[0], d = xd[1];
+  const float* xp = x.typed_data();
+  const float* sp = scale.typed_data();
+  const float* rp = add ? residual.typed_data() : nullptr;
+  void* op = out->untyped_data();
+  const bool bf16 = type == ffi::BF16;
+  auto lanes_at = [d](int64_t j) { return d - j >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (d - j)) - 1); };
+  auto row = [=](int64_t r) {
+    const float* in = xp + r * d;
+    __m512 squares = _mm512_setzero_ps();
+    for (int64_t j = 0; j < d; j += 16) {
+      const __m512 v = _mm512_maskz_loadu_ps(lanes_at(j), in + j);
+      squares = _mm512_fmadd_ps(v, v, squares);
+    }
+    const float mean = _mm512_reduce_add_ps(squares) / static_cast<float>(d);
+    const __m512 inverse = _mm512_set1_ps(1.0f / std::sqrt(mean + eps));
+    for (int64_t j = 0; j < d; j += 16) {
+      const __mmask16 lanes = lanes_at(j);
+      const __m512 s = _mm512_add_ps(_mm512_set1_ps(1.0f), _mm512_maskz_loadu_ps(lanes, sp + j));
+      __m512 y = _mm512_mul_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(lanes, in + j), inverse), s);
+      if (rp != nullptr) y = _mm512_add_ps(_mm512_maskz_loadu_ps(lanes, rp + r * d + j), y);
+      if (bf16) {
+        const __m256i high = _mm512_cvtepi32_epi16(_mm512_srli_epi32(RoundToBf16(y), 16));
+        _mm256_mask_storeu_epi16(static_cast<uint16_t*>(op) + r * d + j, lanes, high);
+      } else {
+        _mm512_mask_storeu_ps(static_cast<float*>(op) + r * d + j, lanes, y);
+      }
+    }
+  };
+  constexpr int64_t kPerItem = 1 << 16;  // elements: less is quicker on the calling thread alone
+  const int64_t per_item = std::max<int64_t>(1, kPerItem / std::max<int64_t>(d, 1));
+  if (rows <= per_item) {
+    for (int64_t r = 0; r < rows; ++r) row(r);
+  } else {
+    ParallelFor(pool, (rows + per_item - 1) / per_item, [=](int64_t item) {
+      for (int64_t r = item * per_item; r < std::min(rows, (item + 1) * per_item); ++r) row(r);
+    });
+  }
+  return ffi::Error::Success();
+}
+
+// ---- A head's RMS normalisation and rotary embedding, in one pass -------------------
+//
+// For each row of x [R, H] (float32; rows (position p, head) in that order, `heads` per
+// position): y = x / sqrt(mean(x^2) + eps) * (1 + scale) as in RmsNorm, then its two
+// halves turned by position p's angles, (a, b) -> (a cos - b sin, b cos + a sin) with
+// sin and cos [P, H / 2], then times `factor` (the query's scale), written as float32 or
+// bfloat16 (rounded to nearest even: a bfloat16 product's input). What the model's
+// query and key norms, `apply_rope` and the query scaling compute, each product
+// rounded as there (no fused multiply-adds: this file is built with them off), in
+// place of XLA:CPU's five or six small loops a layer.
+ffi::Error NormRope(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> scale,
+                    ffi::Buffer<ffi::F32> sin, ffi::Buffer<ffi::F32> cos, ffi::Result<ffi::AnyBuffer> out,
+                    int64_t heads, float eps, float factor) {
+  const auto xd = x.dimensions();
+  const auto sd = sin.dimensions();
+  if (xd.size() != 2 || sd.size() != 2 || xd[1] % 2 || heads <= 0 || scale.element_count() != xd[1] ||
+      sd[1] * 2 != xd[1] || sd[0] * heads != xd[0] || cos.element_count() != sin.element_count() ||
+      out->element_count() != x.element_count() || (out->element_type() != ffi::F32 && out->element_type() != ffi::BF16))
+    return ffi::Error::InvalidArgument("norm_rope: x [P * heads, H], scale [H], sin and cos [P, H / 2], "
+                                       "a float32 or bfloat16 result like x");
+  const int64_t rows = xd[0], h = xd[1], half = h / 2;
+  const float* xp = x.typed_data();
+  const float* sp = scale.typed_data();
+  const float* sinp = sin.typed_data();
+  const float* cosp = cos.typed_data();
+  void* op = out->untyped_data();
+  const bool bf16 = out->element_type() == ffi::BF16;
+  auto lanes_at = [](int64_t j, int64_t n) { return n - j >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (n - j)) - 1); };
+  auto put = [=](int64_t at, __mmask16 lanes, __m512 v) {
+    if (bf16) {
+      const __m256i high = _mm512_cvtepi32_epi16(_mm512_srli_epi32(RoundToBf16(v), 16));
+      _mm256_mask_storeu_epi16(static_cast<uint16_t*>(op) + at, lanes, high);
+    } else {
+      _mm512_mask_storeu_ps(static_cast<float*>(op) + at, lanes, v);
+    }
+  };
+  auto row = [=](int64_t r) {
+    const float* in = xp + r * h;
+    __m512 squares = _mm512_setzero_ps();
+    for (int64_t j = 0; j < h; j += 16) {
+      const __m512 v = _mm512_maskz_loadu_ps(lanes_at(j, h), in + j);
+      squares = _mm512_fmadd_ps(v, v, squares);
+    }
+    const __m512 inverse = _mm512_set1_ps(1.0f / std::sqrt(_mm512_reduce_add_ps(squares) / float(h) + eps));
+    const __m512 times = _mm512_set1_ps(factor);
+    const float* s = sinp + r / heads * half;
+    const float* c = cosp + r / heads * half;
+    auto normed = [&](int64_t j, __mmask16 lanes) {
+      const __m512 w = _mm512_add_ps(_mm512_set1_ps(1.0f), _mm512_maskz_loadu_ps(lanes, sp + j));
+      return _mm512_mul_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(lanes, in + j), inverse), w);
+    };
+    for (int64_t j = 0; j < half; j += 16) {
+      const __mmask16 lanes = lanes_at(j, half);
+      const __m512 a = normed(j, lanes), b = normed(half + j, lanes);
+      const __m512 sj = _mm512_maskz_loadu_ps(lanes, s + j), cj = _mm512_maskz_loadu_ps(lanes, c + j);
+      const __m512 first = _mm512_sub_ps(_mm512_mul_ps(a, cj), _mm512_mul_ps(b, sj));
+      const __m512 second = _mm512_add_ps(_mm512_mul_ps(b, cj), _mm512_mul_ps(a, sj));
+      put(r * h + j, lanes, _mm512_mul_ps(first, times));
+      put(r * h + half + j, lanes, _mm512_mul_ps(second, times));
+    }
+  };
+  const int64_t per_item = std::max<int64_t>(1, (int64_t{1} << 16) / h);
+  if (rows <= per_item) {
+    for (int64_t r = 0; r < rows; ++r) row(r);
+  } else {
+    ParallelFor(pool, (rows + per_item - 1) / per_item, [=](int64_t item) {
+      for (int64_t r = item * per_item; r < std::min(rows, (item + 1) * per_item); ++r) row(r);
+    });
+  }
+  return ffi::Error::Success();
+}
+
+// ---- GeGLU's activation ------------------------------------------------------------
+//
+// out = gelu_tanh(gate) * up, elementwise over float32 [N], written as bfloat16 (rounded
+// to nearest even: the next product's input) or float32. gelu_tanh(x) =
+// x / 2 (1 + tanh(y)), y = sqrt(2 / pi) (x + 0.044715 x^3), is computed as
+// x / (1 + e^(-2y)), the same function (1 + tanh(y) = 2 / (1 + e^(-2y))) with no
+// cancellation, by `Exp`: within a few float32 ulp of XLA's. XLA:CPU's loop takes ~58
+// microseconds for a decode step's 64 x 2048; this, a few.
+ffi::Error Geglu(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> gate, ffi::Buffer<ffi::F32> up,
+                 ffi::Result<ffi::AnyBuffer> out) {
+  const int64_t n = gate.element_count();
+  const auto type = out->element_type();
+  if (up.element_count() != n || out->element_count() != n || (type != ffi::F32 && type != ffi::BF16))
+    return ffi::Error::InvalidArgument("geglu: gate, up and the result of one size, a float32 or bfloat16 result");
+  const float* gp = gate.typed_data();
+  const float* upp = up.typed_data();
+  void* op = out->untyped_data();
+  const bool bf16 = type == ffi::BF16;
+  auto run = [=](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; i += 16) {
+      const __mmask16 lanes = end - i >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (end - i)) - 1);
+      const __m512 x = _mm512_maskz_loadu_ps(lanes, gp + i);
+      const __m512 cube = _mm512_mul_ps(_mm512_mul_ps(x, x), x);
+      const __m512 y = _mm512_mul_ps(_mm512_set1_ps(0.7978845608028654f),
+                                     _mm512_fmadd_ps(cube, _mm512_set1_ps(0.044715f), x));
+      const __m512 e = Exp(_mm512_mul_ps(y, _mm512_set1_ps(-2.0f)));
+      const __m512 g = _mm512_div_ps(x, _mm512_add_ps(_mm512_set1_ps(1.0f), e));
+      const __m512 v = _mm512_mul_ps(g, _mm512_maskz_loadu_ps(lanes, upp + i));
+      if (bf16) {
+        const __m256i high = _mm512_cvtepi32_epi16(_mm512_srli_epi32(RoundToBf16(v), 16));
+        _mm256_mask_storeu_epi16(static_cast<uint16_t*>(op) + i, lanes, high);
+      } else {
+        _mm512_mask_storeu_ps(static_cast<float*>(op) + i, lanes, v);
+      }
+    }
+  };
+  constexpr int64_t kPerItem = 1 << 16;  // elements per item (a multiple of 16)
+  if (n <= kPerItem) {
+    run(0, n);
+  } else {
+    ParallelFor(pool, (n + kPerItem - 1) / kPerItem,
+                [=](int64_t item) { run(item * kPerItem, std::min(n, (item + 1) * kPerItem)); });
+  }
   return ffi::Error::Success();
 }
 
@@ -1000,7 +1294,7 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(WcseBf16LogitsTopK, LogitsTopK,
 XLA_FFI_DEFINE_HANDLER_SYMBOL(WcseF32Batched, F32Batched<ffi::F32>,
                               ffi::Ffi::Bind()
                                   .Ctx<ffi::ThreadPool>()
-                                  .Arg<ffi::Buffer<ffi::F32>>()
+                                  .Arg<ffi::AnyBuffer>()
                                   .Arg<ffi::Buffer<ffi::F32>>()
                                   .Arg<ffi::Buffer<ffi::PRED>>()
                                   .Ret<ffi::Buffer<ffi::F32>>()
@@ -1010,7 +1304,7 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(WcseF32Batched, F32Batched<ffi::F32>,
 XLA_FFI_DEFINE_HANDLER_SYMBOL(WcseF32Bf16Batched, F32Batched<ffi::BF16>,
                               ffi::Ffi::Bind()
                                   .Ctx<ffi::ThreadPool>()
-                                  .Arg<ffi::Buffer<ffi::F32>>()
+                                  .Arg<ffi::AnyBuffer>()
                                   .Arg<ffi::Buffer<ffi::BF16>>()
                                   .Arg<ffi::Buffer<ffi::PRED>>()
                                   .Ret<ffi::Buffer<ffi::F32>>()
@@ -1022,22 +1316,52 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(WcseF32Bf16Batched, F32Batched<ffi::BF16>,
 XLA_FFI_DEFINE_HANDLER_SYMBOL(WcseF32BitsBatched, F32Batched<ffi::U16>,
                               ffi::Ffi::Bind()
                                   .Ctx<ffi::ThreadPool>()
-                                  .Arg<ffi::Buffer<ffi::F32>>()
+                                  .Arg<ffi::AnyBuffer>()
                                   .Arg<ffi::Buffer<ffi::U16>>()
                                   .Arg<ffi::Buffer<ffi::PRED>>()
                                   .Ret<ffi::Buffer<ffi::F32>>()
                                   .Attr<int32_t>("over")
                                   .Attr<bool>("nt"));
 
+// The parts' scores, then their masks; a result per part.
 XLA_FFI_DEFINE_HANDLER_SYMBOL(WcseSoftmax, Softmax,
                               ffi::Ffi::Bind()
                                   .Ctx<ffi::ThreadPool>()
-                                  .Arg<ffi::Buffer<ffi::F32>>()
-                                  .Arg<ffi::Buffer<ffi::PRED>>()
-                                  .Ret<ffi::Buffer<ffi::F32>>()
+                                  .RemainingArgs()
+                                  .RemainingRets()
                                   .Attr<int64_t>("heads")
                                   .Attr<int64_t>("steps")
-                                  .Attr<int64_t>("group"));
+                                  .Attr<int64_t>("group")
+                                  .Attr<ffi::Span<const int64_t>>("layout"));
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(WcseRmsNorm, RmsNorm,
+                              ffi::Ffi::Bind()
+                                  .Ctx<ffi::ThreadPool>()
+                                  .Arg<ffi::Buffer<ffi::F32>>()
+                                  .Arg<ffi::Buffer<ffi::F32>>()
+                                  .Arg<ffi::Buffer<ffi::F32>>()
+                                  .Ret<ffi::AnyBuffer>()
+                                  .Attr<float>("eps")
+                                  .Attr<bool>("add"));
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(WcseGeglu, Geglu,
+                              ffi::Ffi::Bind()
+                                  .Ctx<ffi::ThreadPool>()
+                                  .Arg<ffi::Buffer<ffi::F32>>()
+                                  .Arg<ffi::Buffer<ffi::F32>>()
+                                  .Ret<ffi::AnyBuffer>());
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(WcseNormRope, NormRope,
+                              ffi::Ffi::Bind()
+                                  .Ctx<ffi::ThreadPool>()
+                                  .Arg<ffi::Buffer<ffi::F32>>()
+                                  .Arg<ffi::Buffer<ffi::F32>>()
+                                  .Arg<ffi::Buffer<ffi::F32>>()
+                                  .Arg<ffi::Buffer<ffi::F32>>()
+                                  .Ret<ffi::AnyBuffer>()
+                                  .Attr<int64_t>("heads")
+                                  .Attr<float>("eps")
+                                  .Attr<float>("factor"));
 
 // The results' shapes give k.
 XLA_FFI_DEFINE_HANDLER_SYMBOL(WcseTopK, TopK,

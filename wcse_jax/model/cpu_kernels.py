@@ -69,6 +69,9 @@ _BF16_BATCHED_TARGET = 'wcse_f32_bf16_batched_product'
 _LOGITS_TARGET = 'wcse_bf16_logits'
 _LOGITS_TOP_K_TARGET = 'wcse_bf16_logits_top_k'
 _TOP_K_TARGET = 'wcse_top_k'
+_RMS_NORM_TARGET = 'wcse_rms_norm'
+_GEGLU_TARGET = 'wcse_geglu'
+_NORM_ROPE_TARGET = 'wcse_norm_rope'
 STAT_BLOCK = 32  # vocabulary entries per block of `logits_with_statistics` (`kStatRows`)
 # What each kernel is measured on against XLA's product (`chosen`): a decode step's
 # weight product, its attention over a float32 or a bfloat16 cache (64 rows, 4
@@ -110,7 +113,10 @@ def _build(directory: pathlib.Path) -> pathlib.Path:
   compiler = os.environ.get('CXX') or 'g++'
   if not shutil.which(compiler):
     raise RuntimeError(f'no C++ compiler ({compiler}; set $CXX)')
-  flags = ['-O3', '-march=native', '-std=c++17', '-shared', '-fPIC', '-w', f'-I{jax.ffi.include_dir()}']
+  # No contraction of a product and a sum into one fused multiply-add where the source has two
+  # operations: the element-wise kernels round as XLA's loops do.
+  flags = ['-O3', '-march=native', '-ffp-contract=off', '-std=c++17', '-shared', '-fPIC', '-w',
+           f'-I{jax.ffi.include_dir()}']
   key = hashlib.sha256('\n'.join([
       _SOURCE.read_text(), compiler, *flags, jax.__version__, platform.machine(), *sorted(_cpu_flags())
   ]).encode()).hexdigest()[:16]
@@ -152,6 +158,9 @@ def _register(path: str) -> ctypes.CDLL:
         _LOGITS_TOP_K_TARGET, jax.ffi.pycapsule(library.WcseBf16LogitsTopK), platform='cpu'
     )
     jax.ffi.register_ffi_target(_TOP_K_TARGET, jax.ffi.pycapsule(library.WcseTopK), platform='cpu')
+    jax.ffi.register_ffi_target(_RMS_NORM_TARGET, jax.ffi.pycapsule(library.WcseRmsNorm), platform='cpu')
+    jax.ffi.register_ffi_target(_GEGLU_TARGET, jax.ffi.pycapsule(library.WcseGeglu), platform='cpu')
+    jax.ffi.register_ffi_target(_NORM_ROPE_TARGET, jax.ffi.pycapsule(library.WcseNormRope), platform='cpu')
     _registered.append(library)
   return _registered[0]
 
@@ -475,8 +484,9 @@ def _batched_product(spec, x, y, seen, over):
   bits = y.dtype == jnp.uint16
   target = _BATCHED_TARGET if wide else _BITS_BATCHED_TARGET if bits else _BF16_BATCHED_TARGET
   call = jax.ffi.ffi_call(target, out, vmap_method='sequential')
-  # A bfloat16 product's inputs: x's entries rounded to bfloat16 (held as float32), y's bits.
-  a = (x if wide else x.astype(jnp.bfloat16)).astype(jnp.float32).reshape(-1, *x.shape[-2:])
+  # A bfloat16 product's inputs: x rounded to bfloat16 (the kernel widens it, entry by
+  # entry), y's bits.
+  a = (x if wide else x.astype(jnp.bfloat16)).reshape(-1, *x.shape[-2:])
   b = (y if wide or bits else y.astype(jnp.bfloat16)).reshape(-1, *y.shape[-2:])
   if nt and over == 'k':
     over = None  # y's rows are its columns in memory: all are read (the same sums where x is 0)
@@ -634,35 +644,198 @@ def top_k(x, k: int):
   return call(x)
 
 
-@jax.custom_vjp
 def masked_softmax(scores, mask):
   """`jax.nn.softmax(where(mask, scores, masked), axis=-1)` of attention scores
   [B, K, T, G, S] (float32) under a mask [B, T, S] shared by the K x G heads, by our
   kernel in one pass (its exp to ~2 ulp; XLA:CPU's takes several, its exp slower).
   Needs `available()`. Gradients are the softmax's."""
-  if not available():
-    raise RuntimeError('masked_softmax needs the CPU kernels (cpu_kernels.available())')
   b, k, t, g, s = scores.shape
   if mask.shape != (b, t, s):
     raise ValueError(f'masked_softmax: mask {mask.shape} does not fit scores {scores.shape}')
-  call = jax.ffi.ffi_call(_SOFTMAX_TARGET, jax.ShapeDtypeStruct((b * k * t * g, s), jnp.float32),
+  return masked_softmax_parts([scores], [mask], [None], ['float32'])[0]
+
+
+def rms_norm_reference(x, scale, eps: float, residual=None, dtype=jnp.float32):
+  """What `rms_norm` computes, in jax: `x / rms(x) * (1 + scale)` (+ `residual`) in
+  float32, then as `dtype`."""
+  x = x.astype(jnp.float32)
+  y = x * jax.lax.rsqrt(jnp.mean(x * x, -1, keepdims=True) + eps) * (1.0 + scale.astype(jnp.float32))
+  return (y if residual is None else residual.astype(jnp.float32) + y).astype(dtype)
+
+
+def rms_norm(x, scale, eps: float, residual=None, dtype=jnp.float32):
+  """`rms_norm_reference` of float32 x [..., D] by our kernel in one pass (XLA:CPU
+  runs a reduction and a loop or two, mostly fixed cost at a decode step's size);
+  `dtype` float32 or bfloat16 (rounded to nearest even, as XLA converts). Each row's
+  sum of squares runs in one order whatever the batch. Needs `available()`.
+  Gradients are the reference's."""
+  if not available():
+    raise RuntimeError('rms_norm needs the CPU kernels (cpu_kernels.available())')
+  if (x.dtype != jnp.float32 or scale.shape != x.shape[-1:] or jnp.dtype(dtype) not in (jnp.float32, jnp.bfloat16)
+      or (residual is not None and residual.shape != x.shape)):
+    raise ValueError(f'rms_norm: x {x.shape} {x.dtype}, scale {scale.shape}, dtype {dtype}: not float32 x [..., D], '
+                     'scale [D], residual like x, a float32 or bfloat16 result')
+  return _rms_norm(x, scale, residual, float(eps), jnp.dtype(dtype))
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(3, 4))
+def _rms_norm(x, scale, residual, eps, dtype):
+  d = x.shape[-1]
+  call = jax.ffi.ffi_call(_RMS_NORM_TARGET, jax.ShapeDtypeStruct((x.size // max(d, 1), d), dtype),
                           vmap_method='sequential')
-  out = call(scores.astype(jnp.float32).reshape(-1, s), mask.astype(bool).reshape(-1, s),
-             heads=np.int64(k), steps=np.int64(t), group=np.int64(g))
-  return out.reshape(scores.shape)
+  rows = x.reshape(-1, d)
+  extra = rows if residual is None else residual.astype(jnp.float32).reshape(-1, d)
+  return call(rows, scale.astype(jnp.float32), extra, eps=np.float32(eps), add=residual is not None).reshape(x.shape)
 
 
-def _softmax_fwd(scores, mask):
-  probs = masked_softmax(scores, mask)
-  return probs, (probs, mask)
+def _rms_norm_fwd(x, scale, residual, eps, dtype):
+  return _rms_norm(x, scale, residual, eps, dtype), (x, scale, residual)
 
 
-def _softmax_bwd(residuals, g):
-  probs, mask = residuals
+def _rms_norm_bwd(eps, dtype, residuals, g):
+  x, scale, residual = residuals
+  _, vjp = jax.vjp(lambda x, s, r: rms_norm_reference(x, s, eps, r, jnp.float32), x, scale, residual)
+  return vjp(g.astype(jnp.float32))
+
+
+_rms_norm.defvjp(_rms_norm_fwd, _rms_norm_bwd)
+
+
+def norm_rope_reference(x, scale, eps: float, sin, cos, factor: float):
+  """What `norm_rope` computes, in jax: `rms_norm_reference` over each head of x
+  [B, T, N, H], the rotary embedding by sin and cos [B, T, 1, H / 2] (`apply_rope`'s),
+  then times `factor`."""
+  y = rms_norm_reference(x, scale, eps)
+  first, second = jnp.split(y, 2, axis=-1)
+  return jnp.concatenate([first * cos - second * sin, second * cos + first * sin], axis=-1) * factor
+
+
+def norm_rope(x, scale, eps: float, sin, cos, factor: float = 1.0, dtype=jnp.float32):
+  """`norm_rope_reference` of float32 x [B, T, N, H] by our kernel, in one pass where
+  XLA:CPU runs five or six small loops (a layer's query or key), as `dtype` (float32,
+  or bfloat16 rounded to nearest even). Needs `available()`. Gradients are the
+  reference's."""
+  if not available():
+    raise RuntimeError('norm_rope needs the CPU kernels (cpu_kernels.available())')
+  b, t, n, h = x.shape
+  if (x.dtype != jnp.float32 or scale.shape != (h,) or h % 2 or sin.shape != (b, t, 1, h // 2)
+      or cos.shape != sin.shape or jnp.dtype(dtype) not in (jnp.float32, jnp.bfloat16)):
+    raise ValueError(f'norm_rope: x {x.shape} {x.dtype}, scale {scale.shape}, sin {sin.shape}, cos {cos.shape}, '
+                     f'dtype {dtype}: not float32 x [B, T, N, H], scale [H], sin and cos [B, T, 1, H / 2], '
+                     'a float32 or bfloat16 result')
+  return _norm_rope(x, scale, sin, cos, float(eps), float(factor), jnp.dtype(dtype))
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(4, 5, 6))
+def _norm_rope(x, scale, sin, cos, eps, factor, dtype):
+  b, t, n, h = x.shape
+  call = jax.ffi.ffi_call(_NORM_ROPE_TARGET, jax.ShapeDtypeStruct((b * t * n, h), dtype),
+                          vmap_method='sequential')
+  half = lambda a: a.astype(jnp.float32).reshape(b * t, h // 2)
+  out = call(x.reshape(-1, h), scale.astype(jnp.float32), half(sin), half(cos),
+             heads=np.int64(n), eps=np.float32(eps), factor=np.float32(factor))
+  return out.reshape(x.shape)
+
+
+def _norm_rope_fwd(x, scale, sin, cos, eps, factor, dtype):
+  return _norm_rope(x, scale, sin, cos, eps, factor, dtype), (x, scale, sin, cos)
+
+
+def _norm_rope_bwd(eps, factor, dtype, residuals, g):
+  return jax.vjp(lambda *a: norm_rope_reference(*a[:2], eps, *a[2:], factor), *residuals)[1](g.astype(jnp.float32))
+
+
+_norm_rope.defvjp(_norm_rope_fwd, _norm_rope_bwd)
+
+
+def geglu(gate, up, dtype=jnp.float32):
+  """`gelu(gate, approximate=True) * up` (float32 [...]) as `dtype` (float32 or
+  bfloat16, rounded to nearest even) by our kernel, in one pass: gelu as
+  `x / (1 + e^(-2y))`, the tanh form with no cancellation, within a few float32 ulp
+  of jax's. Needs `available()`. Gradients are jax's."""
+  if not available():
+    raise RuntimeError('geglu needs the CPU kernels (cpu_kernels.available())')
+  if gate.shape != up.shape or gate.dtype != jnp.float32 or up.dtype != jnp.float32 or \
+      jnp.dtype(dtype) not in (jnp.float32, jnp.bfloat16):
+    raise ValueError(f'geglu: gate {gate.shape} {gate.dtype}, up {up.shape} {up.dtype}, dtype {dtype}: '
+                     'float32 gate and up of one shape, a float32 or bfloat16 result')
+  return _geglu(gate, up, jnp.dtype(dtype))
+
+
+def _geglu_reference(gate, up):
+  return jax.nn.gelu(gate, approximate=True) * up
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+def _geglu(gate, up, dtype):
+  call = jax.ffi.ffi_call(_GEGLU_TARGET, jax.ShapeDtypeStruct(gate.shape, dtype), vmap_method='broadcast_all')
+  return call(gate, up)
+
+
+def _geglu_fwd(gate, up, dtype):
+  return _geglu(gate, up, dtype), (gate, up)
+
+
+def _geglu_bwd(dtype, residuals, g):
+  return jax.vjp(_geglu_reference, *residuals)[1](g.astype(jnp.float32))
+
+
+_geglu.defvjp(_geglu_fwd, _geglu_bwd)
+
+
+SOFTMAX_KINDS = ('float32', 'bfloat16')
+
+
+def masked_softmax_parts(scores, masks, layout, kinds):
+  """`masked_softmax` of a row cut in parts, never concatenated: `scores[i]`
+  [B, K, T, G, S_i] (float32) under `masks[i]` [B, T, S_i]. `layout` lists the parts
+  in row order, None for the next part and an int w for a gap of w slots no token
+  sees (no scores; a row that sees nothing is uniform over every slot, gaps too).
+  Part i's probabilities come out as `kinds[i]` says: 'float32' or 'bfloat16'
+  (rounded to nearest even): a product's inputs as it takes them, with no
+  conversion after. The row's sum runs 16
+  slots at a time from each part's first, so it does not depend on gaps past the
+  last seen slot. Needs `available()`. Gradients are the softmax's (a rounding's, 1)."""
+  if not available():
+    raise RuntimeError('masked_softmax needs the CPU kernels (cpu_kernels.available())')
+  if not (len(scores) == len(masks) == len(kinds) == sum(w is None for w in layout)) or not scores:
+    raise ValueError('masked_softmax_parts: one mask and one kind per part, one None per part in the layout')
+  b, k, t, g, _ = scores[0].shape
+  for x, m, kind in zip(scores, masks, kinds):
+    if x.shape[:4] != (b, k, t, g) or m.shape != (b, t, x.shape[-1]) or kind not in SOFTMAX_KINDS:
+      raise ValueError(f'masked_softmax_parts: scores {x.shape}, mask {m.shape}, kind {kind!r} do not fit')
+  layout = tuple(-1 if w is None else int(w) for w in layout)
+  return list(_softmax_parts(tuple(scores), tuple(masks), layout, tuple(kinds)))
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
+def _softmax_parts(scores, masks, layout, kinds):
+  b, k, t, g, _ = scores[0].shape
+  dtypes = [jnp.bfloat16 if kind == 'bfloat16' else jnp.float32 for kind in kinds]
+  call = jax.ffi.ffi_call(
+      _SOFTMAX_TARGET, [jax.ShapeDtypeStruct((b * k * t * g, x.shape[-1]), d) for x, d in zip(scores, dtypes)],
+      vmap_method='sequential')
+  out = call(*(x.astype(jnp.float32).reshape(-1, x.shape[-1]) for x in scores),
+             *(m.astype(bool).reshape(-1, m.shape[-1]) for m in masks),
+             heads=np.int64(k), steps=np.int64(t), group=np.int64(g), layout=np.asarray(layout, np.int64))
+  return tuple(o.reshape(x.shape) for o, x in zip(out, scores))
+
+
+def _softmax_parts_fwd(scores, masks, layout, kinds):
+  return _softmax_parts(scores, masks, layout, kinds), (scores, masks)
+
+
+def _softmax_parts_bwd(layout, kinds, residuals, g):
+  scores, masks = residuals
+  probs = jnp.concatenate(_softmax_parts(scores, masks, layout, ('float32',) * len(scores)), axis=-1)
+  g = jnp.concatenate([x.astype(jnp.float32) for x in g], axis=-1)
+  mask = jnp.concatenate(masks, axis=-1)
   grad = probs * (g - jnp.sum(g * probs, axis=-1, keepdims=True))
   # A masked score is a constant in the softmax (`where`): no gradient, even in a row
   # that sees nothing (there the probabilities are uniform, not 0).
-  return jnp.where(mask[:, None, :, None, :], grad, 0.0), None
+  grad = jnp.where(mask[:, None, :, None, :], grad, 0.0)
+  ends = np.cumsum([x.shape[-1] for x in scores])[:-1]
+  return tuple(jnp.split(grad, ends, axis=-1)), None
 
 
-masked_softmax.defvjp(_softmax_fwd, _softmax_bwd)
+_softmax_parts.defvjp(_softmax_parts_fwd, _softmax_parts_bwd)

@@ -24,6 +24,7 @@ import math
 import flax.struct
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import nnx
 from jaxtyping import Array, Bool, Float, Int
 
@@ -77,16 +78,29 @@ def _normal(rngs: nnx.Rngs, shape, dtype, std=0.02):
 
 
 class RMSNorm(nnx.Module):
-  """RMS normalisation with a zero-centred scale: `x / rms(x) * (1 + scale)`."""
+  """RMS normalisation with a zero-centred scale: `x / rms(x) * (1 + scale)`.
 
-  def __init__(self, dim: int, *, eps: float, param_dtype):
+  `kernel`: on CPU, a float32 x is normalised by our kernel (`cpu_kernels.rms_norm`:
+  one pass; XLA's reduction and loops cost ~15 microseconds a call at a decode
+  step's size). Layers with a 16-bit compute dtype ask for it.
+  """
+
+  def __init__(self, dim: int, *, eps: float, param_dtype, kernel: bool = False):
     self.eps = eps
+    self.kernel = kernel
     self.scale = nnx.Param(jnp.zeros((dim,), param_dtype))
 
-  def __call__(self, x: Float[Array, '*B D']) -> Float[Array, '*B D']:
+  def __call__(self, x: Float[Array, '*B D'], *, residual=None, dtype=None) -> Float[Array, '*B D']:
+    """The normalised x in x's dtype; plus `residual` if given; then as `dtype` if given
+    (what a product rounds its input to anyway)."""
+    out = jnp.dtype(dtype or x.dtype)
+    if (self.kernel and x.dtype == jnp.float32 and out in (jnp.float32, jnp.bfloat16)
+        and cpu_kernels.softmax_applies()):
+      return cpu_kernels.rms_norm(x, self.scale[...], self.eps, residual, out)
     x32 = x.astype(jnp.float32)
     normed = x32 * jax.lax.rsqrt(jnp.mean(x32 * x32, -1, keepdims=True) + self.eps)
-    return (normed * (1.0 + self.scale[...].astype(jnp.float32))).astype(x.dtype)
+    y = (normed * (1.0 + self.scale[...].astype(jnp.float32))).astype(x.dtype)
+    return (y if residual is None else residual + y).astype(out)
 
 
 def is_16bit_float(dtype) -> bool:
@@ -344,8 +358,9 @@ class Attention(nnx.Module):
     self.v_proj = _weight(rngs, (d, k, h), config, param_dtype)
     self.o_proj = _weight(rngs, (n, h, d), config, param_dtype)
     if config.use_qk_norm:
-      self.query_norm = RMSNorm(h, eps=config.rms_norm_eps, param_dtype=param_dtype)
-      self.key_norm = RMSNorm(h, eps=config.rms_norm_eps, param_dtype=param_dtype)
+      kernel = is_16bit_float(dtype)
+      self.query_norm = RMSNorm(h, eps=config.rms_norm_eps, param_dtype=param_dtype, kernel=kernel)
+      self.key_norm = RMSNorm(h, eps=config.rms_norm_eps, param_dtype=param_dtype, kernel=kernel)
     else:
       self.query_norm = self.key_norm = None
 
@@ -407,12 +422,24 @@ class Attention(nnx.Module):
     q = project('BTD,DNH->BTNH', x, self.q_proj[...], dt, (n, h))
     k = project('BTD,DKH->BTKH', x, self.k_proj[...], dt, (kv, h))
     v = project('BTD,DKH->BTKH', x, self.v_proj[...], dt, (kv, h))
-    if self.query_norm is not None:
-      q, k = self.query_norm(q), self.key_norm(k)
     rotation = rotations[self.kind.value] if rotations is not None else None
-    q = apply_rope(q, positions, base=self.rope_base, scale=self.rope_scale, rotation=rotation)
-    k = apply_rope(k, positions, base=self.rope_base, scale=self.rope_scale, rotation=rotation)
-    q = q * self.query_scale
+    if self.query_norm is not None and self.query_norm.kernel and cpu_kernels.softmax_applies() and \
+        q.dtype == k.dtype == jnp.float32:
+      # The norms, the rotation and the query's scale in one pass each. Where every product
+      # with the query is a bfloat16 one, the query comes out rounded, as they take it.
+      sin, cos = rotation if rotation is not None else rope_rotation(
+          positions, self.head_dim, base=self.rope_base, scale=self.rope_scale)
+      narrow = pages is None and jnp.dtype(dt) == jnp.bfloat16 and all(
+          c is None or jnp.dtype(c.dtype) == jnp.bfloat16 for c in (shared, cache))
+      q = cpu_kernels.norm_rope(q, self.query_norm.scale[...], self.query_norm.eps, sin, cos, self.query_scale,
+                                jnp.bfloat16 if narrow else jnp.float32)
+      k = cpu_kernels.norm_rope(k, self.key_norm.scale[...], self.key_norm.eps, sin, cos)
+    else:
+      if self.query_norm is not None:
+        q, k = self.query_norm(q), self.key_norm(k)
+      q = apply_rope(q, positions, base=self.rope_base, scale=self.rope_scale, rotation=rotation)
+      k = apply_rope(k, positions, base=self.rope_base, scale=self.rope_scale, rotation=rotation)
+      q = q * self.query_scale
 
     if pages is not None:
       return self._attend_pages(q, k, v, positions, pages)
@@ -468,29 +495,36 @@ class Attention(nnx.Module):
     dtype); one without keys stands for S slots no token sees.
     """
     b, kv, q_len, h = q.shape
-    logits = jnp.concatenate(
-        [
-            dot(f'BKQH,{spec}->BKQS', q, keys, dtype, seen=m.any(1), over='n') if keys is not None
-            else jnp.full((b, kv, q_len, m.shape[-1]), _MASKED, jnp.float32)
-            for spec, _, keys, _, m, dtype in segments
-        ],
-        axis=-1,
-    )
+    scores = [
+        dot(f'BKQH,{spec}->BKQS', q, keys, dtype, seen=m.any(1), over='n') if keys is not None else None
+        for spec, _, keys, _, m, dtype in segments
+    ]
     if self.softcap is not None:
-      logits = jnp.tanh(logits / self.softcap) * self.softcap
-    mask = jnp.concatenate([m for *_, m, _ in segments], axis=-1)[:, None, :, None, :]  # B 1 T 1 S
-    logits = logits.reshape(b, kv, t, -1, logits.shape[-1])
+      scores = [None if x is None else jnp.tanh(x / self.softcap) * self.softcap for x in scores]
+    as_rows = lambda x: x.reshape(b, kv, t, -1, x.shape[-1])  # B K T G S
     if cpu_kernels.softmax_applies() and is_16bit_float(self.dtype):  # float32 stays jax's, exact
-      probs = cpu_kernels.masked_softmax(logits, mask[:, 0, :, 0, :]).reshape(b, kv, -1, logits.shape[-1])
+      # Each part's probabilities come out as its product takes them, and the scores are
+      # never concatenated.
+      kinds = ['bfloat16' if jnp.dtype(dtype) == jnp.bfloat16 else 'float32'
+               for (*_, dtype), x in zip(segments, scores) if x is not None]
+      parts = cpu_kernels.masked_softmax_parts(
+          [as_rows(x) for x in scores if x is not None],
+          [m for (*_, m, _), x in zip(segments, scores) if x is not None],
+          [None if x is not None else m.shape[-1] for (*_, m, _), x in zip(segments, scores)], kinds)
+      parts = iter(p.reshape(b, kv, q_len, -1) for p in parts)
+      probs = [next(parts) if x is not None else None for x in scores]
     else:
-      probs = jax.nn.softmax(jnp.where(mask, logits, _MASKED), axis=-1).reshape(b, kv, -1, logits.shape[-1])
-    out, begin = 0.0, 0
-    for _, spec, _, values, m, dtype in segments:
-      size = m.shape[-1]
+      logits = jnp.concatenate(
+          [x if x is not None else jnp.full((b, kv, q_len, m.shape[-1]), _MASKED, jnp.float32)
+           for x, (*_, m, _) in zip(scores, segments)], axis=-1)
+      mask = jnp.concatenate([m for *_, m, _ in segments], axis=-1)[:, None, :, None, :]  # B 1 T 1 S
+      whole = jax.nn.softmax(jnp.where(mask, as_rows(logits), _MASKED), axis=-1).reshape(logits.shape)
+      ends = np.cumsum([m.shape[-1] for *_, m, _ in segments])[:-1]
+      probs = jnp.split(whole, ends, axis=-1)
+    out = 0.0
+    for (_, spec, _, values, m, dtype), p in zip(segments, probs):
       if values is not None:
-        out = out + dot(f'BKQS,{spec}->BKQH', probs[..., begin : begin + size], values, dtype,
-                        seen=m.any(1), over='k')
-      begin += size
+        out = out + dot(f'BKQS,{spec}->BKQH', p, values, dtype, seen=m.any(1), over='k')
     return out
 
 
@@ -509,7 +543,10 @@ class FeedForward(nnx.Module):
     f = (self.hidden_dim,)
     gate = project('BTD,DF->BTF', x, self.gate_proj[...], self.dtype, f)
     up = project('BTD,DF->BTF', x, self.up_proj[...], self.dtype, f)
-    hidden = jax.nn.gelu(gate, approximate=True) * up
+    if jnp.dtype(self.dtype) == jnp.bfloat16 and gate.dtype == jnp.float32 and cpu_kernels.softmax_applies():
+      hidden = cpu_kernels.geglu(gate, up, self.dtype)  # one pass, rounded as the product takes it
+    else:
+      hidden = jax.nn.gelu(gate, approximate=True) * up
     return project('BTF,FD->BTD', hidden, self.down_proj[...], self.dtype, (self.embed_dim,))
 
 
@@ -519,7 +556,9 @@ class Block(nnx.Module):
   def __init__(
       self, config: GemmaConfig, kind: AttentionKind, *, rngs: nnx.Rngs, dtype, param_dtype
   ):
-    norm = lambda: RMSNorm(config.embed_dim, eps=config.rms_norm_eps, param_dtype=param_dtype)
+    norm = lambda: RMSNorm(config.embed_dim, eps=config.rms_norm_eps, param_dtype=param_dtype,
+                           kernel=is_16bit_float(dtype))
+    self.dtype = dtype
     self.pre_attention_norm = norm()
     self.attn = Attention(config, kind, rngs=rngs, dtype=dtype, param_dtype=param_dtype)
     self.post_attention_norm = norm() if config.use_post_attn_norm else None
@@ -530,11 +569,13 @@ class Block(nnx.Module):
   def __call__(self, x, positions, mask, **cache_args):
     """`cache_args` go to `Attention`: rotations, cache, cache_mask, write_slots, shared,
     shared_mask, pages."""
-    attended, k, v = self.attn(self.pre_attention_norm(x), positions, mask, **cache_args)
+    # The pre-norms' outputs only feed products, which round them to the compute dtype.
+    attended, k, v = self.attn(self.pre_attention_norm(x, dtype=self.dtype), positions, mask, **cache_args)
     if self.post_attention_norm is not None:
-      attended = self.post_attention_norm(attended)
-    x = x + attended
-    fed = self.mlp(self.pre_ffw_norm(x))
+      x = self.post_attention_norm(attended, residual=x)
+    else:
+      x = x + attended
+    fed = self.mlp(self.pre_ffw_norm(x, dtype=self.dtype))
     if self.post_ffw_norm is not None:
-      fed = self.post_ffw_norm(fed)
+      return self.post_ffw_norm(fed, residual=x), k, v
     return x + fed, k, v
