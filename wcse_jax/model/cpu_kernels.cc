@@ -941,6 +941,45 @@ inline __m512i RoundToBf16(__m512 v) {
   return _mm512_and_si512(up, _mm512_set1_epi32(int32_t(0xffff0000)));
 }
 
+// Lanes of the 16 from j that lie in a row n wide.
+inline __mmask16 LanesAt(int64_t j, int64_t n) { return n - j >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (n - j)) - 1); }
+
+// v's lanes written at element `at` of a float32 array, or of a bfloat16 one (rounded to
+// nearest even) where `bf16`.
+inline void StoreAs(void* out, bool bf16, int64_t at, __mmask16 lanes, __m512 v) {
+  if (bf16) {
+    const __m256i high = _mm512_cvtepi32_epi16(_mm512_srli_epi32(RoundToBf16(v), 16));
+    _mm256_mask_storeu_epi16(static_cast<uint16_t*>(out) + at, lanes, high);
+  } else {
+    _mm512_mask_storeu_ps(static_cast<float*>(out) + at, lanes, v);
+  }
+}
+
+// 1 / sqrt(mean(x^2) + eps) of the d floats at x, in every lane: the squares summed 16
+// lanes at a time, then the lanes' sums.
+inline __m512 InverseRms(const float* x, int64_t d, float eps) {
+  __m512 squares = _mm512_setzero_ps();
+  for (int64_t j = 0; j < d; j += 16) {
+    const __m512 v = _mm512_maskz_loadu_ps(LanesAt(j, d), x + j);
+    squares = _mm512_fmadd_ps(v, v, squares);
+  }
+  return _mm512_set1_ps(1.0f / std::sqrt(_mm512_reduce_add_ps(squares) / static_cast<float>(d) + eps));
+}
+
+// row(r) for each r < rows (of `width` elements each), in items of about 2^16 elements: on
+// the calling thread alone where there is one item (less work than waking a helper).
+template <typename Row>
+void ForRows(ffi::ThreadPool& pool, int64_t rows, int64_t width, Row row) {
+  const int64_t per_item = std::max<int64_t>(1, (int64_t{1} << 16) / std::max<int64_t>(width, 1));
+  if (rows <= per_item) {
+    for (int64_t r = 0; r < rows; ++r) row(r);
+    return;
+  }
+  ParallelFor(pool, (rows + per_item - 1) / per_item, [=](int64_t item) {
+    for (int64_t r = item * per_item; r < std::min(rows, (item + 1) * per_item); ++r) row(r);
+  });
+}
+
 struct SoftmaxPart {
   const float* x = nullptr;  // null: a gap
   const bool* mask = nullptr;
@@ -992,11 +1031,8 @@ ffi::Error Softmax(ffi::ThreadPool pool, ffi::RemainingArgs args, ffi::Remaining
     e.resize(total);
     for (int64_t r = item * per_item; r < std::min(rows, (item + 1) * per_item); ++r) {
       const int64_t mask_row = r / (heads * steps * group) * steps + r / group % steps;
-      auto lanes_at = [](int64_t j, int64_t s) {
-        return s - j >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (s - j)) - 1);
-      };
       auto masked = [&](const SoftmaxPart& p, int64_t j) {  // scores j.. of part p, kMasked where not seen
-        const __mmask16 lanes = lanes_at(j, p.width);
+        const __mmask16 lanes = LanesAt(j, p.width);
         if (p.x == nullptr) return _mm512_set1_ps(kMasked);
         const bool* seen = p.mask + mask_row * p.width + j;
         const __mmask16 on = _mm_cmpneq_epi8_mask(_mm_maskz_loadu_epi8(lanes, seen), _mm_setzero_si128());
@@ -1005,13 +1041,13 @@ ffi::Error Softmax(ffi::ThreadPool pool, ffi::RemainingArgs args, ffi::Remaining
       __m512 top = _mm512_set1_ps(kMasked);
       for (const SoftmaxPart& p : parts)
         for (int64_t j = 0; p.x != nullptr && j < p.width; j += 16)
-          top = _mm512_mask_max_ps(top, lanes_at(j, p.width), top, masked(p, j));
+          top = _mm512_mask_max_ps(top, LanesAt(j, p.width), top, masked(p, j));
       const __m512 m = _mm512_set1_ps(_mm512_reduce_max_ps(top));
       __m512 sum = _mm512_setzero_ps();
       float* held = e.data();
       for (const SoftmaxPart& p : parts) {
         for (int64_t j = 0; j < p.width; j += 16) {
-          const __mmask16 lanes = lanes_at(j, p.width);
+          const __mmask16 lanes = LanesAt(j, p.width);
           const __m512 v = _mm512_maskz_mov_ps(lanes, Exp(_mm512_sub_ps(masked(p, j), m)));
           sum = _mm512_add_ps(sum, v);
           if (p.x != nullptr) _mm512_mask_storeu_ps(held + j, lanes, v);
@@ -1023,15 +1059,9 @@ ffi::Error Softmax(ffi::ThreadPool pool, ffi::RemainingArgs args, ffi::Remaining
       for (const SoftmaxPart& p : parts) {
         if (p.x == nullptr) continue;
         for (int64_t j = 0; j < p.width; j += 16) {
-          const __mmask16 lanes = lanes_at(j, p.width);
+          const __mmask16 lanes = LanesAt(j, p.width);
           const __m512 v = _mm512_div_ps(_mm512_maskz_loadu_ps(lanes, held + j), all);
-          const int64_t at = r * p.width + j;
-          if (p.bf16) {
-            const __m256i high = _mm512_cvtepi32_epi16(_mm512_srli_epi32(RoundToBf16(v), 16));
-            _mm256_mask_storeu_epi16(static_cast<uint16_t*>(p.out) + at, lanes, high);
-          } else {
-            _mm512_mask_storeu_ps(static_cast<float*>(p.out) + at, lanes, v);
-          }
+          StoreAs(p.out, p.bf16, r * p.width + j, lanes, v);
         }
         held += p.width;
       }
@@ -1062,38 +1092,17 @@ ffi::Error RmsNorm(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<ff
   const float* rp = add ? residual.typed_data() : nullptr;
   void* op = out->untyped_data();
   const bool bf16 = type == ffi::BF16;
-  auto lanes_at = [d](int64_t j) { return d - j >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (d - j)) - 1); };
-  auto row = [=](int64_t r) {
+  ForRows(pool, rows, d, [=](int64_t r) {
     const float* in = xp + r * d;
-    __m512 squares = _mm512_setzero_ps();
+    const __m512 inverse = InverseRms(in, d, eps);
     for (int64_t j = 0; j < d; j += 16) {
-      const __m512 v = _mm512_maskz_loadu_ps(lanes_at(j), in + j);
-      squares = _mm512_fmadd_ps(v, v, squares);
-    }
-    const float mean = _mm512_reduce_add_ps(squares) / static_cast<float>(d);
-    const __m512 inverse = _mm512_set1_ps(1.0f / std::sqrt(mean + eps));
-    for (int64_t j = 0; j < d; j += 16) {
-      const __mmask16 lanes = lanes_at(j);
+      const __mmask16 lanes = LanesAt(j, d);
       const __m512 s = _mm512_add_ps(_mm512_set1_ps(1.0f), _mm512_maskz_loadu_ps(lanes, sp + j));
       __m512 y = _mm512_mul_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(lanes, in + j), inverse), s);
       if (rp != nullptr) y = _mm512_add_ps(_mm512_maskz_loadu_ps(lanes, rp + r * d + j), y);
-      if (bf16) {
-        const __m256i high = _mm512_cvtepi32_epi16(_mm512_srli_epi32(RoundToBf16(y), 16));
-        _mm256_mask_storeu_epi16(static_cast<uint16_t*>(op) + r * d + j, lanes, high);
-      } else {
-        _mm512_mask_storeu_ps(static_cast<float*>(op) + r * d + j, lanes, y);
-      }
+      StoreAs(op, bf16, r * d + j, lanes, y);
     }
-  };
-  constexpr int64_t kPerItem = 1 << 16;  // elements: less is quicker on the calling thread alone
-  const int64_t per_item = std::max<int64_t>(1, kPerItem / std::max<int64_t>(d, 1));
-  if (rows <= per_item) {
-    for (int64_t r = 0; r < rows; ++r) row(r);
-  } else {
-    ParallelFor(pool, (rows + per_item - 1) / per_item, [=](int64_t item) {
-      for (int64_t r = item * per_item; r < std::min(rows, (item + 1) * per_item); ++r) row(r);
-    });
-  }
+  });
   return ffi::Error::Success();
 }
 
@@ -1124,23 +1133,9 @@ ffi::Error NormRope(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<f
   const float* cosp = cos.typed_data();
   void* op = out->untyped_data();
   const bool bf16 = out->element_type() == ffi::BF16;
-  auto lanes_at = [](int64_t j, int64_t n) { return n - j >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (n - j)) - 1); };
-  auto put = [=](int64_t at, __mmask16 lanes, __m512 v) {
-    if (bf16) {
-      const __m256i high = _mm512_cvtepi32_epi16(_mm512_srli_epi32(RoundToBf16(v), 16));
-      _mm256_mask_storeu_epi16(static_cast<uint16_t*>(op) + at, lanes, high);
-    } else {
-      _mm512_mask_storeu_ps(static_cast<float*>(op) + at, lanes, v);
-    }
-  };
-  auto row = [=](int64_t r) {
+  ForRows(pool, rows, h, [=](int64_t r) {
     const float* in = xp + r * h;
-    __m512 squares = _mm512_setzero_ps();
-    for (int64_t j = 0; j < h; j += 16) {
-      const __m512 v = _mm512_maskz_loadu_ps(lanes_at(j, h), in + j);
-      squares = _mm512_fmadd_ps(v, v, squares);
-    }
-    const __m512 inverse = _mm512_set1_ps(1.0f / std::sqrt(_mm512_reduce_add_ps(squares) / float(h) + eps));
+    const __m512 inverse = InverseRms(in, h, eps);
     const __m512 times = _mm512_set1_ps(factor);
     const float* s = sinp + r / heads * half;
     const float* c = cosp + r / heads * half;
@@ -1149,23 +1144,15 @@ ffi::Error NormRope(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<f
       return _mm512_mul_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(lanes, in + j), inverse), w);
     };
     for (int64_t j = 0; j < half; j += 16) {
-      const __mmask16 lanes = lanes_at(j, half);
+      const __mmask16 lanes = LanesAt(j, half);
       const __m512 a = normed(j, lanes), b = normed(half + j, lanes);
       const __m512 sj = _mm512_maskz_loadu_ps(lanes, s + j), cj = _mm512_maskz_loadu_ps(lanes, c + j);
       const __m512 first = _mm512_sub_ps(_mm512_mul_ps(a, cj), _mm512_mul_ps(b, sj));
       const __m512 second = _mm512_add_ps(_mm512_mul_ps(b, cj), _mm512_mul_ps(a, sj));
-      put(r * h + j, lanes, _mm512_mul_ps(first, times));
-      put(r * h + half + j, lanes, _mm512_mul_ps(second, times));
+      StoreAs(op, bf16, r * h + j, lanes, _mm512_mul_ps(first, times));
+      StoreAs(op, bf16, r * h + half + j, lanes, _mm512_mul_ps(second, times));
     }
-  };
-  const int64_t per_item = std::max<int64_t>(1, (int64_t{1} << 16) / h);
-  if (rows <= per_item) {
-    for (int64_t r = 0; r < rows; ++r) row(r);
-  } else {
-    ParallelFor(pool, (rows + per_item - 1) / per_item, [=](int64_t item) {
-      for (int64_t r = item * per_item; r < std::min(rows, (item + 1) * per_item); ++r) row(r);
-    });
-  }
+  });
   return ffi::Error::Success();
 }
 
@@ -1175,8 +1162,8 @@ ffi::Error NormRope(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<f
 // to nearest even: the next product's input) or float32. gelu_tanh(x) =
 // x / 2 (1 + tanh(y)), y = sqrt(2 / pi) (x + 0.044715 x^3), is computed as
 // x / (1 + e^(-2y)), the same function (1 + tanh(y) = 2 / (1 + e^(-2y))) with no
-// cancellation, by `Exp`: within a few float32 ulp of XLA's. XLA:CPU's loop takes ~58
-// microseconds for a decode step's 64 x 2048; this, a few.
+// cancellation, by `Exp`: within a few float32 ulp of XLA's. For a decode step's 64 x 2048
+// of the bundled model: ~48 microseconds a call, XLA:CPU's loop ~58 (and its output float32).
 ffi::Error Geglu(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> gate, ffi::Buffer<ffi::F32> up,
                  ffi::Result<ffi::AnyBuffer> out) {
   const int64_t n = gate.element_count();
@@ -1189,20 +1176,14 @@ ffi::Error Geglu(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> gate, ffi::Buffer<f
   const bool bf16 = type == ffi::BF16;
   auto run = [=](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; i += 16) {
-      const __mmask16 lanes = end - i >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (end - i)) - 1);
+      const __mmask16 lanes = LanesAt(i, end);
       const __m512 x = _mm512_maskz_loadu_ps(lanes, gp + i);
       const __m512 cube = _mm512_mul_ps(_mm512_mul_ps(x, x), x);
       const __m512 y = _mm512_mul_ps(_mm512_set1_ps(0.7978845608028654f),
                                      _mm512_fmadd_ps(cube, _mm512_set1_ps(0.044715f), x));
       const __m512 e = Exp(_mm512_mul_ps(y, _mm512_set1_ps(-2.0f)));
       const __m512 g = _mm512_div_ps(x, _mm512_add_ps(_mm512_set1_ps(1.0f), e));
-      const __m512 v = _mm512_mul_ps(g, _mm512_maskz_loadu_ps(lanes, upp + i));
-      if (bf16) {
-        const __m256i high = _mm512_cvtepi32_epi16(_mm512_srli_epi32(RoundToBf16(v), 16));
-        _mm256_mask_storeu_epi16(static_cast<uint16_t*>(op) + i, lanes, high);
-      } else {
-        _mm512_mask_storeu_ps(static_cast<float*>(op) + i, lanes, v);
-      }
+      StoreAs(op, bf16, i, lanes, _mm512_mul_ps(g, _mm512_maskz_loadu_ps(lanes, upp + i)));
     }
   };
   constexpr int64_t kPerItem = 1 << 16;  // elements per item (a multiple of 16)
