@@ -650,6 +650,11 @@ ffi::Error LogitsTopK(ffi::ThreadPool pool, ffi::Buffer<ffi::BF16> a, ffi::Buffe
 // multiply-add chain over k in increasing order, whatever M, the batch or the
 // threads.
 
+// Lanes of the 16 from j that lie in a row n wide (none where j >= n).
+inline __mmask16 LanesAt(int64_t j, int64_t n) {
+  return n - j >= 16 ? __mmask16(0xFFFF) : n > j ? __mmask16((1u << (n - j)) - 1) : __mmask16(0);
+}
+
 // 16 floats of B at `at` (lanes off in `mask`: 0): float32, or bfloat16 widened (exactly).
 inline __m512 Load(__mmask16 mask, const float* at) { return _mm512_maskz_loadu_ps(mask, at); }
 inline __m512 Load(__mmask16 mask, const uint16_t* at) {
@@ -657,29 +662,23 @@ inline __m512 Load(__mmask16 mask, const uint16_t* at) {
   return _mm512_castsi512_ps(_mm512_slli_epi32(wide, 16));
 }
 
-// `cols` (N flags) or `rows` (K flags), if not null: the columns or rows of B that count.
-// B is not read elsewhere: a column not counted comes out 0, a row not counted adds
-// nothing (the attention's masked slots, whose scores are masked and whose weights are 0).
+// `cols` (N flags), if not null: the columns of B that count; `order`: the `count` rows of
+// B that count, in increasing order (`F32Entry` lists them from its K flags). B is not
+// read elsewhere: a column not counted comes out 0, a row not counted adds nothing (the
+// attention's masked slots, whose scores are masked and whose weights are 0). With the
+// rows listed the loop has no branch to skip one, and GCC keeps the sums in registers
+// (with the branch it stored all 16 or 24 to the stack every k: the products over a
+// bfloat16 cache ~1.6x slower).
 template <int MT, typename B>
 inline void F32Tile(const float* a, int64_t k, const B* b, int64_t n, int64_t n0, float* c, const bool* cols,
-                    const bool* rows) {
+                    const int32_t* order, int64_t count) {
   __mmask16 mask[4], load[4];
   for (int j = 0; j < 4; ++j) {
-    const int64_t left = n - n0 - 16 * j;
-    mask[j] = left >= 16 ? __mmask16(0xFFFF) : left > 0 ? __mmask16((1u << left) - 1) : __mmask16(0);
+    mask[j] = LanesAt(n0 + 16 * j, n);
     load[j] = mask[j];
     if (cols != nullptr && mask[j])
       load[j] = _mm_cmpneq_epi8_mask(_mm_maskz_loadu_epi8(mask[j], cols + n0 + 16 * j), _mm_setzero_si128());
   }
-  // The rows of B that count, in increasing order: the loop below then has no branch to
-  // skip one, and GCC keeps the sums in registers (with the branch it stored all 16 or 24
-  // to the stack every k: the products over a bfloat16 cache ~1.6x slower).
-  thread_local std::vector<int32_t> counted;
-  counted.resize(k);
-  int64_t count = 0;
-  for (int64_t kk = 0; kk < k; ++kk)
-    if (rows == nullptr || rows[kk]) counted[count++] = static_cast<int32_t>(kk);
-  const int32_t* order = counted.data();
   __m512 acc[MT][4];
 #pragma GCC unroll 8
   for (int i = 0; i < MT; ++i)
@@ -719,16 +718,23 @@ inline void F32Tile(const float* a, int64_t k, const B* b, int64_t n, int64_t n0
     for (int j = 0; j < 4; ++j) _mm512_mask_storeu_ps(c + i * n + n0 + 16 * j, mask[j], acc[i][j]);
 }
 
-// One batch entry: C [M, N] = A [M, K] x B [K, N] (`cols`, `rows` as in F32Tile).
+// One batch entry: C [M, N] = A [M, K] x B [K, N] (`cols` as in F32Tile; `rows`, if not
+// null, K flags: the rows of B that count, listed once for every tile).
 template <typename B>
 void F32Entry(const float* a, const B* b, float* c, int64_t m, int64_t k, int64_t n, const bool* cols,
               const bool* rows) {
+  thread_local std::vector<int32_t> counted;
+  counted.resize(k);
+  int64_t count = 0;
+  for (int64_t kk = 0; kk < k; ++kk)
+    if (rows == nullptr || rows[kk]) counted[count++] = static_cast<int32_t>(kk);
+  const int32_t* order = counted.data();
   for (int64_t n0 = 0; n0 < n; n0 += kPanel) {
     int64_t i = 0;
-    for (; i + 6 <= m; i += 6) F32Tile<6>(a + i * k, k, b, n, n0, c + i * n, cols, rows);
-    for (; i + 4 <= m; i += 4) F32Tile<4>(a + i * k, k, b, n, n0, c + i * n, cols, rows);
-    for (; i + 2 <= m; i += 2) F32Tile<2>(a + i * k, k, b, n, n0, c + i * n, cols, rows);
-    for (; i < m; ++i) F32Tile<1>(a + i * k, k, b, n, n0, c + i * n, cols, rows);
+    for (; i + 6 <= m; i += 6) F32Tile<6>(a + i * k, k, b, n, n0, c + i * n, cols, order, count);
+    for (; i + 4 <= m; i += 4) F32Tile<4>(a + i * k, k, b, n, n0, c + i * n, cols, order, count);
+    for (; i + 2 <= m; i += 2) F32Tile<2>(a + i * k, k, b, n, n0, c + i * n, cols, order, count);
+    for (; i < m; ++i) F32Tile<1>(a + i * k, k, b, n, n0, c + i * n, cols, order, count);
   }
 }
 
@@ -793,7 +799,7 @@ inline void F32TileNT(const float* a, int64_t k, const B* b, int64_t n, int64_t 
         if (row >= n || cols == nullptr || cols[row]) _mm_prefetch(next + at, _MM_HINT_T0);
       }
     const int64_t left = k - h0;
-    const __mmask16 mask = left >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << left) - 1);
+    const __mmask16 mask = LanesAt(h0, k);
 #pragma GCC unroll 4
     for (int q = 0; q < NB; ++q) {
       if (!any[q]) continue;
@@ -818,8 +824,7 @@ inline void F32TileNT(const float* a, int64_t k, const B* b, int64_t n, int64_t 
   }
 #pragma GCC unroll 4
   for (int q = 0; q < NB; ++q) {
-    const int64_t count = std::min<int64_t>(16, n - n0 - 16 * q);
-    const __mmask16 store = count >= 16 ? __mmask16(0xFFFF) : count > 0 ? __mmask16((1u << count) - 1) : __mmask16(0);
+    const __mmask16 store = LanesAt(n0 + 16 * q, n);
 #pragma GCC unroll 8
     for (int i = 0; i < MT; ++i) _mm512_mask_storeu_ps(c + i * ldc + n0 + 16 * q, store, acc[q][i]);
   }
@@ -901,7 +906,7 @@ ffi::Error F32Batched(ffi::ThreadPool pool, ffi::AnyBuffer a, ffi::Buffer<BT> b,
       if (narrow) {
         wide.resize(m * k);
         for (int64_t i = 0; i < m * k; i += 16) {
-          const __mmask16 lanes = m * k - i >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (m * k - i)) - 1);
+          const __mmask16 lanes = LanesAt(i, m * k);
           _mm512_mask_storeu_ps(wide.data() + i, lanes, Load(lanes, narrow_ap + p * m * k + i));
         }
         entry = wide.data();
@@ -941,9 +946,6 @@ inline __m512i RoundToBf16(__m512 v) {
   return _mm512_and_si512(up, _mm512_set1_epi32(int32_t(0xffff0000)));
 }
 
-// Lanes of the 16 from j that lie in a row n wide.
-inline __mmask16 LanesAt(int64_t j, int64_t n) { return n - j >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (n - j)) - 1); }
-
 // v's lanes written at element `at` of a float32 array, or of a bfloat16 one (rounded to
 // nearest even) where `bf16`.
 inline void StoreAs(void* out, bool bf16, int64_t at, __mmask16 lanes, __m512 v) {
@@ -964,6 +966,12 @@ inline __m512 InverseRms(const float* x, int64_t d, float eps) {
     squares = _mm512_fmadd_ps(v, v, squares);
   }
   return _mm512_set1_ps(1.0f / std::sqrt(_mm512_reduce_add_ps(squares) / static_cast<float>(d) + eps));
+}
+
+// (x[j..] * inverse) * (1 + scale[j..]): RMS normalisation's lanes, as the model rounds them.
+inline __m512 Normed(const float* x, const float* scale, int64_t j, __mmask16 lanes, __m512 inverse) {
+  const __m512 w = _mm512_add_ps(_mm512_set1_ps(1.0f), _mm512_maskz_loadu_ps(lanes, scale + j));
+  return _mm512_mul_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(lanes, x + j), inverse), w);
 }
 
 // row(r) for each r < rows (of `width` elements each), in items of about 2^16 elements: on
@@ -1021,7 +1029,7 @@ ffi::Error Softmax(ffi::ThreadPool pool, ffi::RemainingArgs args, ffi::Remaining
       part.bf16 = type == ffi::BF16;
       ++next;
     }
-    total += part.width;
+    if (part.x != nullptr) total += part.width;  // the slots whose exponentials are held
     parts.push_back(part);
   }
   if (next != n || rows < 0) return bad();
@@ -1097,8 +1105,7 @@ ffi::Error RmsNorm(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<ff
     const __m512 inverse = InverseRms(in, d, eps);
     for (int64_t j = 0; j < d; j += 16) {
       const __mmask16 lanes = LanesAt(j, d);
-      const __m512 s = _mm512_add_ps(_mm512_set1_ps(1.0f), _mm512_maskz_loadu_ps(lanes, sp + j));
-      __m512 y = _mm512_mul_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(lanes, in + j), inverse), s);
+      __m512 y = Normed(in, sp, j, lanes, inverse);
       if (rp != nullptr) y = _mm512_add_ps(_mm512_maskz_loadu_ps(lanes, rp + r * d + j), y);
       StoreAs(op, bf16, r * d + j, lanes, y);
     }
@@ -1139,13 +1146,9 @@ ffi::Error NormRope(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<f
     const __m512 times = _mm512_set1_ps(factor);
     const float* s = sinp + r / heads * half;
     const float* c = cosp + r / heads * half;
-    auto normed = [&](int64_t j, __mmask16 lanes) {
-      const __m512 w = _mm512_add_ps(_mm512_set1_ps(1.0f), _mm512_maskz_loadu_ps(lanes, sp + j));
-      return _mm512_mul_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(lanes, in + j), inverse), w);
-    };
     for (int64_t j = 0; j < half; j += 16) {
       const __mmask16 lanes = LanesAt(j, half);
-      const __m512 a = normed(j, lanes), b = normed(half + j, lanes);
+      const __m512 a = Normed(in, sp, j, lanes, inverse), b = Normed(in, sp, half + j, lanes, inverse);
       const __m512 sj = _mm512_maskz_loadu_ps(lanes, s + j), cj = _mm512_maskz_loadu_ps(lanes, c + j);
       const __m512 first = _mm512_sub_ps(_mm512_mul_ps(a, cj), _mm512_mul_ps(b, sj));
       const __m512 second = _mm512_add_ps(_mm512_mul_ps(b, cj), _mm512_mul_ps(a, sj));
@@ -1186,13 +1189,8 @@ ffi::Error Geglu(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> gate, ffi::Buffer<f
       StoreAs(op, bf16, i, lanes, _mm512_mul_ps(g, _mm512_maskz_loadu_ps(lanes, upp + i)));
     }
   };
-  constexpr int64_t kPerItem = 1 << 16;  // elements per item (a multiple of 16)
-  if (n <= kPerItem) {
-    run(0, n);
-  } else {
-    ParallelFor(pool, (n + kPerItem - 1) / kPerItem,
-                [=](int64_t item) { run(item * kPerItem, std::min(n, (item + 1) * kPerItem)); });
-  }
+  constexpr int64_t kBlock = 1 << 16;  // elements per block (a multiple of 16): ForRows' item
+  ForRows(pool, (n + kBlock - 1) / kBlock, kBlock, [=](int64_t i) { run(i * kBlock, std::min(n, (i + 1) * kBlock)); });
   return ffi::Error::Success();
 }
 
@@ -1219,7 +1217,7 @@ ffi::Error TopK(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::ResultBuffer
       const int32_t* row = xp + r * n;
       best.Reset(k);
       for (int64_t i = 0; i < n; i += 16) {  // 16 entries compared at once, those entering stored compressed
-        const __mmask16 lanes = n - i >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (n - i)) - 1);
+        const __mmask16 lanes = LanesAt(i, n);
         const __m512i key = OrderKeys(_mm512_maskz_loadu_epi32(lanes, row + i));
         const __mmask16 above =
             best.any ? _mm512_mask_cmpgt_epi32_mask(lanes, key, _mm512_set1_epi32(best.threshold)) : lanes;

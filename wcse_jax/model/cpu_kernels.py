@@ -187,6 +187,12 @@ def available() -> bool:
   return _library() is not None
 
 
+def _require(what: str) -> None:
+  """Raises unless `available()`: `what` needs the kernels."""
+  if not available():
+    raise RuntimeError(f'{what} needs the CPU kernels (cpu_kernels.available())')
+
+
 @functools.cache
 def isa() -> str:
   """The kernel's instructions in this process: 'amx' where the CPU has AMX-BF16 and
@@ -655,12 +661,14 @@ def masked_softmax(scores, mask):
   return masked_softmax_parts([scores], [mask], [None], ['float32'])[0]
 
 
-def rms_norm_reference(x, scale, eps: float, residual=None, dtype=jnp.float32):
-  """What `rms_norm` computes, in jax: `x / rms(x) * (1 + scale)` (+ `residual`) in
-  float32, then as `dtype`."""
-  x = x.astype(jnp.float32)
-  y = x * jax.lax.rsqrt(jnp.mean(x * x, -1, keepdims=True) + eps) * (1.0 + scale.astype(jnp.float32))
-  return (y if residual is None else residual.astype(jnp.float32) + y).astype(dtype)
+def rms_norm_reference(x, scale, eps: float, residual=None, dtype=None):
+  """RMS normalisation in jax (the model's `RMSNorm` where our kernel does not run, and
+  what `rms_norm` computes): `x / rms(x) * (1 + scale)` in float32, as x's dtype; plus
+  `residual` if given; then as `dtype` (x's if None)."""
+  x32 = x.astype(jnp.float32)
+  y = (x32 * jax.lax.rsqrt(jnp.mean(x32 * x32, -1, keepdims=True) + eps)
+       * (1.0 + scale.astype(jnp.float32))).astype(x.dtype)
+  return (y if residual is None else residual + y).astype(dtype or x.dtype)
 
 
 def rms_norm(x, scale, eps: float, residual=None, dtype=jnp.float32):
@@ -669,8 +677,7 @@ def rms_norm(x, scale, eps: float, residual=None, dtype=jnp.float32):
   `dtype` float32 or bfloat16 (rounded to nearest even, as XLA converts). Each row's
   sum of squares runs in one order whatever the batch. Needs `available()`.
   Gradients are the reference's."""
-  if not available():
-    raise RuntimeError('rms_norm needs the CPU kernels (cpu_kernels.available())')
+  _require('rms_norm')
   if (x.dtype != jnp.float32 or scale.shape != x.shape[-1:] or jnp.dtype(dtype) not in (jnp.float32, jnp.bfloat16)
       or (residual is not None and residual.shape != x.shape)):
     raise ValueError(f'rms_norm: x {x.shape} {x.dtype}, scale {scale.shape}, dtype {dtype}: not float32 x [..., D], '
@@ -694,7 +701,7 @@ def _rms_norm_fwd(x, scale, residual, eps, dtype):
 
 def _rms_norm_bwd(eps, dtype, residuals, g):
   x, scale, residual = residuals
-  _, vjp = jax.vjp(lambda x, s, r: rms_norm_reference(x, s, eps, r, jnp.float32), x, scale, residual)
+  _, vjp = jax.vjp(lambda x, s, r: rms_norm_reference(x, s, eps, r), x, scale, residual)
   return vjp(g.astype(jnp.float32))
 
 
@@ -715,8 +722,7 @@ def norm_rope(x, scale, eps: float, sin, cos, factor: float = 1.0, dtype=jnp.flo
   XLA:CPU runs five or six small loops (a layer's query or key), as `dtype` (float32,
   or bfloat16 rounded to nearest even). Needs `available()`. Gradients are the
   reference's."""
-  if not available():
-    raise RuntimeError('norm_rope needs the CPU kernels (cpu_kernels.available())')
+  _require('norm_rope')
   b, t, n, h = x.shape
   if (x.dtype != jnp.float32 or scale.shape != (h,) or h % 2 or sin.shape != (b, t, 1, h // 2)
       or cos.shape != sin.shape or jnp.dtype(dtype) not in (jnp.float32, jnp.bfloat16)):
@@ -753,8 +759,7 @@ def geglu(gate, up, dtype=jnp.float32):
   bfloat16, rounded to nearest even) by our kernel, in one pass: gelu as
   `x / (1 + e^(-2y))`, the tanh form with no cancellation, within a few float32 ulp
   of jax's. Needs `available()`. Gradients are jax's."""
-  if not available():
-    raise RuntimeError('geglu needs the CPU kernels (cpu_kernels.available())')
+  _require('geglu')
   if gate.shape != up.shape or gate.dtype != jnp.float32 or up.dtype != jnp.float32 or \
       jnp.dtype(dtype) not in (jnp.float32, jnp.bfloat16):
     raise ValueError(f'geglu: gate {gate.shape} {gate.dtype}, up {up.shape} {up.dtype}, dtype {dtype}: '
@@ -796,8 +801,7 @@ def masked_softmax_parts(scores, masks, layout, kinds):
   conversion after. The row's sum runs 16
   slots at a time from each part's first, so it does not depend on gaps past the
   last seen slot. Needs `available()`. Gradients are the softmax's (a rounding's, 1)."""
-  if not available():
-    raise RuntimeError('masked_softmax needs the CPU kernels (cpu_kernels.available())')
+  _require('masked_softmax')
   if not (len(scores) == len(masks) == len(kinds) == sum(w is None for w in layout)) or not scores:
     raise ValueError('masked_softmax_parts: one mask and one kind per part, one None per part in the layout')
   b, k, t, g, _ = scores[0].shape

@@ -97,10 +97,7 @@ class RMSNorm(nnx.Module):
     if (self.kernel and x.dtype == jnp.float32 and out in (jnp.float32, jnp.bfloat16)
         and cpu_kernels.softmax_applies()):
       return cpu_kernels.rms_norm(x, self.scale[...], self.eps, residual, out)
-    x32 = x.astype(jnp.float32)
-    normed = x32 * jax.lax.rsqrt(jnp.mean(x32 * x32, -1, keepdims=True) + self.eps)
-    y = (normed * (1.0 + self.scale[...].astype(jnp.float32))).astype(x.dtype)
-    return (y if residual is None else residual + y).astype(out)
+    return cpu_kernels.rms_norm_reference(x, self.scale[...], self.eps, residual, out)
 
 
 def is_16bit_float(dtype) -> bool:
