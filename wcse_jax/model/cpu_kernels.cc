@@ -60,8 +60,15 @@ constexpr int64_t kRowBlock = 96;  // rows of A per item when items are row bloc
 constexpr int64_t kTileK2 = 16;  // k pairs per tile of a packed panel
 
 // C[0:MT, 0:16*NT] = A[0:MT, :] x panel, the panel packed in tiles (above).
+// `ahead`: `ahead_lines` cache lines from there are fetched into the L2 cache, spread
+// over the groups (a panel the thread will take later, streaming from memory). With
+// `a_streams` (A streams from memory: the logits' table), the next tile's rows of A are
+// fetched into L1 a tile ahead; where A stays in the caches (a step's activations) that
+// only costs (Zen 5, a layer's seven products: 833 against 865-883 us without it).
 template <int MT, int NT>
-inline void Tile(const uint16_t* a, int64_t lda, const uint16_t* panel, int64_t k2s, float* c, int64_t ldc) {
+inline void Tile(const uint16_t* a, int64_t lda, const uint16_t* panel, int64_t k2s, float* c, int64_t ldc,
+                 bool a_streams, const char* ahead = nullptr, int64_t ahead_lines = 0) {
+  const int64_t groups = (k2s + kTileK2 - 1) / kTileK2, per_group = (ahead_lines + groups - 1) / groups;
   __m512 acc[MT][NT];
   for (int i = 0; i < MT; ++i)
     for (int j = 0; j < NT; ++j) acc[i][j] = _mm512_setzero_ps();
@@ -69,8 +76,8 @@ inline void Tile(const uint16_t* a, int64_t lda, const uint16_t* panel, int64_t 
     // A group of tiles: `rows` k pairs of each 16 columns, one tile after the other.
     const int64_t rows = std::min(kTileK2, k2s - g);
     const uint16_t* group = panel + g * NT * 32;
-    // the next tile's rows of A, a tile ahead: A may stream from memory (the logits' table)
-    for (int i = 0; i < MT; ++i) _mm_prefetch(reinterpret_cast<const char*>(a + (MT + i) * lda + 2 * g), _MM_HINT_T0);
+    for (int i = 0; i < MT && a_streams; ++i) _mm_prefetch(reinterpret_cast<const char*>(a + (MT + i) * lda + 2 * g), _MM_HINT_T0);
+    for (int64_t l = 0; l < per_group && ahead_lines > 0; ++l, --ahead_lines, ahead += 64) _mm_prefetch(ahead, _MM_HINT_T1);
     for (int64_t r = 0; r < rows; ++r) {
       const int64_t k2 = g + r;
       __m512bh bv[NT];
@@ -87,37 +94,48 @@ inline void Tile(const uint16_t* a, int64_t lda, const uint16_t* panel, int64_t 
     for (int j = 0; j < NT; ++j) _mm512_storeu_ps(c + i * ldc + 16 * j, acc[i][j]);
 }
 
-// `ahead`: `ahead_bytes` from there are fetched into the L2 cache, a share before each
-// tile of rows (the panel a thread will likely take next: a weight streams from memory).
+// `ahead`: `ahead_bytes` from there are fetched into the L2 cache, spread over the tiles
+// of rows (the panel a thread will likely take next: a weight streams from memory).
 template <int NT>
 void Rows(const uint16_t* a, int64_t m0, int64_t m1, int64_t k, const uint16_t* panel, float* c, int64_t ldc,
-          const char* ahead = nullptr, int64_t ahead_bytes = 0) {
-  const int64_t share = ((ahead_bytes / std::max<int64_t>(1, (m1 - m0 + 5) / 6)) + 64) & ~int64_t{63};
-  int64_t fetched = 0;
-  auto fetch = [&](int64_t upto) {
-    for (upto = std::min(upto, ahead_bytes); fetched < upto; fetched += 64) _mm_prefetch(ahead + fetched, _MM_HINT_T1);
-  };
+          bool a_streams, const char* ahead, int64_t ahead_bytes) {
   // Tiles of 6 rows, and of 4 where 6s would leave 2 (32 rows: 6, 6, 6, 6, 4, 4), so that
   // few rows go through the narrow tiles, whose few sums wait on each other.
   const int64_t rows = m1 - m0, fours = rows >= 8 && rows % 6 == 2 ? 2 : rows % 6 >= 4 ? 1 : 0;
   const int64_t six_end = m0 + (rows - 4 * fours) / 6 * 6;
-  int64_t m = m0;
-  for (; m < six_end; m += 6) fetch(fetched + share), Tile<6, NT>(a + m * k, k, panel, k / 2, c + m * ldc, ldc);
-  for (; m + 4 <= m1; m += 4) fetch(fetched + share), Tile<4, NT>(a + m * k, k, panel, k / 2, c + m * ldc, ldc);
-  for (; m + 2 <= m1; m += 2) Tile<2, NT>(a + m * k, k, panel, k / 2, c + m * ldc, ldc);
-  for (; m < m1; ++m) Tile<1, NT>(a + m * k, k, panel, k / 2, c + m * ldc, ldc);
-  fetch(ahead_bytes);
+  // `ahead`'s lines, shared out over the tiles of 4 and 6 rows
+  const int64_t lines = (ahead_bytes + 63) / 64, tiles = (six_end - m0) / 6 + fours;
+  const int64_t share = tiles > 0 ? (lines + tiles - 1) / tiles : 0;
+  int64_t fetched = 0;
+  auto next = [&](int64_t& count) {
+    count = std::min(share, lines - fetched);
+    const char* at = ahead + 64 * fetched;
+    fetched += count;
+    return at;
+  };
+  int64_t m = m0, count;
+  for (; m < six_end; m += 6) {
+    const char* at = next(count);
+    Tile<6, NT>(a + m * k, k, panel, k / 2, c + m * ldc, ldc, a_streams, at, count);
+  }
+  for (; m + 4 <= m1; m += 4) {
+    const char* at = next(count);
+    Tile<4, NT>(a + m * k, k, panel, k / 2, c + m * ldc, ldc, a_streams, at, count);
+  }
+  for (; m + 2 <= m1; m += 2) Tile<2, NT>(a + m * k, k, panel, k / 2, c + m * ldc, ldc, a_streams);
+  for (; m < m1; ++m) Tile<1, NT>(a + m * k, k, panel, k / 2, c + m * ldc, ldc, a_streams);
+  for (; fetched < lines; ++fetched) _mm_prefetch(ahead + 64 * fetched, _MM_HINT_T1);
 }
 
 // Rows m0..m1 of A against one packed panel `width` columns wide; c points at the panel's
-// first column (`ahead` as in Rows).
+// first column (`a_streams` and `ahead` as in Tile and Rows).
 void PanelRows(const uint16_t* a, int64_t m0, int64_t m1, int64_t k, const uint16_t* panel, int64_t width,
-               float* c, int64_t ldc, const char* ahead = nullptr, int64_t ahead_bytes = 0) {
+               float* c, int64_t ldc, bool a_streams, const char* ahead = nullptr, int64_t ahead_bytes = 0) {
   switch (width / 16) {
-    case 4: return Rows<4>(a, m0, m1, k, panel, c, ldc, ahead, ahead_bytes);
-    case 3: return Rows<3>(a, m0, m1, k, panel, c, ldc, ahead, ahead_bytes);
-    case 2: return Rows<2>(a, m0, m1, k, panel, c, ldc, ahead, ahead_bytes);
-    default: return Rows<1>(a, m0, m1, k, panel, c, ldc, ahead, ahead_bytes);
+    case 4: return Rows<4>(a, m0, m1, k, panel, c, ldc, a_streams, ahead, ahead_bytes);
+    case 3: return Rows<3>(a, m0, m1, k, panel, c, ldc, a_streams, ahead, ahead_bytes);
+    case 2: return Rows<2>(a, m0, m1, k, panel, c, ldc, a_streams, ahead, ahead_bytes);
+    default: return Rows<1>(a, m0, m1, k, panel, c, ldc, a_streams, ahead, ahead_bytes);
   }
 }
 
@@ -498,18 +516,28 @@ void RowBlocks(ffi::ThreadPool& pool, const uint16_t* ap, int64_t m, int64_t k, 
   const uint16_t* pk = prepacked ? bp : packed.data();
   // Every store is 64-byte aligned when C is (n is a multiple of 16 floats).
   const bool stream = cp != nullptr && reinterpret_cast<uintptr_t>(cp) % 64 == 0 && m * n * 4 > (8 << 20);
+  const int64_t threads = std::max<int64_t>(pool.num_threads(), 1);
   ParallelFor(pool, (m + kRowBlock - 1) / kRowBlock, [=](int64_t blk) {
     thread_local std::vector<float> staging;
     staging.resize(kStatRows * kPanel + 16);
     float* s = reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(staging.data()) + 63) & ~uintptr_t{63});
     const int64_t m0 = blk * kRowBlock, m1 = std::min(m, m0 + kRowBlock);
+    // The rows of the block this thread likely takes next (the threads take turns), fetched
+    // while this one is computed, a share with each panel: the table streams from memory.
+    const int64_t n0 = std::min(m, m0 + threads * kRowBlock), n1 = std::min(m, n0 + kRowBlock);
+    const int64_t shares = (m1 - m0 + kStatRows - 1) / kStatRows * panels;
+    const int64_t share = ((n1 - n0) * k * 2 / shares + 63) & ~int64_t{63};
+    const char* ahead = reinterpret_cast<const char*>(ap + n0 * k);
+    const char* const ahead_end = reinterpret_cast<const char*>(ap + n1 * k);
     if (amx) AmxConfigure();
     for (int64_t r0 = m0; r0 < m1; r0 += kStatRows) {
       const int64_t rows = std::min(kStatRows, m1 - r0);
       for (int64_t p = 0; p < panels; ++p) {
         const int64_t width = std::min(kPanel, n - p * kPanel), c0 = p * kPanel;
+        const int64_t fetch = std::max<int64_t>(0, std::min<int64_t>(share, ahead_end - ahead));
         if (amx) AmxPanelRows(ap + r0 * k, 0, rows, k, pk + p * k * kPanel, width, s, kPanel);
-        else PanelRows(ap + r0 * k, 0, rows, k, pk + p * k * kPanel, width, s, kPanel);
+        else PanelRows(ap + r0 * k, 0, rows, k, pk + p * k * kPanel, width, s, kPanel, true, ahead, fetch);
+        ahead += fetch;
         if (maxima != nullptr) {
           const int64_t at = r0 / kStatRows * n + c0;
           for (int64_t j = 0; j < width; j += 16) {
@@ -586,13 +614,14 @@ ffi::Error Product(ffi::ThreadPool pool, ffi::Buffer<ffi::BF16> a, ffi::Buffer<f
         AmxPanelRows(ap, 0, m, k, panel, width(p), cp + p * kPanel, n);
         AmxRelease();
       } else {
-        // A packed weight's panel this thread likely takes the turn after next (the threads
-        // take turns) is fetched while this one is computed: a step's weights stream from
-        // memory (Zen 5, 18 distinct weights of 640 x 2048: 260 -> 225-232 us a product;
-        // the next turn's panel: 242-248 us; three turns ahead: 240-254 us).
-        const int64_t next = p + 2 * std::min<int64_t>(std::max<int64_t>(pool.num_threads(), 1), panels);
+        // A packed weight's panel this thread likely takes next (the threads take turns) is
+        // fetched while this one is computed, a few lines with each group of k: a step's
+        // weights stream from memory. Zen 5, a layer's seven products over 18 distinct
+        // layers: 1030-1120 us without fetching, 900-920 fetching two turns ahead, 860-880
+        // one turn ahead (the same weights again, from the caches: 780-800 us).
+        const int64_t next = p + std::min<int64_t>(std::max<int64_t>(pool.num_threads(), 1), panels);
         const bool fetch = packed && next < panels;
-        PanelRows(ap, 0, m, k, panel, width(p), cp + p * kPanel, n,
+        PanelRows(ap, 0, m, k, panel, width(p), cp + p * kPanel, n, m > kRowBlock,
                   fetch ? reinterpret_cast<const char*>(bp + next * k * kPanel) : nullptr,
                   fetch ? width(next) * k * 2 : 0);
       }
