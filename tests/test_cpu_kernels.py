@@ -161,6 +161,7 @@ def test_batched_product_matches_exact_sums(spec, x_shape, y_shape, cache):
     ('BKQH,BKHS->BKQS', (3, 2, 4, 40), (3, 2, 40, 70), 'n'),  # scores: the slots seen are columns
     ('BKQS,BKSH->BKQH', (3, 2, 4, 70), (3, 2, 70, 40), 'k'),  # values: the slots seen are rows
     ('BKQH,BKSH->BKQS', (3, 2, 4, 40), (3, 2, 70, 40), 'n'),  # scores over keys of slot rows
+    ('BKQH,BKSH->BKQS', (3, 2, 4, 64), (3, 2, 70, 64), 'n'),  # ... by the dot-product instruction
 ])
 def test_a_batched_product_reads_only_the_slots_seen(spec, x_shape, y_shape, over, cache):
   """Flags per row (shared by its key/value heads) say which slots count: a column not
@@ -192,7 +193,10 @@ def test_a_batched_product_reads_only_the_slots_seen(spec, x_shape, y_shape, ove
 
 @needs_kernel
 @pytest.mark.parametrize('cache', [jnp.float32, jnp.bfloat16])
-@pytest.mark.parametrize('rows,slots,size', [(4, 64, 256), (2, 70, 37), (1, 16, 16), (9, 33, 20), (8, 5, 3)])
+@pytest.mark.parametrize('rows,slots,size', [
+    (4, 64, 256), (2, 70, 37), (1, 16, 16), (9, 33, 20), (8, 5, 3),
+    # bfloat16, a multiple of 32 k and at most 8 rows: by the bfloat16 dot-product instruction
+    (5, 70, 32), (8, 33, 96), (3, 17, 64), (1, 64, 128), (9, 40, 64)])
 def test_keys_of_slot_rows_give_the_same_bits(rows, slots, size, cache):
   """Scores over keys stored as slot rows ([S, H], read 16 x 16 at a time and transposed
   in registers; for many rows transposed once) are the same bits as over keys stored

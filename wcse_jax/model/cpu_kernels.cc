@@ -64,8 +64,8 @@ constexpr int64_t kTileK2 = 16;  // k pairs per tile of a packed panel
 // `ahead`: `ahead_lines` cache lines from there are fetched into the L2 cache, spread
 // over the groups (a panel the thread will take later, streaming from memory). With
 // `a_streams` (A streams from memory: the logits' table), the next tile's rows of A are
-// fetched into L1 a tile ahead; where A stays in the caches (a step's activations) that
-// only costs (Zen 5, a layer's seven products: 833 against 865-883 us without it).
+// fetched into L1 a tile ahead (without it the logits took 26.6 ms against 25.1); where
+// A stays in the caches (a step's activations, at most a block of rows) they are not.
 template <int MT, int NT>
 inline void Tile(const uint16_t* a, int64_t lda, const uint16_t* panel, int64_t k2s, float* c, int64_t ldc,
                  bool a_streams, const char* ahead = nullptr, int64_t ahead_lines = 0) {
@@ -909,6 +909,82 @@ inline void F32TileNT(const float* a, int64_t k, const B* b, int64_t n, int64_t 
   }
 }
 
+// F32TileNT's sums with bfloat16 A and B (both as bits; A's k pairs given as 32-bit
+// words with their halves swapped, [MT, K / 2]) by the bfloat16 dot-product
+// instruction, K a multiple of 32. `vdpbf16ps` adds a pair's products to a sum one
+// after the other, each rounded as a fused multiply-add would round it (a product of
+// two bfloat16 is exact in float32), the pair's upper half first: with both
+// operands' halves swapped, k goes in increasing order, the same chain as in
+// F32TileNT and F32Tile, the same bits (Intel's manual gives that order; measured on
+// Zen 5 over 3.2M random sums). The one difference: the instruction reads denormal
+// inputs and writes denormal sums as 0, where the float32 kernels keep them. Rows
+// of B are read 16 at a time, 32 k at a time (16 words), and transposed as words, so
+// that each transpose feeds twice the k of F32TileNT's, with no widening: a decode
+// step's scores over its slot rows (64 slots x 4 heads x 64 positions x 256) went
+// from 85-88 to 66-69 us a call (Zen 5, alternating runs).
+template <int MT, int NB>
+inline void Bf16TileNT(const uint32_t* a, int64_t k, const uint16_t* b, int64_t n, int64_t n0, float* c,
+                       int64_t ldc, const bool* cols, bool prefetch) {
+  bool on[NB][16];
+  bool any[NB] = {};
+  for (int q = 0; q < NB; ++q)
+    for (int r = 0; r < 16; ++r) {
+      const int64_t row = n0 + 16 * q + r;
+      on[q][r] = row < n && (cols == nullptr || cols[row]);
+      any[q] = any[q] || on[q][r];
+    }
+  __m512 acc[NB][MT];
+#pragma GCC unroll 4
+  for (int q = 0; q < NB; ++q)
+#pragma GCC unroll 8
+    for (int i = 0; i < MT; ++i) acc[q][i] = _mm512_setzero_ps();
+  const int64_t k2 = k / 2, row_bytes = 2 * k, per_chunk = NB * 16 * 64;
+  const char* next = reinterpret_cast<const char*>(b + (n0 + 16 * NB) * k);
+  for (int64_t p0 = 0; p0 < k2; p0 += 16) {
+    if (prefetch)
+      for (int64_t at = p0 / 16 * per_chunk; at < (p0 / 16 + 1) * per_chunk; at += 64) {
+        const int64_t row = n0 + 16 * NB + at / row_bytes;
+        if (row >= n || cols == nullptr || cols[row]) _mm_prefetch(next + at, _MM_HINT_T0);
+      }
+#pragma GCC unroll 4
+    for (int q = 0; q < NB; ++q) {
+      if (!any[q]) continue;
+      __m512 t[16];
+      for (int r = 0; r < 16; ++r)
+        t[r] = on[q][r] ? _mm512_castsi512_ps(_mm512_loadu_si512(b + (n0 + 16 * q + r) * k + 2 * p0))
+                        : _mm512_setzero_ps();
+      Transpose16(t);
+#pragma GCC unroll 16
+      for (int pp = 0; pp < 16; ++pp) {
+        const __m512bh pairs = (__m512bh)_mm512_rol_epi32(_mm512_castps_si512(t[pp]), 16);
+#pragma GCC unroll 8
+        for (int i = 0; i < MT; ++i)
+          acc[q][i] = _mm512_dpbf16_ps(acc[q][i], (__m512bh)_mm512_set1_epi32(a[i * k2 + p0 + pp]), pairs);
+      }
+    }
+  }
+#pragma GCC unroll 4
+  for (int q = 0; q < NB; ++q) {
+    const __mmask16 store = LanesAt(n0 + 16 * q, n);
+#pragma GCC unroll 8
+    for (int i = 0; i < MT; ++i) _mm512_mask_storeu_ps(c + i * ldc + n0 + 16 * q, store, acc[q][i]);
+  }
+}
+
+// One batch entry of Bf16TileNT: C [M, N] = A [M, K] x B^T, A bfloat16 bits [M, K].
+void Bf16EntryNT(const uint16_t* a, const uint16_t* b, float* c, int64_t m, int64_t k, int64_t n, const bool* cols) {
+  thread_local std::vector<uint32_t> swapped;
+  swapped.resize(m * k / 2);
+  for (int64_t j = 0; j < m * k / 2; ++j) swapped[j] = uint32_t{a[2 * j]} << 16 | a[2 * j + 1];
+  const uint32_t* w = swapped.data();
+  for (int64_t n0 = 0; n0 < n; n0 += 32) {
+    int64_t i = 0;
+    for (; i + 4 <= m; i += 4) Bf16TileNT<4, 2>(w + i * k / 2, k, b, n, n0, c + i * n, n, cols, i == 0);
+    for (; i + 2 <= m; i += 2) Bf16TileNT<2, 2>(w + i * k / 2, k, b, n, n0, c + i * n, n, cols, i == 0);
+    for (; i < m; ++i) Bf16TileNT<1, 2>(w + i * k / 2, k, b, n, n0, c + i * n, n, cols, i == 0);
+  }
+}
+
 // One batch entry: C [M, N] = A [M, K] x B^T, B [N, K] (`cols` as in F32TileNT).
 // Many rows of A (a prefill's queries): B is transposed once, widened to float32,
 // into [K, N], and F32Entry runs on it (the same sums).
@@ -981,6 +1057,12 @@ ffi::Error F32Batched(ffi::ThreadPool pool, ffi::AnyBuffer a, ffi::Buffer<BT> b,
     thread_local std::vector<float> wide;
     for (int64_t p = item * per_item; p < p1; ++p) {
       const bool* f = flags == nullptr ? nullptr : flags + p / per_flags * sd[1];
+      if constexpr (BT != ffi::F32) {
+        if (nt && narrow && m <= 8 && k % 32 == 0) {  // a decode step's scores over bfloat16 slot rows
+          Bf16EntryNT(narrow_ap + p * m * k, bp + p * k * n, cp + p * m * n, m, k, n, over == 1 ? f : nullptr);
+          continue;
+        }
+      }
       const float* entry = narrow ? nullptr : ap + p * m * k;
       if (narrow) {
         wide.resize(m * k);
