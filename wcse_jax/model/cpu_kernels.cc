@@ -844,6 +844,32 @@ inline void Transpose16(__m512 r[16]) {
   for (int i = 0; i < 16; ++i) r[i] = t[i];
 }
 
+// Which of the NB blocks of 16 rows of B from row n0 count: below n and, if `cols`
+// is given, flagged there (the slots a row sees).
+template <int NB>
+struct RowsOn {
+  bool on[NB][16];
+  bool any[NB] = {};
+  RowsOn(int64_t n0, int64_t n, const bool* cols) {
+    for (int q = 0; q < NB; ++q)
+      for (int r = 0; r < 16; ++r) {
+        const int64_t row = n0 + 16 * q + r;
+        on[q][r] = row < n && (cols == nullptr || cols[row]);
+        any[q] = any[q] || on[q][r];
+      }
+  }
+};
+
+// Fetches bytes [from, from + bytes) of B's rows from `first` on (`next` points at row
+// `first`, rows `row_bytes` apart) into L1, skipping rows that do not count.
+inline void FetchRows(const char* next, int64_t from, int64_t bytes, int64_t row_bytes, int64_t first, int64_t n,
+                      const bool* cols) {
+  for (int64_t at = from; at < from + bytes; at += 64) {
+    const int64_t row = first + at / row_bytes;
+    if (row >= n || cols == nullptr || cols[row]) _mm_prefetch(next + at, _MM_HINT_T0);
+  }
+}
+
 // C [MT, 16 * NB columns from n0] = A [MT, K] x B^T, B [N, K] row-major (a cache of
 // slot rows: a step's key is one contiguous row to write). B's rows are read 16 at
 // a time, 16 k at a time, and transposed in registers, so that each C element is
@@ -854,14 +880,9 @@ inline void Transpose16(__m512 r[16]) {
 template <int MT, int NB, typename B>
 inline void F32TileNT(const float* a, int64_t k, const B* b, int64_t n, int64_t n0, float* c, int64_t ldc,
                       const bool* cols, bool prefetch) {
-  bool on[NB][16];
-  bool any[NB] = {};
-  for (int q = 0; q < NB; ++q)
-    for (int r = 0; r < 16; ++r) {
-      const int64_t row = n0 + 16 * q + r;
-      on[q][r] = row < n && (cols == nullptr || cols[row]);
-      any[q] = any[q] || on[q][r];
-    }
+  const RowsOn<NB> rows(n0, n, cols);
+  const auto& on = rows.on;
+  const auto& any = rows.any;
   // Loops over the sums unrolled by hand: GCC otherwise keeps them in memory, a store
   // per sum and step.
   __m512 acc[NB][MT];
@@ -872,11 +893,7 @@ inline void F32TileNT(const float* a, int64_t k, const B* b, int64_t n, int64_t 
   const int64_t row_bytes = k * static_cast<int64_t>(sizeof(B)), per_chunk = NB * 16 * 16 * sizeof(B);
   const char* next = reinterpret_cast<const char*>(b + (n0 + 16 * NB) * k);
   for (int64_t h0 = 0; h0 < k; h0 += 16) {
-    if (prefetch)
-      for (int64_t at = h0 / 16 * per_chunk; at < (h0 / 16 + 1) * per_chunk; at += 64) {
-        const int64_t row = n0 + 16 * NB + at / row_bytes;
-        if (row >= n || cols == nullptr || cols[row]) _mm_prefetch(next + at, _MM_HINT_T0);
-      }
+    if (prefetch) FetchRows(next, h0 / 16 * per_chunk, per_chunk, row_bytes, n0 + 16 * NB, n, cols);
     const int64_t left = k - h0;
     const __mmask16 mask = LanesAt(h0, k);
 #pragma GCC unroll 4
@@ -925,14 +942,9 @@ inline void F32TileNT(const float* a, int64_t k, const B* b, int64_t n, int64_t 
 template <int MT, int NB>
 inline void Bf16TileNT(const uint32_t* a, int64_t k, const uint16_t* b, int64_t n, int64_t n0, float* c,
                        int64_t ldc, const bool* cols, bool prefetch) {
-  bool on[NB][16];
-  bool any[NB] = {};
-  for (int q = 0; q < NB; ++q)
-    for (int r = 0; r < 16; ++r) {
-      const int64_t row = n0 + 16 * q + r;
-      on[q][r] = row < n && (cols == nullptr || cols[row]);
-      any[q] = any[q] || on[q][r];
-    }
+  const RowsOn<NB> rows(n0, n, cols);
+  const auto& on = rows.on;
+  const auto& any = rows.any;
   __m512 acc[NB][MT];
 #pragma GCC unroll 4
   for (int q = 0; q < NB; ++q)
@@ -941,11 +953,7 @@ inline void Bf16TileNT(const uint32_t* a, int64_t k, const uint16_t* b, int64_t 
   const int64_t k2 = k / 2, row_bytes = 2 * k, per_chunk = NB * 16 * 64;
   const char* next = reinterpret_cast<const char*>(b + (n0 + 16 * NB) * k);
   for (int64_t p0 = 0; p0 < k2; p0 += 16) {
-    if (prefetch)
-      for (int64_t at = p0 / 16 * per_chunk; at < (p0 / 16 + 1) * per_chunk; at += 64) {
-        const int64_t row = n0 + 16 * NB + at / row_bytes;
-        if (row >= n || cols == nullptr || cols[row]) _mm_prefetch(next + at, _MM_HINT_T0);
-      }
+    if (prefetch) FetchRows(next, p0 / 16 * per_chunk, per_chunk, row_bytes, n0 + 16 * NB, n, cols);
 #pragma GCC unroll 4
     for (int q = 0; q < NB; ++q) {
       if (!any[q]) continue;
