@@ -872,17 +872,16 @@ inline void FetchRows(const char* next, int64_t from, int64_t bytes, int64_t row
 
 // C [MT, 16 * NB columns from n0] = A [MT, K] x B^T, B [N, K] row-major (a cache of
 // slot rows: a step's key is one contiguous row to write). B's rows are read 16 at
-// a time, 16 k at a time, and transposed in registers, so that each C element is
-// the same fused multiply-add chain over k in increasing order as in F32Tile: the
-// same bits. NB = 2 blocks of 16 rows side by side give twice the independent
-// chains. `cols` (N flags), if not null: the rows of B that count (the others are
-// not read; their column comes out 0). `prefetch`: fetch the next rows meanwhile.
-template <int MT, int NB, typename B>
-inline void F32TileNT(const float* a, int64_t k, const B* b, int64_t n, int64_t n0, float* c, int64_t ldc,
-                      const bool* cols, bool prefetch) {
+// a time, `Step::kK` k at a time, and transposed in registers; `Step::Add` then adds
+// the 16 transposed vectors' products to the sums. Each C element is the same fused
+// multiply-add chain over k in increasing order as in F32Tile: the same bits. NB = 2
+// blocks of 16 rows side by side give twice the independent chains. `cols` (N flags),
+// if not null: the rows of B that count (the others are not read; their column comes
+// out 0). `prefetch`: fetch the next rows meanwhile. A's rows are Step::Row(k) apart.
+template <int MT, int NB, typename Step>
+inline void SlotRowsTile(const typename Step::A* a, int64_t k, const typename Step::B* b, int64_t n, int64_t n0,
+                         float* c, int64_t ldc, const bool* cols, bool prefetch) {
   const RowsOn<NB> rows(n0, n, cols);
-  const auto& on = rows.on;
-  const auto& any = rows.any;
   // Loops over the sums unrolled by hand: GCC otherwise keeps them in memory, a store
   // per sum and step.
   __m512 acc[NB][MT];
@@ -890,85 +889,19 @@ inline void F32TileNT(const float* a, int64_t k, const B* b, int64_t n, int64_t 
   for (int q = 0; q < NB; ++q)
 #pragma GCC unroll 8
     for (int i = 0; i < MT; ++i) acc[q][i] = _mm512_setzero_ps();
-  const int64_t row_bytes = k * static_cast<int64_t>(sizeof(B)), per_chunk = NB * 16 * 16 * sizeof(B);
+  const int64_t row_bytes = k * int64_t{sizeof(typename Step::B)};
+  const int64_t per_chunk = NB * 16 * Step::kK * int64_t{sizeof(typename Step::B)};
   const char* next = reinterpret_cast<const char*>(b + (n0 + 16 * NB) * k);
-  for (int64_t h0 = 0; h0 < k; h0 += 16) {
-    if (prefetch) FetchRows(next, h0 / 16 * per_chunk, per_chunk, row_bytes, n0 + 16 * NB, n, cols);
-    const int64_t left = k - h0;
-    const __mmask16 mask = LanesAt(h0, k);
+  for (int64_t h0 = 0; h0 < k; h0 += Step::kK) {
+    if (prefetch) FetchRows(next, h0 / Step::kK * per_chunk, per_chunk, row_bytes, n0 + 16 * NB, n, cols);
 #pragma GCC unroll 4
     for (int q = 0; q < NB; ++q) {
-      if (!any[q]) continue;
-      __m512 t[16];
-      for (int r = 0; r < 16; ++r) t[r] = on[q][r] ? Load(mask, b + (n0 + 16 * q + r) * k + h0) : _mm512_setzero_ps();
-      Transpose16(t);
-      if (left >= 16) {
-#pragma GCC unroll 16
-        for (int hh = 0; hh < 16; ++hh)
-#pragma GCC unroll 8
-          for (int i = 0; i < MT; ++i)
-            acc[q][i] = _mm512_fmadd_ps(_mm512_set1_ps(a[i * k + h0 + hh]), t[hh], acc[q][i]);
-      } else {
-        for (int hh = 0; hh < 16; ++hh) {
-          if (hh >= left) break;
-#pragma GCC unroll 8
-          for (int i = 0; i < MT; ++i)
-            acc[q][i] = _mm512_fmadd_ps(_mm512_set1_ps(a[i * k + h0 + hh]), t[hh], acc[q][i]);
-        }
-      }
-    }
-  }
-#pragma GCC unroll 4
-  for (int q = 0; q < NB; ++q) {
-    const __mmask16 store = LanesAt(n0 + 16 * q, n);
-#pragma GCC unroll 8
-    for (int i = 0; i < MT; ++i) _mm512_mask_storeu_ps(c + i * ldc + n0 + 16 * q, store, acc[q][i]);
-  }
-}
-
-// F32TileNT's sums with bfloat16 A and B (both as bits; A's k pairs given as 32-bit
-// words with their halves swapped, [MT, K / 2]) by the bfloat16 dot-product
-// instruction, K a multiple of 32. `vdpbf16ps` adds a pair's products to a sum one
-// after the other, each rounded as a fused multiply-add would round it (a product of
-// two bfloat16 is exact in float32), the pair's upper half first: with both
-// operands' halves swapped, k goes in increasing order, the same chain as in
-// F32TileNT and F32Tile, the same bits (Intel's manual gives that order; measured on
-// Zen 5 over 3.2M random sums). The one difference: the instruction reads denormal
-// inputs and writes denormal sums as 0, where the float32 kernels keep them. Rows
-// of B are read 16 at a time, 32 k at a time (16 words), and transposed as words, so
-// that each transpose feeds twice the k of F32TileNT's, with no widening: a decode
-// step's scores over its slot rows (64 slots x 4 heads x 64 positions x 256) went
-// from 85-88 to 66-69 us a call (Zen 5, alternating runs).
-template <int MT, int NB>
-inline void Bf16TileNT(const uint32_t* a, int64_t k, const uint16_t* b, int64_t n, int64_t n0, float* c,
-                       int64_t ldc, const bool* cols, bool prefetch) {
-  const RowsOn<NB> rows(n0, n, cols);
-  const auto& on = rows.on;
-  const auto& any = rows.any;
-  __m512 acc[NB][MT];
-#pragma GCC unroll 4
-  for (int q = 0; q < NB; ++q)
-#pragma GCC unroll 8
-    for (int i = 0; i < MT; ++i) acc[q][i] = _mm512_setzero_ps();
-  const int64_t k2 = k / 2, row_bytes = 2 * k, per_chunk = NB * 16 * 64;
-  const char* next = reinterpret_cast<const char*>(b + (n0 + 16 * NB) * k);
-  for (int64_t p0 = 0; p0 < k2; p0 += 16) {
-    if (prefetch) FetchRows(next, p0 / 16 * per_chunk, per_chunk, row_bytes, n0 + 16 * NB, n, cols);
-#pragma GCC unroll 4
-    for (int q = 0; q < NB; ++q) {
-      if (!any[q]) continue;
+      if (!rows.any[q]) continue;
       __m512 t[16];
       for (int r = 0; r < 16; ++r)
-        t[r] = on[q][r] ? _mm512_castsi512_ps(_mm512_loadu_si512(b + (n0 + 16 * q + r) * k + 2 * p0))
-                        : _mm512_setzero_ps();
+        t[r] = rows.on[q][r] ? Step::Load(b + (n0 + 16 * q + r) * k, h0, k) : _mm512_setzero_ps();
       Transpose16(t);
-#pragma GCC unroll 16
-      for (int pp = 0; pp < 16; ++pp) {
-        const __m512bh pairs = (__m512bh)_mm512_rol_epi32(_mm512_castps_si512(t[pp]), 16);
-#pragma GCC unroll 8
-        for (int i = 0; i < MT; ++i)
-          acc[q][i] = _mm512_dpbf16_ps(acc[q][i], (__m512bh)_mm512_set1_epi32(a[i * k2 + p0 + pp]), pairs);
-      }
+      Step::template Add<MT>(acc[q], t, a, k, h0);
     }
   }
 #pragma GCC unroll 4
@@ -979,21 +912,84 @@ inline void Bf16TileNT(const uint32_t* a, int64_t k, const uint16_t* b, int64_t 
   }
 }
 
-// One batch entry of Bf16TileNT: C [M, N] = A [M, K] x B^T, A bfloat16 bits [M, K].
+// SlotRowsTile in float32: A float32, B float32 or bfloat16 (widened as read), 16 k a
+// step, the last step masked.
+template <typename BT>
+struct F32Step {
+  using A = float;
+  using B = BT;
+  static constexpr int64_t kK = 16;
+  static int64_t Row(int64_t k) { return k; }
+  static __m512 Load(const B* row, int64_t h0, int64_t k) { return ::Load(LanesAt(h0, k), row + h0); }
+  template <int MT>
+  static inline __attribute__((always_inline)) void Add(__m512 (&acc)[MT], const __m512 (&t)[16], const A* a,
+                                                        int64_t k, int64_t h0) {
+    if (k - h0 >= 16) {
+#pragma GCC unroll 16
+      for (int hh = 0; hh < 16; ++hh)
+#pragma GCC unroll 8
+        for (int i = 0; i < MT; ++i) acc[i] = _mm512_fmadd_ps(_mm512_set1_ps(a[i * k + h0 + hh]), t[hh], acc[i]);
+    } else {
+      for (int hh = 0; hh < k - h0; ++hh)
+#pragma GCC unroll 8
+        for (int i = 0; i < MT; ++i) acc[i] = _mm512_fmadd_ps(_mm512_set1_ps(a[i * k + h0 + hh]), t[hh], acc[i]);
+    }
+  }
+};
+
+// SlotRowsTile by the bfloat16 dot-product instruction: A and B bfloat16 (as bits; A's
+// k pairs as 32-bit words with their halves swapped, [MT, K / 2]), 32 k (16 words) a
+// step, K a multiple of 32. `vdpbf16ps` adds a pair's products to a sum one after the
+// other, each rounded as a fused multiply-add would round it (a product of two bfloat16
+// is exact in float32), the pair's upper half first: with both operands' halves
+// swapped, k goes in increasing order, the same chain as in F32Step and F32Tile, the
+// same bits (Intel's manual gives that order; measured on Zen 5 over 3.2M random
+// sums). The one difference: the instruction reads denormal inputs and writes denormal
+// sums as 0, where the float32 kernels keep them. Each transpose feeds twice the k of
+// F32Step's, with no widening: a decode step's scores over its slot rows (64 slots x
+// 4 heads x 64 positions x 256) went from 85-88 to 66-69 us a call (Zen 5,
+// alternating runs).
+struct Bf16Step {
+  using A = uint32_t;
+  using B = uint16_t;
+  static constexpr int64_t kK = 32;
+  static int64_t Row(int64_t k) { return k / 2; }
+  static __m512 Load(const B* row, int64_t h0, int64_t) { return _mm512_castsi512_ps(_mm512_loadu_si512(row + h0)); }
+  template <int MT>
+  static inline __attribute__((always_inline)) void Add(__m512 (&acc)[MT], const __m512 (&t)[16], const A* a,
+                                                        int64_t k, int64_t h0) {
+#pragma GCC unroll 16
+    for (int pp = 0; pp < 16; ++pp) {
+      const __m512bh pairs = (__m512bh)_mm512_rol_epi32(_mm512_castps_si512(t[pp]), 16);
+#pragma GCC unroll 8
+      for (int i = 0; i < MT; ++i)
+        acc[i] = _mm512_dpbf16_ps(acc[i], (__m512bh)_mm512_set1_epi32(a[i * (k / 2) + h0 / 2 + pp]), pairs);
+    }
+  }
+};
+
+// One batch entry of SlotRowsTile: C [M, N] = A [M, K] x B^T, in tiles of 4, 2 and 1 rows.
+template <typename Step>
+void SlotRowsEntry(const typename Step::A* a, const typename Step::B* b, float* c, int64_t m, int64_t k, int64_t n,
+                   const bool* cols) {
+  const int64_t lda = Step::Row(k);
+  for (int64_t n0 = 0; n0 < n; n0 += 32) {
+    int64_t i = 0;
+    for (; i + 4 <= m; i += 4) SlotRowsTile<4, 2, Step>(a + i * lda, k, b, n, n0, c + i * n, n, cols, i == 0);
+    for (; i + 2 <= m; i += 2) SlotRowsTile<2, 2, Step>(a + i * lda, k, b, n, n0, c + i * n, n, cols, i == 0);
+    for (; i < m; ++i) SlotRowsTile<1, 2, Step>(a + i * lda, k, b, n, n0, c + i * n, n, cols, i == 0);
+  }
+}
+
+// One batch entry by Bf16Step: C [M, N] = A [M, K] x B^T, A bfloat16 bits [M, K].
 void Bf16EntryNT(const uint16_t* a, const uint16_t* b, float* c, int64_t m, int64_t k, int64_t n, const bool* cols) {
   thread_local std::vector<uint32_t> swapped;
   swapped.resize(m * k / 2);
   for (int64_t j = 0; j < m * k / 2; ++j) swapped[j] = uint32_t{a[2 * j]} << 16 | a[2 * j + 1];
-  const uint32_t* w = swapped.data();
-  for (int64_t n0 = 0; n0 < n; n0 += 32) {
-    int64_t i = 0;
-    for (; i + 4 <= m; i += 4) Bf16TileNT<4, 2>(w + i * k / 2, k, b, n, n0, c + i * n, n, cols, i == 0);
-    for (; i + 2 <= m; i += 2) Bf16TileNT<2, 2>(w + i * k / 2, k, b, n, n0, c + i * n, n, cols, i == 0);
-    for (; i < m; ++i) Bf16TileNT<1, 2>(w + i * k / 2, k, b, n, n0, c + i * n, n, cols, i == 0);
-  }
+  SlotRowsEntry<Bf16Step>(swapped.data(), b, c, m, k, n, cols);
 }
 
-// One batch entry: C [M, N] = A [M, K] x B^T, B [N, K] (`cols` as in F32TileNT).
+// One batch entry: C [M, N] = A [M, K] x B^T, B [N, K] (`cols` as in SlotRowsTile).
 // Many rows of A (a prefill's queries): B is transposed once, widened to float32,
 // into [K, N], and F32Entry runs on it (the same sums).
 template <typename B>
@@ -1016,12 +1012,7 @@ void F32EntryNT(const float* a, const B* b, float* c, int64_t m, int64_t k, int6
     F32Entry(a, bt.data(), c, m, k, n, cols, nullptr);
     return;
   }
-  for (int64_t n0 = 0; n0 < n; n0 += 32) {
-    int64_t i = 0;
-    for (; i + 4 <= m; i += 4) F32TileNT<4, 2>(a + i * k, k, b, n, n0, c + i * n, n, cols, i == 0);
-    for (; i + 2 <= m; i += 2) F32TileNT<2, 2>(a + i * k, k, b, n, n0, c + i * n, n, cols, i == 0);
-    for (; i < m; ++i) F32TileNT<1, 2>(a + i * k, k, b, n, n0, c + i * n, n, cols, i == 0);
-  }
+  SlotRowsEntry<F32Step<B>>(a, b, c, m, k, n, cols);
 }
 
 // B float32, or bfloat16 (a bfloat16 cache: each element widened exactly as it is
