@@ -156,6 +156,7 @@ def run_ours(args, loaded: LoadedModel, prefix, questions, num_slots: int, dtype
       attention=attention,
       cache_dtype=jnp.dtype(args.cache_dtype) if args.cache_dtype else None,
       prefix_cache_dtype=jnp.dtype(args.prefix_cache_dtype) if args.prefix_cache_dtype else None,
+      fuse_projections=args.fused_projections == 'true',
   )
   params = SamplingParams(temperature=args.temperature, top_k=args.top_k, max_new_tokens=args.new_tokens)
   start = time.perf_counter()  # compiles every shape the timed run uses
@@ -188,6 +189,7 @@ def run_ours(args, loaded: LoadedModel, prefix, questions, num_slots: int, dtype
       'cache_dtype': jnp.dtype(sampler.cache_dtype).name,
       **({'prefix_cache_dtype': sampler.prefix_cache_dtype.name} if sampler.kv_layout == 'dense' else {}),
       'kv_layout': sampler.kv_layout,
+      'fused_projections': sampler.model.config.fused_projections,
       **({'page_size': sampler.page_size, 'attention': sampler.attention, 'page_layout': sampler.layout}
          if sampler.kv_layout == 'paged' else {}),
       'num_slots': num_slots,
@@ -272,6 +274,8 @@ def main():
   parser.add_argument('--tokenizer', default='',
                       help="--random's tokenizer: a tokenizer directory or hub id (default: the bundled model's)")
   parser.add_argument('--chunk_steps', type=int, default=16)
+  parser.add_argument('--fused_projections', default='true', choices=('true', 'false'),
+                      help="q, k and v's weights one matrix, gate and up another (`sampling_layout`'s fuse)")
   parser.add_argument('--cache_dtype', default='', help='KV cache dtype (default: the sampler\'s)')
   parser.add_argument('--prefix_cache_dtype', default='',
                       help='dtype of the dense layout\'s shared prefix cache (default: the sampler\'s)')
@@ -360,7 +364,7 @@ def main():
   for dtype in dtypes:
     loaded = None  # the last dtype's weights go before the next are made
     loaded = random_model(args.random, dtype, args.tokenizer) if args.random else load_model('gemma3-270m', dtype=dtype)
-    loaded = sampling_layout(loaded)  # once, so that no sampler holds a second copy of the weights
+    loaded = sampling_layout(loaded, fuse=args.fused_projections == 'true')  # once, so that no sampler holds a second copy of the weights
     for n in args.num_slots.split(','):
       for layout in args.kv_layouts.split(','):
         runs.append(run_ours(args, loaded, prefix, questions, int(n), dtype, layout, yardsticks))

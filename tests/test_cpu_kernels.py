@@ -101,6 +101,40 @@ def test_a_packed_weight_gives_the_same_bits_as_packing_per_call(m, k, n, isa):
 
 
 @needs_kernel
+@pytest.mark.parametrize('m,k,sizes', [
+    (1, 640, (1024, 256, 256)),  # a decode step's q, k and v of one slot
+    (64, 640, (2048, 2048)),  # gate and up
+    (7, 96, (48, 16)),  # parts narrower than a panel
+    (200, 64, (48, 128, 80, 16)),  # many rows (A streams), four parts
+    (130, 32, (64,)),
+])
+def test_parts_of_a_packed_weight_give_each_parts_own_bits(m, k, sizes, isa):
+  """`packed_product_parts`: weights side by side, each packed on its own, in one call:
+  each part's result bit for bit its own `packed_product`, whatever the parts' widths."""
+  rng = np.random.default_rng(3)
+  x = jnp.asarray(rng.standard_normal((2, m, k)), jnp.float32)
+  ws = [jnp.asarray(rng.standard_normal((k, n)), jnp.bfloat16) for n in sizes]
+  packed = cpu_kernels.pack_parts(ws)
+  assert packed.shape == (k * sum(sizes),)
+  parts = jax.jit(lambda x, p: cpu_kernels.packed_product_parts(x, p, sizes))(x, packed)
+  assert len(parts) == len(sizes)
+  for w, n, got in zip(ws, sizes, parts):
+    assert got.shape == (2, m, n) and got.dtype == jnp.float32
+    np.testing.assert_array_equal(np.asarray(got), np.asarray(cpu_kernels.packed_product(x, cpu_kernels.pack(w), n)))
+
+
+@needs_kernel
+def test_parts_check_shapes():
+  packed = cpu_kernels.pack_parts([jnp.zeros((32, 16)), jnp.zeros((32, 48))])
+  with pytest.raises(ValueError, match='is not'):
+    cpu_kernels.packed_product_parts(jnp.zeros((2, 32)), packed, (16, 32))
+  with pytest.raises(ValueError, match='1 to 4, each packable'):
+    cpu_kernels.packed_product_parts(jnp.zeros((2, 32)), packed, (16, 24, 24))
+  with pytest.raises(ValueError, match='1 to 4'):
+    cpu_kernels.packed_product_parts(jnp.zeros((2, 32)), jnp.zeros((32 * 80,), jnp.bfloat16), (16,) * 5)
+
+
+@needs_kernel
 def test_packing_checks_shapes():
   with pytest.raises(ValueError, match='K must be even and N a multiple of 16'):
     cpu_kernels.pack(jnp.zeros((3, 16), jnp.bfloat16))

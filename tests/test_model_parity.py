@@ -189,6 +189,64 @@ def test_packed_weights_compute_the_same_logits(tiny_hf, version, our_kernels):
   assert not sampling_layout(as_float32).config.packed_weights
 
 
+@pytest.mark.parametrize('version', [2, 3])
+def test_fused_projections_compute_the_same_logits(tiny_hf, version):
+  """`with_fused_projections` (the sampler's layout on GPU): q, k and v's weights one
+  matrix, gate and up another, in stacked and unstacked layers, the same columns: the
+  logits of XLA's products agree with the separate weights' within float32 rounding,
+  in a prefill and a decode step over a cache; a packed model is not fused after."""
+  from flax import nnx  # pylint: disable=g-import-not-at-top
+  from wcse_jax.model import init_cache, unstack_layers, with_fused_projections  # pylint: disable=g-import-not-at-top
+
+  loaded = load_model(str(tiny_hf[version][0]), dtype=jnp.float32, with_tokenizer=False)
+  c = loaded.config
+  tokens = jnp.asarray(np.random.default_rng(0).integers(0, 300, (2, 9)))
+  positions = jnp.broadcast_to(jnp.arange(9), (2, 9))
+
+  def run(config, graphdef, params):
+    model = nnx.merge(graphdef, params)
+    logits, cache = model(tokens[:, :8], positions[:, :8], cache=init_cache(config, 2, 16))
+    step, _ = model(tokens[:, 8:], positions[:, 8:], cache=cache)
+    return np.asarray(logits), np.asarray(step)
+
+  before = run(c, loaded.graphdef, loaded.params)
+  for layout in (lambda *m: m, unstack_layers):
+    config, graphdef, params = with_fused_projections(*layout(c, loaded.graphdef, loaded.params))
+    assert config.fused_projections and not c.fused_projections
+    layer = nnx.to_pure_dict(params)['blocks' if config.scan_layers else 'tail'][0]
+    assert 'q_proj' not in layer['attn'] and 'gate_proj' not in layer['mlp']
+    assert layer['attn']['qkv_proj'].shape[-2:] == (c.embed_dim, (c.num_heads + 2 * c.num_kv_heads) * c.head_dim)
+    assert layer['mlp']['gate_up_proj'].shape[-2:] == (c.embed_dim, 2 * c.hidden_dim)
+    for got, want in zip(run(config, graphdef, params), before):
+      np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    assert with_fused_projections(config, graphdef, params)[0] is config
+
+
+@pytest.mark.parametrize('version', [2, 3])
+def test_fused_packed_weights_compute_the_same_logits(tiny_hf, version, our_kernels):
+  """Fused and then packed (the sampler's layout for bfloat16 on one CPU): each part
+  packed on its own and all of them computed in one call (`packed_product_parts`), the
+  same sums as the separate packed weights: the same logits bit for bit."""
+  from flax import nnx  # pylint: disable=g-import-not-at-top
+  from wcse_jax.model import unstack_layers, with_fused_projections, with_packed_weights  # pylint: disable=g-import-not-at-top
+  from wcse_jax.sampling import sampling_layout  # pylint: disable=g-import-not-at-top
+
+  loaded = load_model(str(tiny_hf[version][0]), dtype=jnp.bfloat16, param_dtype=jnp.bfloat16, with_tokenizer=False)
+  model = unstack_layers(loaded.config, loaded.graphdef, loaded.params)
+  packed = with_packed_weights(*model)
+  fused = with_packed_weights(*with_fused_projections(*model))
+  assert fused[0].fused_projections and fused[0].packed_weights
+  with pytest.raises(ValueError, match='before packing'):
+    with_fused_projections(*packed)
+  tokens = jnp.asarray(np.random.default_rng(0).integers(0, 300, (2, 9)))
+  positions = jnp.broadcast_to(jnp.arange(9), (2, 9))
+  before = nnx.merge(packed[1], packed[2])(tokens, positions)[0]
+  after = nnx.merge(fused[1], fused[2])(tokens, positions)[0]
+  np.testing.assert_array_equal(np.asarray(after), np.asarray(before))
+  assert sampling_layout(loaded).config.fused_projections
+  assert not sampling_layout(loaded, fuse=False).config.fused_projections
+
+
 @pytest.mark.parametrize('kernels', ['xla', 'ours'])
 def test_a_bfloat16_cache_held_as_bits_computes_the_same_logits(tiny_hf, kernels, request, monkeypatch):
   """`init_cache(bits=True)` (the sampler's rows' caches on CPU): a bfloat16 cache held

@@ -154,15 +154,29 @@ def test_nothing_compiles_again_after_warm_up(sampler, outputs):
 
 def test_on_gpu_the_layers_are_laid_out_one_by_one_and_nothing_else_changes(model, monkeypatch):
   """On GPU `sampling_layout` unstacks the layers (a layer sliced out of the scanned
-  stack is a copy there) and leaves the embedding table and weights as they are; on
-  TPU the model is itself."""
+  stack is a copy there) and leaves the embedding table and weights as they are but
+  for q, k, v and gate, up, each group side by side in one matrix (`fuse`); on TPU
+  the model is itself."""
   from wcse_jax.sampling import sampler as sampler_module  # pylint: disable=g-import-not-at-top
 
   monkeypatch.setattr(sampler_module, '_platform', lambda _: 'gpu')
   assert model.config.scan_layers and model.config.num_repeats > 0
-  laid_out = sampling_layout(model)
+  laid_out = sampling_layout(model, fuse=False)
   assert not laid_out.config.scan_layers and not laid_out.config.embedding_bits
-  assert not laid_out.config.packed_weights and sampling_layout(laid_out) is laid_out
+  assert not laid_out.config.packed_weights and sampling_layout(laid_out, fuse=False) is laid_out
+  fused = sampling_layout(model)
+  assert fused.config.fused_projections and not fused.config.scan_layers and not fused.config.packed_weights
+  assert sampling_layout(fused) is fused
+  d = model.config.embed_dim
+  for layer, joined in zip(nnx.to_pure_dict(laid_out.params)['tail'].values(),
+                           nnx.to_pure_dict(fused.params)['tail'].values()):
+    attn, mlp = layer['attn'], layer['mlp']
+    np.testing.assert_array_equal(
+        np.asarray(joined['attn']['qkv_proj']),
+        np.concatenate([np.asarray(attn[name]).reshape(d, -1) for name in ('q_proj', 'k_proj', 'v_proj')], axis=1))
+    np.testing.assert_array_equal(
+        np.asarray(joined['mlp']['gate_up_proj']),
+        np.concatenate([np.asarray(mlp['gate_proj']), np.asarray(mlp['up_proj'])], axis=1))
   stacked = nnx.to_pure_dict(model.params)['blocks']
   layers = nnx.to_pure_dict(laid_out.params)['tail']
   assert len(layers) == model.config.num_layers

@@ -35,6 +35,7 @@ LOGICAL_RULES: dict[str, str | None] = {
     'pages': None,  # a page pool is shared by every row: whole on each data shard
     'page': None,
     'kv': None,
+    'fused': None,  # parts side by side: a split over devices would cut across them
 }
 
 # Logical axes of each parameter, by its name inside a layer (or at the top).
@@ -45,11 +46,13 @@ PARAM_AXES: dict[str, tuple[str, ...]] = {
     'attn.q_proj': ('embed', 'q_heads', 'head_dim'),
     'attn.k_proj': ('embed', 'kv_heads', 'head_dim'),
     'attn.v_proj': ('embed', 'kv_heads', 'head_dim'),
+    'attn.qkv_proj': ('embed', 'fused'),  # q, k and v side by side (`with_fused_projections`)
     'attn.o_proj': ('q_heads', 'head_dim', 'embed'),
     'attn.query_norm.scale': ('head_dim',),
     'attn.key_norm.scale': ('head_dim',),
     'mlp.gate_proj': ('embed', 'mlp'),
     'mlp.up_proj': ('embed', 'mlp'),
+    'mlp.gate_up_proj': ('embed', 'fused'),
     'mlp.down_proj': ('mlp', 'embed'),
     'pre_attention_norm.scale': ('norm',),
     'post_attention_norm.scale': ('norm',),

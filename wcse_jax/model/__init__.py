@@ -21,6 +21,7 @@ from wcse_jax.model.transformer import (
     segment_mask,
     packable,
     with_embedding_bits,
+    with_fused_projections,
     with_packed_weights,
     unstack_layers,
 )

@@ -64,6 +64,11 @@ class GemmaConfig:
   # (`with_packed_weights`): a product then reads its weight once, in order,
   # where the kernel otherwise packs it again on every call.
   packed_weights: bool = False
+  # ... and each layer's q, k and v weights held side by side as one matrix
+  # `attn.qkv_proj` [D, (N + 2K) * H], and the GeGLU's gate and up as one
+  # `mlp.gate_up_proj` [D, 2F] (`with_fused_projections`): one product each, where
+  # the separate ones each walk a weight of their own (on GPU, a launch each).
+  fused_projections: bool = False
 
   def __post_init__(self):
     if self.num_heads % self.num_kv_heads:

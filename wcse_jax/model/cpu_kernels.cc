@@ -591,16 +591,40 @@ ffi::Error Sizes(const char* what, const ffi::Buffer<ffi::BF16>& a, const ffi::B
   return ffi::Error::Success();
 }
 
-// A packed weight (its data, k and n), as products see it.
+constexpr int kMaxParts = 4;  // weights side by side in one product (`PackedParts`)
+
+// A weight's columns panel by panel (and, packed, its data), as products see it: one
+// matrix [K, N], or several side by side (`packed_product_parts`: q, k and v, or the
+// GeGLU's gate and up), each packed on its own, one after the other. Panel p is a part's
+// columns from `Column(p)` (of them all), `Width(p)` wide; panels never straddle parts.
 struct Weight {
   const uint16_t* data = nullptr;
-  int64_t k = 0, n = 0;
-  int64_t Panels() const { return (n + kPanel - 1) / kPanel; }
-  // Where panel p starts and its bytes (none past the last panel).
-  const char* Panel(int64_t p) const {
-    return p < Panels() ? reinterpret_cast<const char*>(data + p * k * kPanel) : nullptr;
+  int64_t k = 0;
+  int parts = 0;
+  int64_t first[kMaxParts + 1] = {};  // each part's first column, then N
+  int64_t first_panel[kMaxParts + 1] = {};  // each part's first panel, then the panels
+
+  Weight() = default;
+  Weight(const uint16_t* data, int64_t k, const int64_t* widths, int parts) : data(data), k(k), parts(parts) {
+    for (int i = 0; i < parts; ++i) {
+      first[i + 1] = first[i] + widths[i];
+      first_panel[i + 1] = first_panel[i] + (widths[i] + kPanel - 1) / kPanel;
+    }
   }
-  int64_t PanelBytes(int64_t p) const { return p < Panels() ? std::min(kPanel, n - p * kPanel) * k * 2 : 0; }
+  int64_t Panels() const { return first_panel[parts]; }
+  int64_t N() const { return first[parts]; }
+  int Part(int64_t p) const {
+    int i = 0;
+    while (i + 1 < parts && p >= first_panel[i + 1]) ++i;
+    return i;
+  }
+  int64_t Column(int64_t p) const { const int i = Part(p); return first[i] + (p - first_panel[i]) * kPanel; }
+  int64_t Width(int64_t p) const { return std::min(kPanel, first[Part(p) + 1] - Column(p)); }
+  // Where packed panel p starts and its bytes (none past the last panel).
+  const char* Panel(int64_t p) const {
+    return p < Panels() ? reinterpret_cast<const char*>(data + Column(p) * k) : nullptr;
+  }
+  int64_t PanelBytes(int64_t p) const { return p < Panels() ? Width(p) * k * 2 : 0; }
 };
 
 // The packed weight each packed product was followed by the last time it ran. A
@@ -635,31 +659,30 @@ Successors& ProductSuccessors() {
 // isa: 0 AVX512-BF16, 1 AMX where the CPU, the OS and K (a multiple of 32) allow, else AVX512-BF16.
 bool UseAmx(int32_t isa, int64_t k) { return isa == 1 && k % kAmxK == 0 && AmxAllowed(); }
 
-ffi::Error Product(ffi::ThreadPool pool, ffi::Buffer<ffi::BF16> a, ffi::Buffer<ffi::BF16> b,
-                   ffi::ResultBuffer<ffi::F32> c, bool nt, bool packed, int32_t isa) {
-  int64_t m, k, n;
-  if (ffi::Error error = Sizes("bf16 product", a, b, nt, packed, m, k, n); error.failure()) return error;
-  const auto* ap = reinterpret_cast<const uint16_t*>(a.untyped_data());
-  const auto* bp = reinterpret_cast<const uint16_t*>(b.untyped_data());
-  float* cp = c->typed_data();
-  const bool amx = UseAmx(isa, k);
-  const int64_t panels = (n + kPanel - 1) / kPanel;
-  auto width = [n](int64_t p) { return std::min(kPanel, n - p * kPanel); };
-  if (panels >= 2 * std::max<int64_t>(pool.num_threads(), 1) || m <= kRowBlock) {
+// A [M, K] x B (K x N: [K, N], [N, K] if `nt`, or packed) into C: each part's columns
+// (`w`'s) into `out[part]`, [M, that part's width]. Several parts only packed.
+void ProductInto(ffi::ThreadPool& pool, const uint16_t* ap, int64_t m, const Weight& w, bool nt, bool packed,
+                 bool amx, float* const* out) {
+  const int64_t k = w.k, n = w.N(), panels = w.Panels();
+  const uint16_t* bp = w.data;
+  if (panels >= 2 * std::max<int64_t>(pool.num_threads(), 1) || m <= kRowBlock || w.parts > 1) {
     // Many columns: an item is a panel, packed by whichever thread takes it (unless packed).
     const int64_t threads = std::min<int64_t>(std::max<int64_t>(pool.num_threads(), 1), panels);
-    const Weight self{bp, k, n}, then = packed ? ProductSuccessors().Visit(self) : Weight{};
-    ParallelFor(pool, panels, [=](int64_t p) {
+    const Weight then = packed ? ProductSuccessors().Visit(w) : Weight{};
+    ParallelFor(pool, panels, [=, &w](int64_t p) {
       thread_local std::vector<uint16_t> buffer;
-      const uint16_t* panel = bp + p * k * kPanel;
+      const int part = w.Part(p);
+      const int64_t width = w.Width(p), column = w.Column(p), ldc = w.first[part + 1] - w.first[part];
+      float* c = out[part] + (column - w.first[part]);
+      const uint16_t* panel = bp + column * k;
       if (!packed) {
         buffer.resize(k * kPanel);
-        Pack(bp, nt, k, n, p * kPanel, width(p), buffer.data());
+        Pack(bp, nt, k, n, column, width, buffer.data());
         panel = buffer.data();
       }
       if (amx) {
         AmxConfigure();
-        AmxPanelRows(ap, 0, m, k, panel, width(p), cp + p * kPanel, n);
+        AmxPanelRows(ap, 0, m, k, panel, width, c, ldc);
         AmxRelease();
       } else {
         // A packed weight's panel this thread likely takes next (the threads take turns) is
@@ -671,15 +694,54 @@ ffi::Error Product(ffi::ThreadPool pool, ffi::Buffer<ffi::BF16> a, ffi::Buffer<f
         const int64_t next = p + threads;
         const char* ahead = nullptr;
         int64_t bytes = 0;
-        if (packed && next < panels) ahead = self.Panel(next), bytes = self.PanelBytes(next);
+        if (packed && next < panels) ahead = w.Panel(next), bytes = w.PanelBytes(next);
         else if (packed) ahead = then.Panel(next - panels), bytes = then.PanelBytes(next - panels);
-        PanelRows(ap, 0, m, k, panel, width(p), cp + p * kPanel, n, m > kRowBlock, ahead, bytes);
+        PanelRows(ap, 0, m, k, panel, width, c, ldc, m > kRowBlock, ahead, bytes);
       }
     });
   } else {
     // Few columns, many rows (the logits: the table's rows against the slots).
-    RowBlocks(pool, ap, m, k, bp, nt, packed, n, cp, amx, nullptr, nullptr);
+    RowBlocks(pool, ap, m, k, bp, nt, packed, n, out[0], amx, nullptr, nullptr);
   }
+}
+
+ffi::Error Product(ffi::ThreadPool pool, ffi::Buffer<ffi::BF16> a, ffi::Buffer<ffi::BF16> b,
+                   ffi::ResultBuffer<ffi::F32> c, bool nt, bool packed, int32_t isa) {
+  int64_t m, k, n;
+  if (ffi::Error error = Sizes("bf16 product", a, b, nt, packed, m, k, n); error.failure()) return error;
+  float* out = c->typed_data();
+  ProductInto(pool, reinterpret_cast<const uint16_t*>(a.untyped_data()), m,
+              Weight(reinterpret_cast<const uint16_t*>(b.untyped_data()), k, &n, 1), nt, packed, UseAmx(isa, k),
+              &out);
+  return ffi::Error::Success();
+}
+
+// A [M, K] x weights side by side, each packed on its own and the packed parts one after
+// the other, each part's columns into a result of its own, [M, N_i] (`Weight`): one call
+// and one walk over the parts' panels that both threads share, where the separate
+// products of k and v (4 panels each) kept the threads waiting on each other. The same
+// sums as a product of each part.
+ffi::Error PackedParts(ffi::ThreadPool pool, ffi::Buffer<ffi::BF16> a, ffi::Buffer<ffi::BF16> b,
+                       ffi::RemainingRets rets, int32_t isa) {
+  const auto ad = a.dimensions();
+  if (ad.size() != 2 || b.dimensions().size() != 1 || rets.size() == 0 || rets.size() > kMaxParts)
+    return ffi::Error::InvalidArgument("bf16 packed parts: A [M, K], packed B 1-D, 1 to 4 results");
+  const int64_t m = ad[0], k = ad[1];
+  float* out[kMaxParts];
+  int64_t widths[kMaxParts];
+  for (size_t i = 0; i < rets.size(); ++i) {
+    auto c = rets.get<ffi::Buffer<ffi::F32>>(i);
+    if (!c.has_value()) return ffi::Error::InvalidArgument("bf16 packed parts: results must be float32");
+    const auto cd = (*c)->dimensions();
+    if (cd.size() != 2 || cd[0] != m || cd[1] <= 0 || cd[1] % 16)
+      return ffi::Error::InvalidArgument("bf16 packed parts: results [M, N_i], N_i a multiple of 16");
+    out[i] = (*c)->typed_data();
+    widths[i] = cd[1];
+  }
+  const Weight w(reinterpret_cast<const uint16_t*>(b.untyped_data()), k, widths, static_cast<int>(rets.size()));
+  if (k == 0 || k % 2 || b.dimensions()[0] != k * w.N())
+    return ffi::Error::InvalidArgument("bf16 packed parts: K must be even and packed B K * (N_1 + N_2 + ...)");
+  ProductInto(pool, reinterpret_cast<const uint16_t*>(a.untyped_data()), m, w, false, true, UseAmx(isa, k), out);
   return ffi::Error::Success();
 }
 
@@ -1407,6 +1469,14 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(WcseBf16Product, Product,
                                   .Ret<ffi::Buffer<ffi::F32>>()
                                   .Attr<bool>("nt")
                                   .Attr<bool>("packed")
+                                  .Attr<int32_t>("isa"));
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(WcseBf16PackedParts, PackedParts,
+                              ffi::Ffi::Bind()
+                                  .Ctx<ffi::ThreadPool>()
+                                  .Arg<ffi::Buffer<ffi::BF16>>()
+                                  .Arg<ffi::Buffer<ffi::BF16>>()
+                                  .RemainingRets()
                                   .Attr<int32_t>("isa"));
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(WcseBf16Logits, Logits,

@@ -62,6 +62,7 @@ import numpy as np
 ENV = 'WCSE_JAX_CPU_KERNELS'
 _SOURCE = pathlib.Path(__file__).with_name('cpu_kernels.cc')
 _TARGET = 'wcse_bf16_product'
+_PARTS_TARGET = 'wcse_bf16_packed_parts'
 _BATCHED_TARGET = 'wcse_f32_batched_product'
 _SOFTMAX_TARGET = 'wcse_softmax'
 _BITS_BATCHED_TARGET = 'wcse_f32_bits_batched_product'
@@ -143,6 +144,7 @@ def _register(path: str) -> ctypes.CDLL:
   if not _registered:
     library = ctypes.cdll.LoadLibrary(path)
     jax.ffi.register_ffi_target(_TARGET, jax.ffi.pycapsule(library.WcseBf16Product), platform='cpu')
+    jax.ffi.register_ffi_target(_PARTS_TARGET, jax.ffi.pycapsule(library.WcseBf16PackedParts), platform='cpu')
     jax.ffi.register_ffi_target(
         _BATCHED_TARGET, jax.ffi.pycapsule(library.WcseF32Batched), platform='cpu'
     )
@@ -546,6 +548,29 @@ def packed_product(x, packed, n: int):
   a = x.astype(jnp.bfloat16).reshape(-1, k)
   call = jax.ffi.ffi_call(_TARGET, jax.ShapeDtypeStruct((a.shape[0], n), jnp.float32), vmap_method='sequential')
   return call(a, packed, nt=False, packed=True, isa=_isa_code()).reshape(*x.shape[:-1], n)
+
+
+def pack_parts(ws) -> np.ndarray:
+  """Matrices `w_i` [K, N_i] that multiply the same x, side by side, as
+  `packed_product_parts` reads them: each `pack`ed on its own, one after the other."""
+  return np.concatenate([pack(w) for w in ws])
+
+
+def packed_product_parts(x, packed, sizes) -> tuple:
+  """`x @ w_i` [..., N_i] in float32 for each of `sizes`' parts of `packed = pack_parts(w)`,
+  computed in one call, each into a result of its own (at most 4 parts): q, k and v, or
+  the GeGLU's gate and up, in one walk over their weights, with the same sums as each
+  part's `packed_product` and no slice copied out of a whole. Not differentiable."""
+  k, sizes = x.shape[-1], tuple(int(n) for n in sizes)
+  if not 1 <= len(sizes) <= 4 or not all(packable(k, n) for n in sizes):
+    raise ValueError(f'parts {sizes} of a packed weight of {k} rows: 1 to 4, each packable')
+  if packed.shape != (k * sum(sizes),):
+    raise ValueError(f'packed weight of {packed.shape} elements is not [{k}, {sum(sizes)}]')
+  a = x.astype(jnp.bfloat16).reshape(-1, k)
+  call = jax.ffi.ffi_call(
+      _PARTS_TARGET, tuple(jax.ShapeDtypeStruct((a.shape[0], n), jnp.float32) for n in sizes),
+      vmap_method='sequential')
+  return tuple(c.reshape(*x.shape[:-1], n) for c, n in zip(call(a, packed, isa=_isa_code()), sizes))
 
 
 def logits_with_statistics(table, hidden):

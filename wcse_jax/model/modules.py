@@ -65,6 +65,17 @@ def project(spec: str, x: Array, w: Array, dtype, out_shape: tuple[int, ...]) ->
   return dot(spec, x, w, dtype)
 
 
+def project_parts(spec: str, x: Array, w: Array, dtype, shapes) -> list[Float[Array, '...']]:
+  """`project` with a weight that is several side by side (`config.fused_projections`):
+  each part's product, shaped x's leading axes and then its own of `shapes`."""
+  sizes = [math.prod(s) for s in shapes]
+  if w.ndim == 1:
+    outs = cpu_kernels.packed_product_parts(x, w, sizes)
+  else:
+    outs = jnp.split(dot(spec, x, w, dtype), np.cumsum(sizes)[:-1].tolist(), axis=-1)
+  return [out.reshape(*x.shape[:-1], *shape) for out, shape in zip(outs, shapes)]
+
+
 def _weight(rngs: nnx.Rngs, shape, config: GemmaConfig, param_dtype) -> nnx.Param:
   """A weight matrix of `shape`; with `config.packed_weights` its place, flat bfloat16
   (`with_packed_weights` fills it with the packed matrix)."""
@@ -350,9 +361,13 @@ class Attention(nnx.Module):
     self.window = config.sliding_window if kind == AttentionKind.LOCAL else None
     self.rope_base, self.rope_scale = self.rope_of(config, kind)
     self.embed_dim = d
-    self.q_proj = _weight(rngs, (d, n, h), config, param_dtype)
-    self.k_proj = _weight(rngs, (d, k, h), config, param_dtype)
-    self.v_proj = _weight(rngs, (d, k, h), config, param_dtype)
+    self.fused = config.fused_projections
+    if self.fused:
+      self.qkv_proj = _weight(rngs, (d, (n + 2 * k) * h), config, param_dtype)
+    else:
+      self.q_proj = _weight(rngs, (d, n, h), config, param_dtype)
+      self.k_proj = _weight(rngs, (d, k, h), config, param_dtype)
+      self.v_proj = _weight(rngs, (d, k, h), config, param_dtype)
     self.o_proj = _weight(rngs, (n, h, d), config, param_dtype)
     if config.use_qk_norm:
       kernel = is_16bit_float(dtype)
@@ -416,9 +431,12 @@ class Attention(nnx.Module):
     b, t = x.shape[:2]
     kv, g, h = self.num_kv_heads, self.groups, self.head_dim
     n = kv * g
-    q = project('BTD,DNH->BTNH', x, self.q_proj[...], dt, (n, h))
-    k = project('BTD,DKH->BTKH', x, self.k_proj[...], dt, (kv, h))
-    v = project('BTD,DKH->BTKH', x, self.v_proj[...], dt, (kv, h))
+    if self.fused:
+      q, k, v = project_parts('BTD,DX->BTX', x, self.qkv_proj[...], dt, [(n, h), (kv, h), (kv, h)])
+    else:
+      q = project('BTD,DNH->BTNH', x, self.q_proj[...], dt, (n, h))
+      k = project('BTD,DKH->BTKH', x, self.k_proj[...], dt, (kv, h))
+      v = project('BTD,DKH->BTKH', x, self.v_proj[...], dt, (kv, h))
     rotation = rotations[self.kind.value] if rotations is not None else None
     if self.query_norm is not None and self.query_norm.kernel and cpu_kernels.softmax_applies() and \
         q.dtype == k.dtype == jnp.float32:
@@ -526,20 +544,28 @@ class Attention(nnx.Module):
 
 
 class FeedForward(nnx.Module):
-  """GeGLU: `down(gelu_tanh(gate(x)) * up(x))`."""
+  """GeGLU: `down(gelu_tanh(gate(x)) * up(x))` (gate and up one weight with
+  `config.fused_projections`)."""
 
   def __init__(self, config: GemmaConfig, *, rngs: nnx.Rngs, dtype, param_dtype):
     d, f = config.embed_dim, config.hidden_dim
     self.dtype = dtype
     self.embed_dim, self.hidden_dim = d, f
-    self.gate_proj = _weight(rngs, (d, f), config, param_dtype)
-    self.up_proj = _weight(rngs, (d, f), config, param_dtype)
+    self.fused = config.fused_projections
+    if self.fused:
+      self.gate_up_proj = _weight(rngs, (d, 2 * f), config, param_dtype)
+    else:
+      self.gate_proj = _weight(rngs, (d, f), config, param_dtype)
+      self.up_proj = _weight(rngs, (d, f), config, param_dtype)
     self.down_proj = _weight(rngs, (f, d), config, param_dtype)
 
   def __call__(self, x: Float[Array, 'B T D']) -> Float[Array, 'B T D']:
     f = (self.hidden_dim,)
-    gate = project('BTD,DF->BTF', x, self.gate_proj[...], self.dtype, f)
-    up = project('BTD,DF->BTF', x, self.up_proj[...], self.dtype, f)
+    if self.fused:
+      gate, up = project_parts('BTD,DX->BTX', x, self.gate_up_proj[...], self.dtype, [f, f])
+    else:
+      gate = project('BTD,DF->BTF', x, self.gate_proj[...], self.dtype, f)
+      up = project('BTD,DF->BTF', x, self.up_proj[...], self.dtype, f)
     if jnp.dtype(self.dtype) == jnp.bfloat16 and gate.dtype == jnp.float32 and cpu_kernels.softmax_applies():
       hidden = cpu_kernels.geglu(gate, up, self.dtype)  # one pass, rounded as the product takes it
     else:

@@ -58,6 +58,7 @@ from __future__ import annotations
 import flax.struct
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import nnx
 from jaxtyping import Array, Bool, Float, Int
 
@@ -604,6 +605,48 @@ def _flagged(config: GemmaConfig, graphdef: nnx.GraphDef, params: nnx.State, fil
   return flagged, new_graphdef, new_params
 
 
+def _layers(pure) -> list[dict]:
+  """Every layer's parameters in a model's pure dict: the stacks' (`[R, ...]`) and the tail's."""
+  return [*pure.get('blocks', {}).values(), *pure.get('tail', {}).values()]
+
+
+def with_fused_projections(
+    config: GemmaConfig, graphdef: nnx.GraphDef, params: nnx.State, *, donate: bool = False
+) -> tuple[GemmaConfig, nnx.GraphDef, nnx.State]:
+  """The same model with each layer's q, k and v weights side by side in one matrix
+  `qkv_proj` [D, (N + 2K) * H] and the GeGLU's gate and up in one `gate_up_proj`
+  [D, 2F] (`config.fused_projections`): one product each, the same columns.
+
+  A decode step then runs two products where it ran five: on GPU two launches,
+  each wider (not yet timed on a GPU: `benchmarks/device_check.sh` compares the
+  two); on CPU, packed after this (`with_packed_weights`), one call and one walk
+  over the parts that both threads share (`cpu_kernels.packed_product_parts`).
+  `donate`: each layer's separate weights are deleted once fused (`params` is
+  unusable afterwards), so that a large model is not held twice along the way.
+  """
+  if config.fused_projections:
+    return config, graphdef, params
+  if config.packed_weights:
+    raise ValueError('with_fused_projections: fuse the weights before packing them (with_packed_weights)')
+  d = config.embed_dim
+
+  def fill(pure):
+    for layer in _layers(pure):
+      attn, mlp = layer['attn'], layer['mlp']
+      lead = attn['q_proj'].shape[:-3]  # [R] in a stack
+      parts = [attn.pop(name) for name in ('q_proj', 'k_proj', 'v_proj')]
+      attn['qkv_proj'] = jnp.concatenate([w.reshape(*lead, d, -1) for w in parts], axis=-1)
+      parts += [mlp.pop(name) for name in ('gate_proj', 'up_proj')]
+      mlp['gate_up_proj'] = jnp.concatenate(parts[3:], axis=-1)
+      if donate:
+        jax.block_until_ready((attn['qkv_proj'], mlp['gate_up_proj']))
+        for w in parts:
+          if isinstance(w, jax.Array):
+            w.delete()
+
+  return _flagged(config, graphdef, params, fill, fused_projections=True)
+
+
 def with_packed_weights(
     config: GemmaConfig, graphdef: nnx.GraphDef, params: nnx.State
 ) -> tuple[GemmaConfig, nnx.GraphDef, nnx.State]:
@@ -621,16 +664,23 @@ def with_packed_weights(
     return config, graphdef, params
   if config.scan_layers:
     raise ValueError('with_packed_weights: unstack the layers first (unstack_layers)')
-  d = config.embed_dim
+  d, f, h = config.embed_dim, config.hidden_dim, config.head_dim
+  qkv = (config.num_heads * h, config.num_kv_heads * h, config.num_kv_heads * h)
 
   def fill(pure):
     for layer in pure['tail'].values():
       attn, mlp = layer['attn'], layer['mlp']
       for name in ('q_proj', 'k_proj', 'v_proj'):
-        attn[name] = jnp.asarray(cpu_kernels.pack(attn[name].reshape(d, -1)))
+        if name in attn:
+          attn[name] = jnp.asarray(cpu_kernels.pack(attn[name].reshape(d, -1)))
       attn['o_proj'] = jnp.asarray(cpu_kernels.pack(attn['o_proj'].reshape(-1, d)))
       for name in ('gate_proj', 'up_proj', 'down_proj'):
-        mlp[name] = jnp.asarray(cpu_kernels.pack(mlp[name]))
+        if name in mlp:
+          mlp[name] = jnp.asarray(cpu_kernels.pack(mlp[name]))
+      # Weights side by side (`with_fused_projections`): each part packed on its own.
+      for group, name, sizes in ((attn, 'qkv_proj', qkv), (mlp, 'gate_up_proj', (f, f))):
+        if name in group:
+          group[name] = jnp.asarray(cpu_kernels.pack_parts(jnp.split(group[name], np.cumsum(sizes)[:-1], axis=1)))
 
   return _flagged(config, graphdef, params, fill, packed_weights=True)
 

@@ -41,6 +41,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from wcse_jax import parallel
 from wcse_jax.checkpoints import LoadedModel, default_dtype
 from wcse_jax.model import (
     AttentionKind,
@@ -49,6 +50,7 @@ from wcse_jax.model import (
     paged,
     unstack_layers,
     with_embedding_bits,
+    with_fused_projections,
     with_packed_weights,
 )
 from wcse_jax.model.modules import is_16bit_float
@@ -167,7 +169,7 @@ def _platform(model: LoadedModel) -> str:
   return model.mesh.devices.flat[0].platform
 
 
-def sampling_layout(model: LoadedModel, *, donate: bool = False) -> LoadedModel:
+def sampling_layout(model: LoadedModel, *, donate: bool = False, fuse: bool = True) -> LoadedModel:
   """The model with its weights laid out as the sampler reads them on its platform.
 
   On CPU and GPU every layer is held on its own (`unstack_layers`): a layer
@@ -178,8 +180,12 @@ def sampling_layout(model: LoadedModel, *, donate: bool = False) -> LoadedModel:
   logits are `[vocab, slot]` there, `steps.decode_chunk`, which reads the table
   as checkpoints hold it); a model that computes in bfloat16 on one CPU device,
   where our bfloat16 kernel is chosen (`cpu_kernels.chosen`), also gets its
-  layers' weights packed for that kernel (`with_packed_weights`). On TPU, and
-  for a model already so laid out, it is `model` itself.
+  layers' weights packed for that kernel (`with_packed_weights`). With `fuse`,
+  each layer's q, k and v weights are one matrix and its gate and up another
+  (`with_fused_projections`): on GPU where the mesh does not split heads over
+  devices (a split would cut across the parts), on CPU with packed weights
+  (`cpu_kernels.packed_product_parts`). On TPU, and for a model already so
+  laid out, it is `model` itself.
   `Sampler` lays out what it is given; a caller that keeps a large model for
   several samplers lays it out once and keeps only this, or the weights are
   held twice. `donate`: the caller gives `model` up (its stacked layers are
@@ -191,11 +197,16 @@ def sampling_layout(model: LoadedModel, *, donate: bool = False) -> LoadedModel:
   if platform not in ('cpu', 'gpu'):
     return model
   config, graphdef, params = unstack_layers(model.config, model.graphdef, model.params, donate=donate)
+  fused = lambda c, g, p: with_fused_projections(c, g, p, donate=donate)
   if platform == 'cpu':
     config, graphdef, params = with_embedding_bits(config, graphdef, params)
     if (model.mesh.devices.size == 1 and model.model.dtype == jnp.bfloat16
         and packable(config) and cpu_kernels.chosen('bf16')):
+      if fuse and not config.packed_weights:
+        config, graphdef, params = fused(config, graphdef, params)
       config, graphdef, params = with_packed_weights(config, graphdef, params)
+  elif fuse and model.mesh.shape[parallel.MODEL] == 1:
+    config, graphdef, params = fused(config, graphdef, params)
   if config is model.config:
     return model
   return dataclasses.replace(model, config=config, graphdef=graphdef, params=params)
@@ -248,6 +259,7 @@ class Sampler:
       kernels in Pallas interpret mode.
     page_layout: of the page pools, 'tokens' or 'heads' (`paged`); 'auto':
       the one the backend's kernel reads.
+    fuse_projections: `sampling_layout`'s `fuse`, for a model not laid out yet.
   """
 
   def __init__(
@@ -268,6 +280,7 @@ class Sampler:
       span: int | None = 64,
       attention: str = 'auto',
       page_layout: str = 'auto',
+      fuse_projections: bool = True,
   ):
     config = model.config
     if max_len > config.max_seq_len:
@@ -286,7 +299,7 @@ class Sampler:
           f"not one of 'auto', 'dense', 'paged'; 'auto', {', '.join(map(repr, paged.ATTENTION))}; "
           f"'auto', {', '.join(map(repr, paged.LAYOUTS))}."
       )
-    model = sampling_layout(model)
+    model = sampling_layout(model, fuse=fuse_projections)
     self.model = model
     self.tokenizer = model.tokenizer
     self.max_len = max_len
