@@ -194,7 +194,7 @@ def test_fused_projections_compute_the_same_logits(tiny_hf, version):
   """`with_fused_projections` (the sampler's layout on GPU): q, k and v's weights one
   matrix, gate and up another, in stacked and unstacked layers, the same columns: the
   logits of XLA's products agree with the separate weights' within float32 rounding,
-  in a prefill and a decode step over a cache; a packed model is not fused after."""
+  in a prefill and a decode step over a cache; a fused model is fused once."""
   from flax import nnx  # pylint: disable=g-import-not-at-top
   from wcse_jax.model import init_cache, unstack_layers, with_fused_projections  # pylint: disable=g-import-not-at-top
 

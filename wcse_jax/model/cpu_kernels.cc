@@ -646,8 +646,10 @@ struct Weight {
     while (i + 1 < parts && p >= first_panel[i + 1]) ++i;
     return i;
   }
-  int64_t Column(int64_t p) const { const int i = Part(p); return first[i] + (p - first_panel[i]) * kPanel; }
-  int64_t Width(int64_t p) const { return std::min(kPanel, first[Part(p) + 1] - Column(p)); }
+  int64_t Column(int64_t p, int part) const { return first[part] + (p - first_panel[part]) * kPanel; }
+  int64_t Column(int64_t p) const { return Column(p, Part(p)); }
+  int64_t Width(int64_t p, int part) const { return std::min(kPanel, first[part + 1] - Column(p, part)); }
+  int64_t Width(int64_t p) const { return Width(p, Part(p)); }
   // Where packed panel p starts and its bytes (none past the last panel).
   const char* Panel(int64_t p) const {
     return p < Panels() ? reinterpret_cast<const char*>(data + Column(p) * k) : nullptr;
@@ -700,7 +702,7 @@ void ProductInto(ffi::ThreadPool& pool, const uint16_t* ap, int64_t m, const Wei
     ParallelFor(pool, panels, [=, &w](int64_t p) {
       thread_local std::vector<uint16_t> buffer;
       const int part = w.Part(p);
-      const int64_t width = w.Width(p), column = w.Column(p), ldc = w.first[part + 1] - w.first[part];
+      const int64_t width = w.Width(p, part), column = w.Column(p, part), ldc = w.first[part + 1] - w.first[part];
       float* c = out[part] + (column - w.first[part]);
       const uint16_t* panel = bp + column * k;
       if (!packed) {
