@@ -3,15 +3,17 @@
     python benchmarks/decode.py                                # ours and transformers
     bash benchmarks/peers/setup.sh && python benchmarks/decode.py --peers=vllm,llamacpp,transformers
     python benchmarks/decode.py --problems=1 --samples=4 --new_tokens=16 --peers=   # a quick check
-    python benchmarks/decode.py --random=gemma2-2b --num_slots=64,256 --problems=8 --peers= \
-        --dtypes=bfloat16 --kv_layouts=dense,paged             # on a GPU: against the roofline
+    python benchmarks/decode.py --random=gemma2-2b --num_slots=64,256   # on a GPU: against the roofline
 
 The workload: the bundled Gemma 3 270M, the GSM8K 8-shot prefix and the first
-`--problems` test questions, `--samples` samples of each, up to `--new_tokens`
+`--problems` test questions (by default enough for every slot of the largest
+`--num_slots` to hold a sample), `--samples` samples of each, up to `--new_tokens`
 new tokens, temperature 0.7 and top-k 40, `--num_slots` sequences decoded
 together, ending at EOS (no stop strings). Ours runs once per dtype in
 `--dtypes` (weights and their products; sums in float32), with the sampler's
-default KV cache dtype (float32 on CPU, bfloat16 on accelerators).
+default KV cache dtype (float32 on CPU, bfloat16 on accelerators). `--random`
+samples a preset's shape with random weights instead (the bundled model's
+tokenizer), in bfloat16 and without peers unless told otherwise.
 
 Peers (`--peers`) each run in their own environment as a subprocess, one after
 another, on the same workload (the prompts, counts and settings go to them as a
@@ -263,13 +265,16 @@ def run_peer(name: str, work: dict, root: pathlib.Path, tmp: pathlib.Path, timeo
 
 def main():
   parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-  parser.add_argument('--problems', type=int, default=2)
+  parser.add_argument('--problems', type=int, default=None,
+                      help='GSM8K test questions (default: enough for --samples of each to fill the largest '
+                           '--num_slots, and at least 2)')
   parser.add_argument('--samples', type=int, default=32, help='samples per problem')
   parser.add_argument('--new_tokens', type=int, default=128)
   parser.add_argument('--temperature', type=float, default=0.7)
   parser.add_argument('--top_k', type=int, default=40)
   parser.add_argument('--num_slots', default='64', help='decode slots; a comma-separated list runs each')
-  parser.add_argument('--dtypes', default='float32,bfloat16', help='our dtypes to run, comma-separated')
+  parser.add_argument('--dtypes', default=None,
+                      help='our dtypes to run, comma-separated (default: float32,bfloat16; bfloat16 with --random)')
   parser.add_argument('--random', default='', help='a preset to sample with random weights instead')
   parser.add_argument('--tokenizer', default='',
                       help="--random's tokenizer: a tokenizer directory or hub id (default: the bundled model's)")
@@ -283,10 +288,23 @@ def main():
                       help="our KV cache layouts to run, comma-separated: auto, dense, paged, paged_xla")
   parser.add_argument('--profile', default='',
                       help='a folder: each of our runs once more under jax.profiler, its device time by op in the report')
-  parser.add_argument('--peers', default='transformers', help='comma-separated: vllm, llamacpp, transformers')
+  parser.add_argument('--peers', default=None,
+                      help='comma-separated: vllm, llamacpp, transformers (default: transformers; none with --random)')
   parser.add_argument('--peer_timeout', type=int, default=1800, help='seconds before a peer is given up')
   parser.add_argument('--peers_dir', default=os.environ.get('WCSE_JAX_PEERS', '~/.cache/wcse_jax/peers'))
   args = parser.parse_args()
+  if args.peers is None:
+    args.peers = '' if args.random else 'transformers'
+  if args.dtypes is None:  # random weights are for the roofline, which bfloat16 is measured against
+    args.dtypes = 'bfloat16' if args.random else 'float32,bfloat16'
+  try:
+    slots = [int(n) for n in args.num_slots.split(',')]
+  except ValueError:
+    parser.error(f'--num_slots={args.num_slots!r}: give slot counts, comma-separated')
+  if min(slots) < 1 or args.samples < 1 or (args.problems is not None and args.problems < 1):
+    parser.error('--num_slots, --samples and --problems must be positive')
+  if args.problems is None:  # every slot busy: a run with idle slots measures less than its slots
+    args.problems = max(2, -(-max(slots) // args.samples))
   peers = [p for p in args.peers.split(',') if p]
   unknown = set(peers) - {'vllm', 'llamacpp', 'transformers'}
   if unknown:
@@ -365,9 +383,9 @@ def main():
     loaded = None  # the last dtype's weights go before the next are made
     loaded = random_model(args.random, dtype, args.tokenizer) if args.random else load_model('gemma3-270m', dtype=dtype)
     loaded = sampling_layout(loaded, fuse=args.fused_projections == 'true')  # once, so that no sampler holds a second copy of the weights
-    for n in args.num_slots.split(','):
+    for n in slots:
       for layout in args.kv_layouts.split(','):
-        runs.append(run_ours(args, loaded, prefix, questions, int(n), dtype, layout, yardsticks))
+        runs.append(run_ours(args, loaded, prefix, questions, n, dtype, layout, yardsticks))
         # Each run as it ends, on stderr: a run cut short still leaves the ones before it.
         print(json.dumps({'run': {k: v for k, v in runs[-1].items() if k != 'profile'}}), file=sys.stderr, flush=True)
         give_back_freed_memory()  # the next run's page pools are sized from free memory
@@ -378,7 +396,7 @@ def main():
     work = {
         'prefix': prefix, 'questions': questions, 'prompts': [prefix + q for q in questions],
         'samples': args.samples, 'new_tokens': args.new_tokens, 'temperature': args.temperature,
-        'top_k': args.top_k, 'num_seqs': int(args.num_slots.split(',')[0]), 'seed': 0,
+        'top_k': args.top_k, 'num_seqs': slots[0], 'seed': 0,
         'gguf': str(bundled_gguf_path()), 'max_len': runs[0]['max_len'],
     }
     if 'vllm' in peers:

@@ -73,7 +73,9 @@ def test_an_unknown_argument_is_refused(tmp_path):
 
 @pytest.mark.parametrize('args, message', [
     (['--tokenizer=somewhere', '--peers='], '--tokenizer is for --random'),
-    (['--random=gemma2-2b'], 'add --peers='),
+    (['--random=gemma2-2b', '--peers=transformers'], 'add --peers='),
+    (['--num_slots=64,many', '--peers='], 'give slot counts'),
+    (['--samples=0', '--peers='], 'must be positive'),
 ])
 def test_the_benchmark_refuses_flags_that_do_not_go_together(args, message):
   result = subprocess.run(
