@@ -1,6 +1,8 @@
 """The paged KV cache: forward passes over pages against whole sequences, the Pallas
 kernels against the XLA path, and the host's page tables."""
 
+import functools
+
 import numpy as np
 import pytest
 import jax
@@ -181,21 +183,22 @@ def test_16bit_pools_held_as_bits_compute_the_same_and_are_written_in_place(tiny
 
 
 def _attention_over_pages(preset, kind, layout, attention, t, *, seed=0, window=12, real=None, shared=0,
-                          read_once=True):
+                          read_once=True, dtype=jnp.float32, jaxpr=False):
   """One attention layer of `preset`'s head layout (narrow embedding, window 12),
   called over pages of random earlier keys (rows of 32 positions): its output and new pool.
   With `shared`, every row's first `shared` pages are the same: a prefix read once
-  (`LayerPages.prefix`) by every row if `read_once`, else through each row's table."""
+  (`LayerPages.prefix`) by every row if `read_once`, else through each row's table.
+  `dtype`: of the layer's weights, products and pool. `jaxpr`: the call's jaxpr instead."""
   from wcse_jax.model import AttentionKind, get_preset  # pylint: disable=g-import-not-at-top
   from wcse_jax.model.modules import Attention  # pylint: disable=g-import-not-at-top
 
   config = get_preset(preset).replace(embed_dim=32, sliding_window=window)
-  layer = Attention(config, AttentionKind(kind), rngs=nnx.Rngs(seed), dtype=jnp.float32, param_dtype=jnp.float32)
+  layer = Attention(config, AttentionKind(kind), rngs=nnx.Rngs(seed), dtype=dtype, param_dtype=dtype)
   rng = np.random.default_rng(seed)
   page, width, rows = 8, 4, 3
   total = rows * width + 1
-  pool = paged.empty_pool(layout, total, page, config.num_kv_heads, config.head_dim, jnp.float32)
-  pool = tuple(jnp.asarray(rng.standard_normal(x.shape), jnp.float32) for x in pool)
+  pool = paged.empty_pool(layout, total, page, config.num_kv_heads, config.head_dim, dtype)
+  pool = tuple(jnp.asarray(rng.standard_normal(x.shape), dtype) for x in pool)
   table = 1 + rng.permutation(rows * width).reshape(rows, width).astype(np.int32)
   table[:, :shared] = table[0, :shared]
   ends = np.array([30, 17, 5 + page * shared])  # each row's last position in this call
@@ -208,8 +211,25 @@ def _attention_over_pages(preset, kind, layout, attention, t, *, seed=0, window=
          if shared and read_once else {}),
   )
   x = jnp.asarray(rng.standard_normal((rows, t, 32)), jnp.float32)
+  if jaxpr:
+    return jax.make_jaxpr(lambda x: layer(x, jnp.asarray(positions), None, pages=pages))(x)
   out, new_pool, _ = layer(x, jnp.asarray(positions), None, pages=pages)
-  return np.asarray(out), new_pool
+  return np.asarray(out.astype(jnp.float32)), new_pool
+
+
+def _dot_operand_dtypes(jaxpr) -> set[str]:
+  """The operand dtypes of every product in `jaxpr`, its inner jaxprs' (jit, Pallas
+  kernels, custom rules) included."""
+  found = set()
+  for eqn in jaxpr.eqns:
+    if eqn.primitive.name == 'dot_general':
+      found.update(str(v.aval.dtype) for v in eqn.invars)
+    for param in eqn.params.values():
+      for inner in param if isinstance(param, (tuple, list)) else (param,):
+        inner = getattr(inner, 'jaxpr', inner)
+        if hasattr(inner, 'eqns'):
+          found |= _dot_operand_dtypes(inner)
+  return found
 
 
 # Every family and head layout by default (MQA, MHA, GQA, head_dim 128 with its own
@@ -240,6 +260,18 @@ def test_the_gpu_kernel_reads_rows_past_a_prefix_read_once(preset, shared):
   expected, _ = _attention_over_pages(preset, 'global', 'heads', 'xla', 1, shared=shared, read_once=False)
   got, _ = _attention_over_pages(preset, 'global', 'heads', 'interpret', 1, shared=shared)
   np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize('preset', ['gemma2-2b', 'gemma3-1b'])
+def test_a_bfloat16_layer_over_a_prefix_read_once_takes_every_product_in_bfloat16(preset):
+  """The GPU cascade of a bfloat16 model over a bfloat16 pool: the prefix's products (XLA's)
+  take bfloat16 inputs, as the kernel's over each row's own pages and the XLA path's do
+  (they were float32 products of widened keys, at a fraction of a GPU's bfloat16 rate).
+  (Its values are checked in float32 above: XLA:CPU cannot run the kernel's bfloat16
+  products in interpret mode.)"""
+  call = functools.partial(_attention_over_pages, preset, 'global', 'heads', dtype=jnp.bfloat16, shared=2)
+  assert _dot_operand_dtypes(call('interpret', 1, jaxpr=True).jaxpr) == {'bfloat16'}
+  assert _dot_operand_dtypes(call('xla', 1, jaxpr=True, read_once=False).jaxpr) == {'bfloat16'}
 
 
 def test_the_gpu_kernel_with_its_log_sum_exp_matches_a_softmax():

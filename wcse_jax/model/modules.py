@@ -486,11 +486,11 @@ class Attention(nnx.Module):
     pool = pages.write(k, v, positions)
     pages = dataclasses.replace(pages, pool=pool)
     b, t, n, h = q.shape
-    out = pages.kernel(q, positions, window=self.window, softcap=self.softcap)
+    dtype = jnp.promote_types(self.dtype, pages.dtype)  # of the products with keys and values
+    out = pages.kernel(q, positions, window=self.window, softcap=self.softcap, dtype=dtype)
     if out is None:
       kv, g = self.num_kv_heads, n // self.num_kv_heads
       grouped = q.reshape(b, t, kv, g, h).transpose(0, 2, 1, 3, 4).reshape(b, kv, t * g, h)
-      dtype = jnp.promote_types(self.dtype, pages.dtype)
       out = self._attend(grouped, pages.segments(positions, self.window, dtype), t)
       out = out.reshape(b, kv, t, g, h).transpose(0, 2, 1, 3, 4)
     return self._output(out.reshape(b, t, n * h)), pool, None

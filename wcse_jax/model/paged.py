@@ -283,12 +283,14 @@ class LayerPages:
     return segments
 
   def kernel(
-      self, q: Float[Array, 'B T N H'], positions: Int[Array, 'B T'], *, window, softcap
+      self, q: Float[Array, 'B T N H'], positions: Int[Array, 'B T'], *, window, softcap, dtype=None
   ) -> Float[Array, 'B T N H'] | None:
     """Attention by the backend's Pallas kernel, or None where none fits.
 
     Every row's real tokens come first, at consecutive positions (right
     padding); `q` is already scaled. Padded tokens' outputs are not used.
+    `dtype`: of the cascade's products over the prefix (default: the pool's
+    and q's, promoted); the kernels take q in the pool's dtype.
     """
     b, t, n, h = q.shape
     if not kernel_fits(self.attention, self.layout, tokens=t, window=window, length=self.length):
@@ -296,7 +298,8 @@ class LayerPages:
     interpret = self.attention in ('interpret', 'reference')
     table = self.table + self.offset
     if self.layout == 'heads' and self.prefix is not None:  # GPU, the prefix read once
-      return self._cascade(q[:, 0], positions[:, 0], table, softcap, interpret)[:, None]
+      dtype = dtype or jnp.promote_types(q.dtype, self.dtype)
+      return self._cascade(q[:, 0], positions[:, 0], table, softcap, interpret, dtype)[:, None]
     if self.layout == 'heads':  # GPU: the kernel has no window (`kernel_fits`)
       keys, values = map(self._values, self.pool)
       out, _ = _gpu_kernel_with_lse(
@@ -338,12 +341,15 @@ class LayerPages:
     out = jnp.zeros_like(out).at[order].set(out)  # back to [row, token] order
     return out.reshape(b, t, n, h).astype(jnp.float32)
 
-  def _cascade(self, q: Float[Array, 'B N H'], positions: Int[Array, 'B'], table, softcap, interpret):
+  def _cascade(self, q: Float[Array, 'B N H'], positions: Int[Array, 'B'], table, softcap, interpret, dtype):
     """One-token attention over the shared prefix's pages, read once by XLA for every
     row (a matrix product of all the rows' queries), and over each row's own pages,
     from the prefix's end, by GPU's kernel; the two softmaxes merged by their
     log-sum-exps. Every row continues the prefix (the host hands a kernel the
-    prefix only then), so no row masks it: a row's own positions all follow it."""
+    prefix only then), so no row masks it: a row's own positions all follow it.
+    The prefix's two products take their inputs in `dtype` (a bfloat16 model's
+    queries and weights rounded as the kernel and the XLA path round them) and
+    sum in float32."""
     b, n, h = q.shape
     keys, values = map(self._values, self.pool)
     k = keys.shape[0]
@@ -355,7 +361,6 @@ class LayerPages:
     )
     _, prefix_keys, prefix_values = self._gather(self.prefix)  # K S H
     grouped = q.reshape(b, k, n // k, h)
-    dtype = jnp.promote_types(q.dtype, keys.dtype)
     scores = jnp.einsum('BKGH,KSH->BKGS', grouped.astype(dtype), prefix_keys.astype(dtype),
                         preferred_element_type=jnp.float32)
     if softcap is not None:
