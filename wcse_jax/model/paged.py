@@ -360,19 +360,24 @@ class LayerPages:
         null_page=self.offset,
     )
     _, prefix_keys, prefix_values = self._gather(self.prefix)  # K S H
-    grouped = q.reshape(b, k, n // k, h)
-    scores = jnp.einsum('BKGH,KSH->BKGS', grouped.astype(dtype), prefix_keys.astype(dtype),
+    # Each key/value head's queries of every row, Q = B x G of them: two batched matrix
+    # products over K in their plain form (XLA:CPU cannot run the transposed form it
+    # picks for 'BKGS,KSH' in bfloat16).
+    g = n // k
+    grouped = q.reshape(b, k, g, h).swapaxes(0, 1).reshape(k, b * g, h)
+    scores = jnp.einsum('KQH,KSH->KQS', grouped.astype(dtype), prefix_keys.astype(dtype),
                         preferred_element_type=jnp.float32)
     if softcap is not None:
       scores = jnp.tanh(scores / softcap) * softcap
     top = scores.max(axis=-1)
     weights = jnp.exp(scores - top[..., None])
-    before = jnp.einsum('BKGS,KSH->BKGH', weights.astype(dtype), prefix_values.astype(dtype),
+    before = jnp.einsum('KQS,KSH->KQH', weights.astype(dtype), prefix_values.astype(dtype),
                         preferred_element_type=jnp.float32)
+    by_row = lambda x: x.reshape(k, b, g, *x.shape[2:]).swapaxes(0, 1).reshape(b, n, *x.shape[2:])
     # The kernel's normalised output is a part whose maximum is its log-sum-exp and whose sum is 1.
     out, _ = _merge_parts(
-        jnp.stack([before.reshape(b, n, h), own]), jnp.stack([top.reshape(b, n), own_lse]),
-        jnp.stack([weights.sum(axis=-1).reshape(b, n), jnp.ones_like(own_lse)]),
+        jnp.stack([by_row(before), own]), jnp.stack([by_row(top), own_lse]),
+        jnp.stack([by_row(weights.sum(axis=-1)), jnp.ones_like(own_lse)]),
     )
     return out
 
