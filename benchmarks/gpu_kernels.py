@@ -166,21 +166,27 @@ def _patched(owner, name, value):
     setattr(owner, name, old)
 
 
-def compile_for_gpu(make, captured, target: str):
-  """The captured decode call compiled for `target` (a key of `TARGETS`): its HLO text and
-  the seconds it took."""
+def gpu_mesh(target: str):
+  """A one-device mesh of `target` (a key of `TARGETS`), a GPU that need not be here."""
   import jax  # pylint: disable=g-import-not-at-top
-  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
   from jax.experimental import topologies  # pylint: disable=g-import-not-at-top
-  from jax.sharding import NamedSharding, PartitionSpec  # pylint: disable=g-import-not-at-top
 
   try:
     topology = topologies.get_topology_desc(platform='cuda', target_config=TARGETS[target], topology='1x1x1')
   except Exception as e:  # pylint: disable=broad-except
     raise SystemExit(
-        f'no CUDA compiler for a GPU target ({type(e).__name__}: {str(e).splitlines()[0]}): '
+        f'no CUDA compiler for a GPU target ({type(e).__name__}: {(str(e).splitlines() or [""])[0]}): '
         'pip install "jax-cuda12-plugin[with-cuda]==' + jax.__version__ + '"') from e
-  mesh = topologies.make_mesh(topology, (1, 1), ('data', 'model'))
+  return topologies.make_mesh(topology, (1, 1), ('data', 'model'))
+
+
+def compile_for_gpu(make, captured, mesh):
+  """The captured decode call compiled for `mesh`'s GPU (`gpu_mesh`): its HLO text and the
+  seconds it took."""
+  import jax  # pylint: disable=g-import-not-at-top
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  from jax.sharding import NamedSharding, PartitionSpec  # pylint: disable=g-import-not-at-top
+
   replicated = NamedSharding(mesh, PartitionSpec())
 
   def on_gpu(x):  # a pool held as bits on CPU is bfloat16 on a GPU
@@ -221,12 +227,13 @@ def main():
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
   import decode  # pylint: disable=g-import-not-at-top  (benchmarks/decode.py)
 
+  mesh = gpu_mesh(args.target)  # first: without JAX's CUDA plugin there is nothing to compile for
   loaded = decode.random_model(args.random, jnp.bfloat16)
   prefix, questions = decode.gsm8k_prompt(max(1, -(-args.num_slots // args.samples)))
   start = time.perf_counter()
   make, captured = capture_decode(loaded, prefix, questions, args.num_slots, args.fused_projections == 'true')
   capture_seconds = time.perf_counter() - start
-  text, compile_seconds = compile_for_gpu(make, captured, args.target)
+  text, compile_seconds = compile_for_gpu(make, captured, mesh)
   if args.hlo:
     pathlib.Path(args.hlo).write_text(text)
   kernels = step_kernels(text)
