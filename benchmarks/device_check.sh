@@ -3,9 +3,11 @@
 # the backend's Pallas kernel against the XLA path, GPU's paged kernel by how it walks the
 # pages, then the paged layout of Gemma2-2B (random weights) at 64 and 256 slots against the
 # HBM roofline (profiled: device time by kernel in its JSON, traces beside it), the same at
-# 256 slots with q, k, v and gate, up as separate weights (`--fused_projections=false`), and
-# the dense layout at 256 slots (pages through the XLA path: `--kv_layouts=paged_xla`, 0.12 of
-# the roofline on an H200, no longer run here).
+# 256 slots in decode chunks of 64 steps (`--chunk_steps=64`, 16 by default: what the host's
+# work between chunks costs a step), and the dense layout at 256 slots (pages through the XLA
+# path, `--kv_layouts=paged_xla`, 0.12 of the roofline on an H200, and separate q, k, v and
+# gate, up weights, which XLA's GPU compiler merges into the same products itself
+# (`benchmarks/gpu_kernels.py`), are no longer run here).
 # Each step has its share of the time (compiling Gemma2-2B with every layer on its own takes
 # a minute or more a layout) and the later ones are skipped once `DEADLINE` seconds
 # (default 540) are spent, so the machine's one command always brings back what it ran.
@@ -81,7 +83,7 @@ for trace in "$profiles"/*/plugins/profile/*/*.trace.json.gz; do
   run=${trace#"$profiles"/}
   cp "$trace" "$out/trace_${run%%/*}.json.gz"
 done
-step decode_unfused 130 "${decode[@]}" --num_slots="$slots_one" --kv_layouts=paged --fused_projections=false
+step decode_chunks 130 "${decode[@]}" --num_slots="$slots_one" --kv_layouts=paged --chunk_steps=64
 step decode_dense 150 "${decode[@]}" --num_slots="$slots_one" --kv_layouts=dense
 echo "written to $out in $((SECONDS - start)) s; failed: ${failed[*]:-none}"
 ((${#failed[@]} == 0))

@@ -41,11 +41,11 @@ def test_a_failed_step_does_not_stop_the_later_ones(tmp_path):
   assert '--profile=' in paged
   dense = (out / 'decode_dense.json').read_text()
   assert '--num_slots=256' in dense and '--kv_layouts=dense' in dense
-  unfused = (out / 'decode_unfused.json').read_text()
-  assert '--num_slots=256' in unfused and '--kv_layouts=paged ' in unfused and '--fused_projections=false' in unfused
+  chunks = (out / 'decode_chunks.json').read_text()
+  assert '--num_slots=256' in chunks and '--kv_layouts=paged ' in chunks and '--chunk_steps=64' in chunks
   assert not (out / 'gpu_paged_blocks.json').exists()  # the stand-in's backend is no GPU
   assert sorted(p.name for p in out.iterdir()) == [  # a device machine brings back 8 files
-      'decode_dense.json', 'decode_paged.json', 'decode_unfused.json', 'kernel_tests.log']
+      'decode_chunks.json', 'decode_dense.json', 'decode_paged.json', 'kernel_tests.log']
 
 
 def test_the_dry_run_uses_toy_sizes(tmp_path):
@@ -59,7 +59,7 @@ def test_the_dry_run_uses_toy_sizes(tmp_path):
 def test_steps_past_the_deadline_are_skipped_and_reported(tmp_path):
   result = _run(tmp_path, env={'DEADLINE': '0'})
   assert result.returncode == 1
-  assert 'failed: kernel_tests decode_paged decode_unfused decode_dense' in result.stdout
+  assert 'failed: kernel_tests decode_paged decode_chunks decode_dense' in result.stdout
   assert 'skipped decode_dense: the deadline is near' in result.stderr
   assert not (tmp_path / 'out' / 'decode_paged.json').exists()
 
