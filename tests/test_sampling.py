@@ -288,6 +288,23 @@ def test_the_paged_cache_samples_what_the_dense_one_does(model, outputs, layout,
   assert 0 < sampler.last_stats.kv_bytes_per_step
 
 
+def test_local_layers_whose_window_binds_sample_alike_under_the_gpu_kernel():
+  """A window of 64 positions (a view's unit of columns), rows past it: the local layers'
+  tables are views from the window's start, which the XLA path reads; GPU's kernel
+  (interpret mode) reads only whole tables. It used to read such a view too, as if from
+  position 0 and past the prefix's columns: a third of the samples differed from dense."""
+  model = helpers.tiny_model(config=helpers.TINY.replace(sliding_window=64))
+  prefix = helpers.PREFIX * 3  # with a question, past the window
+
+  def run(**kw):
+    s = Sampler(model, max_len=256, num_slots=4, prefill_rows=2, **kw)
+    return {(c.problem, c.sample): c for c in s.sample(
+        prefix, helpers.QUESTIONS, num_samples=3, params=helpers.PARAMS, seed=7)}
+
+  same(run(chunk_steps=1), run(chunk_steps=4, kv_layout='paged', page_size=16, page_layout='heads',
+                               attention='interpret'))
+
+
 @pytest.mark.parametrize('kv_layout', ['dense', 'paged'])
 def test_the_next_run_reads_the_prefix_the_last_one_computed(model, outputs, kv_layout):
   """The same prefix under the same parameter arrays is computed once for all runs

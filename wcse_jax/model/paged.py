@@ -220,6 +220,12 @@ class LayerPages:
     """Positions a row's table can address."""
     return self.table.shape[1] * self.page_size
 
+  @property
+  def whole(self) -> bool:
+    """Whether the table is each row's whole table (from position 0), not columns from
+    `first` (a view's, handed over as an array): the kernels read only whole tables."""
+    return isinstance(self.first, int) and self.first == 0
+
   def write(self, k: Float[Array, 'B T K H'], v: Float[Array, 'B T K H'], positions) -> tuple[Array, ...]:
     """The pool with each valid token's key and value at its position's page.
 
@@ -289,11 +295,15 @@ class LayerPages:
 
     Every row's real tokens come first, at consecutive positions (right
     padding); `q` is already scaled. Padded tokens' outputs are not used.
+    Only a whole table is read by a kernel (`whole`): they take a row's
+    positions from 0, and GPU's cascade its columns past the prefix's. Columns
+    from `first` (a local layer's window, in a view) take the XLA path, which
+    masks by position.
     `dtype`: of the cascade's products over the prefix (default: the pool's
     and q's, promoted); the kernels take q in the pool's dtype.
     """
     b, t, n, h = q.shape
-    if not kernel_fits(self.attention, self.layout, tokens=t, window=window, length=self.length):
+    if not (self.whole and kernel_fits(self.attention, self.layout, tokens=t, window=window, length=self.length)):
       return None
     interpret = self.attention in ('interpret', 'reference')
     table = self.table + self.offset

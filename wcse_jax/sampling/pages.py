@@ -157,7 +157,7 @@ class PageTables:
 
     `reach[r]` is (first query position, end) of row r's tokens in the call
     (None: an idle row). Kinds in `whole` (a kernel reads them) get whole
-    tables. Every other kind gets the same number of columns (`shape_count`
+    tables, and no `first`. Every other kind gets the same number of columns (`shape_count`
     pages, few shapes to compile), from the first page any row can see
     (`first`: the window's start for local layers). With `prefix`, its first
     `prefix_pages` pages are read once (a cascade) for the rows `prefixed`
@@ -189,8 +189,8 @@ class PageTables:
       apart += [kind for kind in self.free_pages if kind in whole]
     for kind, lo in lowest.items():
       table = self.table(seqs, kind)
-      if kind in whole:
-        view['tables'][kind], view['first'][kind] = table, np.int32(0)
+      if kind in whole:  # no `first`: the table is whole, which a kernel reads it as
+        view['tables'][kind] = table
         past = prefix_pages if cascade and kind in apart else 0
         read[kind] = int(np.count_nonzero(table[:, past:]))
         continue
