@@ -305,6 +305,17 @@ def test_local_layers_whose_window_binds_sample_alike_under_the_gpu_kernel():
                                attention='interpret'))
 
 
+@pytest.mark.parametrize('settings', [
+    dict(kv_layout='pages'), dict(kv_layout='paged', attention='triton'),
+    dict(kv_layout='paged', page_layout='rows'),
+    # JAX's reference of the TPU kernel's interface runs eagerly (the layer tests'), not compiled.
+    dict(kv_layout='paged', attention='reference', page_layout='tokens'),
+])
+def test_a_sampler_refuses_settings_it_cannot_run(model, settings):
+  with pytest.raises(ValueError, match='is not one of'):
+    Sampler(model, max_len=128, **settings)
+
+
 @pytest.mark.parametrize('kv_layout', ['dense', 'paged'])
 def test_the_next_run_reads_the_prefix_the_last_one_computed(model, outputs, kv_layout):
   """The same prefix under the same parameter arrays is computed once for all runs
