@@ -289,7 +289,7 @@ class LayerPages:
     return segments
 
   def kernel(
-      self, q: Float[Array, 'B T N H'], positions: Int[Array, 'B T'], *, window, softcap, dtype=None
+      self, q: Float[Array, 'B T N H'], positions: Int[Array, 'B T'], *, window, softcap, dtype
   ) -> Float[Array, 'B T N H'] | None:
     """Attention by the backend's Pallas kernel, or None where none fits.
 
@@ -299,8 +299,8 @@ class LayerPages:
     positions from 0, and GPU's cascade its columns past the prefix's. Columns
     from `first` (a local layer's window, in a view) take the XLA path, which
     masks by position.
-    `dtype`: of the cascade's products over the prefix (default: the pool's
-    and q's, promoted); the kernels take q in the pool's dtype.
+    `dtype`: of the cascade's products over the prefix (the attention's product
+    dtype, as the XLA path's); the kernels take q in the pool's dtype.
     """
     b, t, n, h = q.shape
     if not (self.whole and kernel_fits(self.attention, self.layout, tokens=t, window=window, length=self.length)):
@@ -308,7 +308,6 @@ class LayerPages:
     interpret = self.attention in ('interpret', 'reference')
     table = self.table + self.offset
     if self.layout == 'heads' and self.prefix is not None:  # GPU, the prefix read once
-      dtype = dtype or jnp.promote_types(q.dtype, self.dtype)
       return self._cascade(q[:, 0], positions[:, 0], table, softcap, interpret, dtype)[:, None]
     if self.layout == 'heads':  # GPU: the kernel has no window (`kernel_fits`)
       keys, values = map(self._values, self.pool)
