@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import collections
-import contextlib
 import dataclasses
 import json
 import os
@@ -29,6 +28,7 @@ import pathlib
 import re
 import sys
 import time
+from unittest import mock
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
@@ -126,7 +126,7 @@ def step_kernels(text: str) -> list[dict]:
 def capture_decode(loaded, prefix, questions, num_slots: int, fuse: bool):
   """Runs the sampler on CPU laid out as on a GPU up to its first decode call, and returns
   that call: (the jitted functions' maker, its keyword arguments, the call's arguments
-  and keyword arguments)."""
+  and keyword arguments). `loaded` is given up (its stacked weights are deleted)."""
   from wcse_jax.sampling import SamplingParams, Sampler, context_length, kv, sampler  # pylint: disable=g-import-not-at-top
 
   captured = {}
@@ -143,7 +143,10 @@ def capture_decode(loaded, prefix, questions, num_slots: int, fuse: bool):
     return dataclasses.replace(make(graphdef, config, mesh, **kwargs), decode=decode)
 
   max_len = context_length(loaded.tokenizer, loaded.config, prefix, questions, 128)
-  with _patched(sampler, '_platform', lambda model: 'gpu'), _patched(kv, '_compiled_paged', capturing):
+  with mock.patch.object(sampler, '_platform', lambda model: 'gpu'), \
+       mock.patch.object(kv, '_compiled_paged', capturing):
+    # Laid out once and given up (as the entry points do): the weights are not held twice.
+    loaded = sampler.sampling_layout(loaded, donate=True, fuse=fuse)
     s = Sampler(loaded, max_len=max_len, num_slots=num_slots, kv_layout='paged', attention='interpret',
                 page_layout='heads', cache_dtype=loaded.model.dtype, fuse_projections=fuse)
     try:
@@ -154,16 +157,6 @@ def capture_decode(loaded, prefix, questions, num_slots: int, fuse: bool):
   if not captured:
     raise RuntimeError('the sampler ended without a decode call')
   return make, captured
-
-
-@contextlib.contextmanager
-def _patched(owner, name, value):
-  old = getattr(owner, name)
-  setattr(owner, name, value)
-  try:
-    yield
-  finally:
-    setattr(owner, name, old)
 
 
 def gpu_mesh(target: str):
@@ -201,7 +194,7 @@ def compile_for_gpu(make, captured, mesh):
   fn = make(graphdef, config, mesh, **dict(kwargs, attention='pallas'))
   start = time.perf_counter()
   # The model's choices of kernels follow the default backend: a GPU's here.
-  with _patched(jax, 'default_backend', lambda: 'gpu'):
+  with mock.patch.object(jax, 'default_backend', lambda: 'gpu'):
     compiled = fn.decode.lower(*args, **call_kwargs).compile()
   return compiled.as_text(), time.perf_counter() - start
 
